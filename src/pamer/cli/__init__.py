@@ -1,0 +1,13 @@
+"""Command line interface: `pamer ...`. Nothing in the library imports this package."""
+
+from __future__ import annotations
+
+from pamer.cli import data, demo, engine, models, predict, preprocess  # noqa: F401  (they register commands)
+from pamer.cli._app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

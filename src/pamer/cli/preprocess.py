@@ -1,0 +1,5 @@
+"""`pamer` commands: preprocess."""
+
+from __future__ import annotations
+
+from pamer.cli._app import app  # noqa: F401

@@ -1,0 +1,97 @@
+"""The records every dataset reader produces: one `Sample` per clip, gathered in a `DatasetIndex`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ApexSource = Literal["annotated", "middle", "spotted"]
+
+
+class DatasetError(ValueError):
+    """A dataset root, sheet or folder that cannot be read as the dataset ships it (the message names the path)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one clip: what kind of problem, and the numbers or paths involved."""
+
+    clip: str
+    kind: str
+    detail: str
+
+
+@dataclass
+class Sample:
+    """One micro-expression clip.
+
+    Frame numbers (`onset`, `apex`, `offset`) are as written in the dataset's files; `frames` lists the clip's
+    frame files in numerical order and `frame_numbers` their numbers, so `frames[frame_numbers.index(apex)]`
+    is the apex image.
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    label: str
+    emotion: str
+    onset: int
+    apex: int
+    offset: int
+    apex_source: ApexSource = "annotated"
+    frames: list[Path] = field(default_factory=list)
+    frame_numbers: list[int] = field(default_factory=list)
+    flags: tuple[str, ...] = ()
+
+    @property
+    def uid(self) -> str:
+        """A name unique across datasets: `dataset/subject/clip`."""
+        return f"{self.dataset}/{self.subject}/{self.clip}"
+
+    def frame(self, number: int) -> Path:
+        """The file of frame `number` (a `DatasetError` naming the clip if it is not on disk)."""
+        try:
+            return self.frames[self.frame_numbers.index(number)]
+        except ValueError:
+            raise DatasetError(f"clip {self.uid}: no file for frame {number}") from None
+
+    @property
+    def onset_path(self) -> Path:
+        return self.frame(self.onset)
+
+    @property
+    def apex_path(self) -> Path:
+        return self.frame(self.apex)
+
+
+@dataclass
+class DatasetIndex:
+    """The samples of one dataset under one protocol, the class names in a fixed order, and every problem found."""
+
+    name: str
+    classes: tuple[str, ...]
+    samples: list[Sample] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({s.subject for s in self.samples})
+
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(s.label for s in self.samples)
+        return {c: counts.get(c, 0) for c in self.classes}
+
+    def summary(self) -> dict:
+        """The JSON object `pamer datasets check --json` prints."""
+        return {
+            "dataset": self.name,
+            "samples": len(self.samples),
+            "subjects": len(self.subjects),
+            "classes": self.class_counts(),
+            "problems": [{"clip": p.clip, "kind": p.kind, "detail": p.detail} for p in self.problems],
+        }

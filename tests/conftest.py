@@ -1,0 +1,42 @@
+"""Shared test options and fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+ANNOTATIONS = SHARED / "datasets" / "annotations"
+FACES = SHARED / "datasets" / "faces"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    run_slow = config.getoption("--runslow") or "slow" in (config.getoption("-m") or "")
+    import torch
+
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow: run with --runslow or -m slow"))
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
+@pytest.fixture(scope="session")
+def annotations_dir() -> Path:
+    """`../shared/datasets/annotations` (the datasets' real sheets); skips when absent, as in a user's clone."""
+    if not ANNOTATIONS.is_dir():
+        pytest.skip(f"real annotation sheets not found at {ANNOTATIONS} (../shared is absent outside CI)")
+    return ANNOTATIONS
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """`../shared/datasets/faces` (real face photos + dlib's landmark XML); skips when absent."""
+    if not FACES.is_dir():
+        pytest.skip(f"real face photos not found at {FACES} (../shared is absent outside CI)")
+    return FACES
