@@ -1,1 +1,21 @@
-"""pamer.models."""
+"""Networks: the PA-MSC model of Zhan et al. 2024, its ablations and kernel variants, behind a name registry."""
+
+from __future__ import annotations
+
+from pamer.models import pamnet as _pamnet  # noqa: F401  (registers the variants)
+from pamer.models._registry import ModelConfigError, create_model, list_models, register_model
+from pamer.models.layers import MultiScaleConv, ProgressiveAttention
+from pamer.models.pamnet import PAMNet
+from pamer.models.resnet import BasicBlock, load_torchvision_resnet18
+
+__all__ = [
+    "BasicBlock",
+    "ModelConfigError",
+    "MultiScaleConv",
+    "PAMNet",
+    "ProgressiveAttention",
+    "create_model",
+    "list_models",
+    "load_torchvision_resnet18",
+    "register_model",
+]
