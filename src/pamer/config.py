@@ -1,0 +1,237 @@
+"""Run configuration: typed dataclass defaults, overridden by a YAML file, overridden by `--set key=value`."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+__all__ = [
+    "AugmentConfig",
+    "Config",
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file, key or value that pamer cannot accept (the message names it and what was expected)."""
+
+
+@dataclass
+class DataConfig:
+    """Where the inputs come from.
+
+    Attributes:
+        cache: path of a cache written by `pamer prepare`.
+        dataset: name shown in reports (smic, casme2, samm, composite, ...); empty: the cache's own.
+        representation: `diff` (apex - onset, the paper's motion image) or `flow` (the cache's flow field).
+    """
+
+    cache: str = ""
+    dataset: str = ""
+    representation: str = "diff"
+
+
+@dataclass
+class ModelConfig:
+    """Which network: a name from `pamer models` and constructor options passed to `create_model`."""
+
+    name: str = "pamnet"
+    args: dict = field(default_factory=dict)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time geometric augmentation, applied identically to onset and apex (never at evaluation).
+
+    Attributes:
+        hflip: probability of a horizontal flip.
+        rotation: maximum rotation in degrees (uniform in [-rotation, rotation]).
+        crop_scale: smallest crop area as a share of the image (uniform in [crop_scale, 1]), then resized.
+    """
+
+    hflip: float = 0.5
+    rotation: float = 10.0
+    crop_scale: float = 0.8
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation of one fold: a fixed number of epochs, never chosen by looking at the test subject.
+
+    Attributes:
+        epochs: epochs per fold; the headline uses the model after the last one.
+        batch_size: clips per step.
+        lr: Adam learning rate (the paper's 1e-4).
+        weight_decay: Adam weight decay.
+        input_size: side of the square network input in pixels.
+        class_weights: weight the cross-entropy by inverse class frequency of the training clips.
+        device: `auto` (CUDA when available), `cpu` or `cuda[:N]`.
+        threads: CPU threads per fold; 0 keeps torch's default (the process executor splits the cores).
+    """
+
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    input_size: int = 224
+    class_weights: bool = False
+    device: str = "auto"
+    threads: int = 0
+
+
+@dataclass
+class Config:
+    """A whole run. `oracle: true` also records per-epoch test predictions for a separately labelled block."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+    oracle: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain nested dicts (what `config.yaml` of a run holds)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
+        """Build a checked `Config` from nested dicts; `source` names the file in error messages."""
+        config = cls()
+        for key, value in _flatten(values, source):
+            _assign(config, key, value, source)
+        config.validate(source)
+        return config
+
+    def override(self, assignments: list[str] | tuple[str, ...]) -> Config:
+        """Apply `key=value` strings (value parsed as YAML, e.g. `train.epochs=2`, `model.args={stem_stride: 1}`)."""
+        for item in assignments:
+            key, sep, text = item.partition("=")
+            if not sep or not key.strip():
+                raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=2")
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
+            _assign(self, key.strip(), value, "--set")
+        self.validate("--set")
+        return self
+
+    def validate(self, source: str = "config") -> None:
+        """Check values that have a type but not every value of it is valid."""
+        checks = [
+            (self.data.representation in ("diff", "flow"), "data.representation", "'diff' or 'flow'"),
+            (self.train.epochs >= 1, "train.epochs", "an integer >= 1"),
+            (self.train.batch_size >= 2, "train.batch_size", "an integer >= 2"),
+            (self.train.lr > 0, "train.lr", "a positive number"),
+            (self.train.weight_decay >= 0, "train.weight_decay", "a number >= 0"),
+            (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
+            (self.train.threads >= 0, "train.threads", "an integer >= 0"),
+            (0 <= self.augment.hflip <= 1, "augment.hflip", "a probability in [0, 1]"),
+            (0 <= self.augment.rotation <= 180, "augment.rotation", "degrees in [0, 180]"),
+            (0 < self.augment.crop_scale <= 1, "augment.crop_scale", "an area share in (0, 1]"),
+        ]
+        for ok, key, expected in checks:
+            if not ok:
+                raise ConfigError(f"{source}: {key} = {_get(self, key)!r}, expected {expected}")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults <- the YAML file at `path` (if given) <- `overrides` (`key=value` strings).
+
+    Raises:
+        ConfigError: for a missing or unreadable file, an unknown key (naming the nearest valid one) or a value
+            of the wrong type.
+    """
+    values: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(values).__name__}")
+    return Config.from_dict(values, source).override(list(overrides))
+
+
+def valid_keys(obj: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted key a configuration accepts, e.g. `train.epochs`."""
+    obj = Config() if obj is None else obj
+    keys = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += valid_keys(value, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _flatten(values: dict[str, Any], source: str, prefix: str = "") -> list[tuple[str, Any]]:
+    # a free-form dict field (model.args) is one value; every other mapping is a section
+    items = []
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and dotted not in _dict_fields():
+            items += _flatten(value, source, dotted + ".")
+        else:
+            items.append((dotted, value))
+    return items
+
+
+def _dict_fields() -> set[str]:
+    config = Config()
+    return {key for key in valid_keys(config) if isinstance(_get(config, key), dict)}
+
+
+def _get(config: Config, key: str) -> Any:
+    obj: Any = config
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _assign(config: Config, key: str, value: Any, source: str) -> None:
+    keys = valid_keys(config)
+    if key not in keys:
+        nearest = difflib.get_close_matches(key, keys, n=1, cutoff=0.0)
+        hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
+        raise ConfigError(f"{source}: unknown key {key!r}{hint}")
+    *parents, name = key.split(".")
+    obj: Any = config
+    for part in parents:
+        obj = getattr(obj, part)
+    expected = get_type_hints(type(obj))[name]
+    setattr(obj, name, _coerce(value, expected, key, source))
+
+
+def _coerce(value: Any, expected: type, key: str, source: str) -> Any:
+    # YAML already parses numbers and booleans; only widen int -> float and refuse everything else
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is float and isinstance(value, str):
+        # YAML 1.1 reads `1e-4` (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    ok = isinstance(value, expected) and not (expected in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{source}: {key} = {value!r} is not a valid {expected.__name__}")
+    return value

@@ -1,0 +1,64 @@
+"""Configs: defaults <- YAML <- --set, typed, unknown keys named with the nearest valid one; shipped configs load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pamer.config import Config, ConfigError, load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_yaml_then_set_override(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  epochs: 7\n  lr: 1e-3\nmodel:\n  name: pamnet_test\n  args: {stem_stride: 1}\n")
+    c = load_config(path, ["train.epochs=2", "seed=5", "train.lr=2e-4"])
+    assert (c.train.epochs, c.train.lr, c.seed) == (2, 2e-4, 5)
+    assert c.model.name == "pamnet_test" and c.model.args == {"stem_stride": 1}
+    assert c.train.batch_size == Config().train.batch_size
+    assert Config.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("train.epoch=2", "unknown key 'train.epoch'; did you mean 'train.epochs'"),
+        ("trian.batch_size=3", "did you mean 'train.batch_size'"),
+        ("train.epochs=two", "train.epochs = 'two' is not a valid int"),
+        ("oracle=maybe", "oracle = 'maybe' is not a valid bool"),
+        ("data.representation=rgb", "expected 'diff' or 'flow'"),
+        ("train.epochs=0", "expected an integer >= 1"),
+        ("epochs", "expected key=value"),
+    ],
+)
+def test_bad_overrides_are_named(assignment: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [assignment])
+
+
+def test_unknown_key_in_file_names_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=rf"{path}: unknown key 'train.learning_rate'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_shipped_configs_load_and_name_registered_models(path: Path) -> None:
+    from pamer.models import list_models
+
+    config = load_config(path)
+    assert config.model.name in list_models()
+    assert config.train.lr == 1e-4  # the paper's
+    assert yaml.safe_load(path.read_text())  # not empty
+
+
+def test_paper_configs_exist() -> None:
+    for name in ("smic", "casme2", "samm"):
+        assert (CONFIGS / "paper" / f"{name}.yaml").is_file()
+    assert (CONFIGS / "megc2019.yaml").is_file()
