@@ -1,0 +1,221 @@
+"""Build a dataset's frame tree in a folder from the REAL annotation sheets (`../shared/datasets/annotations`).
+
+The tree looks like the dataset as its owners ship it: the sheet is copied next to the frame folders (a test
+copy in a temporary folder, never into the project) and every clip gets a few tiny frames covering
+onset..offset - the onset, apex and offset frames and one frame between onset and apex. Callers that need
+real pictures (face alignment tests) pass `write_frame`, which is called once per frame file.
+
+    root = build_tree("casme2", annotations_dir, tmp_path / "casme2")
+    index = pamer.data.read("casme2", root)
+
+Layouts written (frame numbers are those of the sheet):
+
+- casme2: `CASME2-coding-20140508.xlsx`, `sub01/EP02_01f/img46.jpg` (`reg_img46.jpg` with `cropped=True`).
+- samm: `SAMM_Micro_FACS_Codes_v2.xlsx`, `006/006_1_2/006_05562.jpg` (zero-padding alternates between 5 and 4
+  digits from clip to clip, as widths vary in the release).
+- smic: `HS/s1/micro/negative/s1_ne_01/image<n>.bmp` for the 164 SMIC-HS clips of `combined_3class_gt.csv`
+  (SMIC-HS ships no sheet; frame numbers are invented, onset = first file, offset = last).
+- smic-e: `SMIC-HS-E_annotation.xlsx`, `HS/s20/s20_ne_01/image17581039.jpg` (absolute frame numbers).
+- composite: `casme2/`, `samm/` and `smic/` sub-roots as above; pass `root / part` as each part's root.
+
+With `quirks=True` (default) the known defects of the real release are reproduced on disk: SAMM clips 028_4_1
+and 032_3_1 have no frames from the apex on (users report the apex lies outside the frames present).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import pandas as pd
+
+SHEETS = {
+    "casme2": "CASME2-coding-20140508.xlsx",
+    "samm": "SAMM_Micro_FACS_Codes_v2.xlsx",
+    "smic-e": "SMIC-HS-E_annotation.xlsx",
+    "megc2019": "combined_3class_gt.csv",
+}
+NAMES = ("casme2", "samm", "smic", "smic-e", "composite")
+SMIC_LABELS = {0: "negative", 1: "positive", 2: "surprise"}
+SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
+# the clips whose frames on disk stop before the annotated apex in the real SAMM release
+SAMM_SHORT_CLIPS = ("028_4_1", "032_3_1")
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """What one frame file of the tree stands for (passed to `write_frame`)."""
+
+    dataset: str
+    subject: str
+    clip: str
+    number: int
+    role: Literal["onset", "between", "apex", "offset", "frame"]
+
+
+FrameWriter = Callable[[Path, FrameSpec], None]
+
+_ROLE_VALUE = {"onset": 40, "between": 80, "apex": 160, "offset": 120, "frame": 100}
+_encoded: dict[tuple[str, str], bytes] = {}
+
+
+def tiny_frame(path: Path, spec: FrameSpec) -> None:
+    """The default writer: an 8x8 grey image whose brightness depends on the frame's role (onset != apex)."""
+    key = (path.suffix.lower(), spec.role)
+    if key not in _encoded:
+        ok, buf = cv2.imencode(key[0], np.full((8, 8, 3), _ROLE_VALUE[spec.role], np.uint8))
+        assert ok, key
+        _encoded[key] = buf.tobytes()
+    path.write_bytes(_encoded[key])
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(float(str(value).strip()))
+    except ValueError:
+        return None
+
+
+def _key_frames(onset: int, apex: int | None, offset: int, frames: str) -> dict[int, str]:
+    """Frame number -> role. The middle frame is always written (the readers' rule when the sheet's apex is
+    unusable); the apex wins over a coinciding onset (CASME II sub05/EP09_05f has onset == apex)."""
+    middle = (onset + offset) // 2
+    peak = middle if apex is None else apex
+    roles = dict.fromkeys(range(onset, offset + 1), "frame") if frames == "all" else {}
+    roles[middle] = "frame"
+    roles[offset] = "offset"
+    roles[(onset + peak) // 2] = "between"
+    roles[onset] = "onset"
+    roles[peak] = "apex"
+    return dict(sorted(roles.items()))
+
+
+def _write_clip(
+    folder: Path,
+    names: Callable[[int], str],
+    roles: dict[int, str],
+    info: tuple[str, str, str],
+    write_frame: FrameWriter,
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, role in roles.items():
+        write_frame(folder / names(number), FrameSpec(*info, number=number, role=role))
+
+
+def _sheet_rows(path: Path, sheet: str | int, header_cell: str) -> pd.DataFrame:
+    raw = pd.read_excel(path, sheet_name=sheet, header=None, dtype=str)
+    header = next(i for i in range(len(raw)) if str(raw.iloc[i, 0]).strip() == header_cell)
+    rows = raw.iloc[header + 1 :].copy()
+    rows.columns = [str(c).strip() for c in raw.iloc[header]]
+    return rows[rows["Subject"].notna() & rows["Filename"].notna()]
+
+
+def build_tree(
+    name: str,
+    annotations_dir: Path,
+    root: Path,
+    *,
+    frames: Literal["key", "all"] = "key",
+    write_frame: FrameWriter | None = None,
+    clips: Iterable[str] | None = None,
+    cropped: bool = False,
+    quirks: bool = True,
+) -> Path:
+    """Write dataset `name`'s tree under `root` and return `root` (the folder to pass to `pamer.data.read`).
+
+    Args:
+        name: casme2, samm, smic, smic-e or composite.
+        annotations_dir: the folder of the real sheets (the `annotations_dir` fixture).
+        root: where to write; created if missing.
+        frames: "key" writes onset, a frame between onset and apex, apex (or the middle frame when the sheet
+            has none) and offset; "all" writes every frame onset..offset.
+        write_frame: called as `write_frame(path, spec)` for every frame file (default: `tiny_frame`).
+        clips: only these clip names (folder names, e.g. "EP02_01f", "006_1_2", "s1_ne_01"); default all.
+        cropped: CASME II / SMIC file names of the cropped releases (`reg_img46.jpg`, `reg_image<n>.bmp`).
+        quirks: reproduce the known on-disk defects of the releases (see the module docstring).
+    """
+    if name not in NAMES:
+        raise ValueError(f"unknown tree {name!r}; expected one of {NAMES}")
+    write = write_frame or tiny_frame
+    wanted = None if clips is None else set(clips)
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    annotations_dir = Path(annotations_dir)
+
+    def keep(clip: str) -> bool:
+        return wanted is None or clip in wanted
+
+    if name == "composite":
+        for part in ("casme2", "samm", "smic"):
+            build_tree(
+                part, annotations_dir, root / part, frames=frames, write_frame=write, clips=wanted, quirks=quirks
+            )
+        return root
+
+    if name == "casme2":
+        sheet = annotations_dir / SHEETS["casme2"]
+        shutil.copyfile(sheet, root / sheet.name)
+        prefix = "reg_img" if cropped else "img"
+        for _, row in _sheet_rows(sheet, 0, "Subject").iterrows():
+            clip, subject = str(row["Filename"]).strip(), f"sub{int(row['Subject']):02d}"
+            if not keep(clip):
+                continue
+            onset, apex, offset = (_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
+            roles = _key_frames(onset, apex, offset, frames)
+            _write_clip(root / subject / clip, lambda n: f"{prefix}{n}.jpg", roles, ("casme2", subject, clip), write)
+        return root
+
+    if name == "samm":
+        sheet = annotations_dir / SHEETS["samm"]
+        shutil.copyfile(sheet, root / sheet.name)
+        for i, (_, row) in enumerate(_sheet_rows(sheet, "MICRO_ONLY", "Subject").iterrows()):
+            clip, subject = str(row["Filename"]).strip(), str(row["Subject"]).strip()
+            if not keep(clip):
+                continue
+            onset, apex, offset = (_int(row[c]) for c in ("Onset Frame", "Apex Frame", "Offset Frame"))
+            roles = _key_frames(onset, apex, offset, frames)
+            if quirks and clip in SAMM_SHORT_CLIPS:
+                roles = {n: r for n, r in roles.items() if n < apex}
+            width = 5 if i % 2 == 0 else 4
+
+            def names(n: int, subject: str = subject, width: int = width) -> str:
+                return f"{subject}_{n:0{width}d}.jpg"
+
+            _write_clip(root / subject / clip, names, roles, ("samm", subject, clip), write)
+        return root
+
+    if name == "smic-e":
+        sheet = annotations_dir / SHEETS["smic-e"]
+        shutil.copyfile(sheet, root / sheet.name)
+        prefix = "reg_image" if cropped else "image"
+        for _, row in _sheet_rows(sheet, "HS", "Subject").iterrows():
+            clip, subject = str(row["Filename"]).strip(), f"s{int(row['Subject'])}"
+            if not keep(clip) or pd.isna(row["Emotion"]):
+                continue
+            onset, offset = _int(row["OnsetF"]), _int(row["OffsetF"])
+            roles = _key_frames(onset, None, offset, frames)
+            folder = root / "HS" / subject / clip
+            _write_clip(folder, lambda n: f"{prefix}{n}.jpg", roles, ("smic-e", subject, clip), write)
+        return root
+
+    # smic: the folder tree of the 164 SMIC-HS clips, taken from the MEGC2019 list (SMIC-HS has no sheet)
+    gt = pd.read_csv(annotations_dir / SHEETS["megc2019"], header=None, names=["dataset", "subject", "clip", "label"])
+    prefix = "reg_image" if cropped else "image"
+    for i, row in enumerate(gt[gt["dataset"] == "smic"].itertuples()):
+        subject = f"s{int(row.subject[1:])}"
+        number = row.clip.split("_")[-1]
+        emotion = SMIC_LABELS[int(row.label)]
+        clip = f"{subject}_{SMIC_SHORT[emotion]}_{number}"
+        if not keep(clip):
+            continue
+        onset = 1000 + 100 * i
+        offset = onset + 12 + i % 5
+        roles = _key_frames(onset, None, offset, frames)
+        folder = root / "HS" / subject / "micro" / emotion / clip
+        _write_clip(folder, lambda n: f"{prefix}{n}.bmp", roles, ("smic", subject, clip), write)
+    return root
