@@ -1,5 +1,76 @@
-"""`pamer` commands: predict."""
+"""`pamer predict`: the micro-expression class of a user's clip, from a model trained with `pamer train`."""
 
 from __future__ import annotations
 
-from pamer.cli._app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pamer.cli._app import app, fail
+
+
+@app.command("predict")
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory written by `pamer train`.")],
+    video: Annotated[Path | None, typer.Option("--video", help="A video file (any format OpenCV decodes).")] = None,
+    frames: Annotated[
+        Path | None, typer.Option("--frames", help="A folder of frame images, ordered by the number in their names.")
+    ] = None,
+    onset: Annotated[
+        int | None,
+        typer.Option(help="Onset frame number (file-name number for --frames, 0-based for --video). Default: first."),
+    ] = None,
+    apex: Annotated[
+        int | None,
+        typer.Option(help="Apex frame number, as for --onset. Default: spotted (largest facial motion after onset)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    picture: Annotated[
+        Path | None, typer.Option(help="Write a PNG: the aligned apex face, the motion image, the attention maps.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+) -> None:
+    """Recognise the micro-expression in a video or a folder of frames."""
+    if (video is None) == (frames is None):
+        raise fail("give exactly one of --video FILE or --frames DIR")
+    from pamer.predict import Recognizer
+
+    try:
+        recognizer = Recognizer.from_dir(model_dir, device=device)
+        result = recognizer.predict(video if video is not None else frames, onset=onset, apex=apex)
+        if picture is not None:
+            recognizer.picture(result, picture)
+    except ValueError as err:  # pamer's bad-input errors are ValueError subclasses whose message names the input
+        raise fail(str(err)) from None
+
+    if as_json:
+        summary = result.to_dict()
+        if picture is not None:
+            summary["picture"] = str(picture)
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _print_table(result, picture)
+
+
+def _print_table(result, picture: Path | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{result.source}: {result.label}", title_justify="left")
+    table.add_column("class")
+    table.add_column("probability", justify="right")
+    table.add_column("", min_width=20)
+    for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
+        style = "bold" if name == result.label else None
+        table.add_row(name, f"{p:.3f}", "#" * round(20 * p), style=style)
+    console.print(table)
+    console.print(f"onset: frame {result.onset} ({result.onset_name}; {result.onset_source})")
+    console.print(f"apex:  frame {result.apex} ({result.apex_name}; {result.apex_source})")
+    face = ", ".join(f"{k} {v}" for k, v in result.face.items())
+    console.print(f"face:  {face}")
+    console.print("time:  " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in result.timings.items()))
+    if picture is not None:
+        console.print(f"picture: {picture}")

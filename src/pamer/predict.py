@@ -1,0 +1,479 @@
+"""Recognise the micro-expression in a user's clip: `Recognizer.from_dir(MODEL_DIR).predict(video_or_frames)`.
+
+The clip goes through the same steps as training data: one face transform per clip fitted on the onset frame
+(`pamer.preprocess.face`), the apex spotted when not given (`pamer.preprocess.motion.spot_apex`), and the
+engine's own evaluation-time motion image (`pamer.engine`), so training and prediction cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Clip",
+    "ModelCard",
+    "Prediction",
+    "PredictError",
+    "Recognizer",
+    "frame_number",
+    "load_checkpoint",
+    "read_clip",
+    "read_frame_folder",
+    "read_video",
+]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+MODEL_FILES = ("model.safetensors", "model.json")
+# what `pamer train` writes into model.json; predict needs every one of them
+CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "representation", "preprocess")
+
+
+class PredictError(ValueError):
+    """A model directory, clip or onset/apex that cannot be used for prediction (the message names it)."""
+
+
+# ---------------------------------------------------------------------------------------------------- clips
+
+
+@dataclass
+class Clip:
+    """The frames of a user's clip, in time order.
+
+    `numbers[i]` is the frame number of `frames[i]`: the number in the file name for a folder of frames, the
+    0-based position for a video. `onset`/`apex` given to `Recognizer.predict` are such frame numbers.
+    """
+
+    frames: list[np.ndarray]  # uint8 RGB, H x W x 3
+    numbers: list[int]
+    names: list[str]
+    source: str
+    decode_s: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def index(self, number: int, what: str) -> int:
+        """Position of frame `number` in the clip (a `PredictError` naming the clip and its range if absent)."""
+        if isinstance(number, bool) or not isinstance(number, (int, np.integer)):
+            raise PredictError(f"{what} must be an integer frame number, got {number!r}")
+        try:
+            return self.numbers.index(int(number))
+        except ValueError:
+            pass
+        first, last = self.numbers[0], self.numbers[-1]
+        if first <= number <= last:
+            raise PredictError(f"{what} {number} is not a frame of {self.source}: no frame numbered {number}")
+        raise PredictError(f"{what} {number} is out of range for {self.source}: its frames are {first}..{last}")
+
+
+def frame_number(path: Path) -> int:
+    """The frame number in a file name: its last run of digits, whatever the prefix or padding.
+
+    `img46.jpg` -> 46, `reg_img46.jpg` -> 46, `006_05562.jpg` -> 5562, `image17581039.jpg` -> 17581039.
+    """
+    digits = re.findall(r"\d+", path.stem)
+    if not digits:
+        raise PredictError(f"frame file {path} has no frame number in its name (expected e.g. img46.jpg)")
+    return int(digits[-1])
+
+
+def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
+    import cv2
+
+    if image.dtype != np.uint8:
+        raise PredictError(f"frame {name}: expected 8-bit pixels, got {image.dtype}")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    raise PredictError(f"frame {name}: expected a grey, BGR or BGRA image, got shape {image.shape}")
+
+
+def read_frame_folder(folder: str | Path) -> Clip:
+    """Read a folder of frame images, sorted by the frame number in their names (not by listing order).
+
+    Files that are not images (by suffix: .jpg, .png, .bmp, ...) are ignored.
+
+    Raises:
+        PredictError: missing folder, no image in it, a name without a number, two files with the same
+            number, or an image that cannot be decoded (the message names the file).
+    """
+    import cv2
+
+    start = time.perf_counter()
+    folder = Path(folder)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise PredictError(f"frame folder {folder} {what}")
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise PredictError(f"frame folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    numbered = sorted((frame_number(p), p) for p in files)
+    for (n1, p1), (n2, p2) in zip(numbered, numbered[1:], strict=False):
+        if n1 == n2:
+            raise PredictError(f"frame folder {folder}: {p1.name} and {p2.name} have the same frame number {n1}")
+    frames = []
+    for _, path in numbered:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise PredictError(f"frame {path} cannot be read as an image (corrupt or not an image)")
+        frames.append(_to_rgb(image, str(path)))
+    shapes = {f.shape for f in frames}
+    if len(shapes) > 1:
+        raise PredictError(f"frame folder {folder}: frames differ in size ({sorted(shapes)}); expected one size")
+    return Clip(
+        frames=frames,
+        numbers=[n for n, _ in numbered],
+        names=[p.name for _, p in numbered],
+        source=str(folder),
+        decode_s=time.perf_counter() - start,
+    )
+
+
+def read_video(path: str | Path) -> Clip:
+    """Decode every frame of a video file with OpenCV; frame numbers are 0-based positions.
+
+    Raises:
+        PredictError: missing file, or a file OpenCV cannot decode (no frame comes out).
+    """
+    import cv2
+
+    start = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        what = (
+            "is a folder, not a video file (use --frames for a folder of frames)" if path.is_dir() else "does not exist"
+        )
+        raise PredictError(f"video {path} {what}")
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while capture.isOpened():
+            ok, image = capture.read()
+            if not ok:
+                break
+            frames.append(_to_rgb(image, f"{path}#{len(frames)}"))
+    finally:
+        capture.release()
+    if not frames:
+        raise PredictError(f"video {path} cannot be read: OpenCV decoded no frame from it (corrupt or unsupported)")
+    return Clip(
+        frames=frames,
+        numbers=list(range(len(frames))),
+        names=[f"frame {i}" for i in range(len(frames))],
+        source=str(path),
+        decode_s=time.perf_counter() - start,
+    )
+
+
+def read_clip(source: str | Path | Clip | Sequence[np.ndarray]) -> Clip:
+    """A `Clip` from a video file, a folder of frames, or a sequence of uint8 RGB arrays (numbered 0..N-1)."""
+    if isinstance(source, Clip):
+        return source
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        return read_frame_folder(path) if path.is_dir() else read_video(path)
+    frames = [np.asarray(f) for f in source]
+    if not frames:
+        raise PredictError("the clip holds no frames")
+    for i, f in enumerate(frames):
+        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
+            raise PredictError(f"frame {i}: expected a uint8 RGB array H x W x 3, got {f.dtype} {f.shape}")
+    return Clip(frames, list(range(len(frames))), [f"frame {i}" for i in range(len(frames))], "the given frames")
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What `model.json` says about a checkpoint: the network, its classes and the input it expects."""
+
+    model: str
+    classes: tuple[str, ...]
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    representation: str
+    preprocess: dict
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, path: Path) -> ModelCard:
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise PredictError(f"{path} is not readable JSON: {err}") from None
+        if not isinstance(meta, dict):
+            raise PredictError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+        missing = [k for k in CARD_KEYS if k not in meta]
+        if missing:
+            raise PredictError(f"{path} lacks the keys {missing}; expected at least {list(CARD_KEYS)}")
+        classes = tuple(str(c) for c in meta["classes"])
+        if len(classes) != meta["num_classes"] or not classes:
+            raise PredictError(f"{path}: num_classes is {meta['num_classes']} but classes lists {len(classes)} names")
+        if meta["representation"] != "diff":
+            raise PredictError(
+                f"{path}: representation {meta['representation']!r} is not supported by predict (expected 'diff')"
+            )
+        rest = {k: v for k, v in meta.items() if k not in CARD_KEYS}
+        return cls(
+            model=str(meta["model"]),
+            classes=classes,
+            input_size=int(meta["input_size"]),
+            mean=tuple(float(m) for m in meta["mean"]),
+            std=tuple(float(s) for s in meta["std"]),
+            representation=str(meta["representation"]),
+            preprocess=dict(meta["preprocess"]),
+            extra=rest,
+        )
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse anything that is not a safetensors file before a loader sees it (a pickle can run code)."""
+    with path.open("rb") as f:
+        head = f.read(9)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise PredictError(
+            f"{path} is a pickled checkpoint (torch.save / pickle format), not safetensors; pamer never loads "
+            "pickle because it can run arbitrary code. Save the weights with safetensors (`pamer train` does)."
+        )
+    if len(head) < 9:
+        raise PredictError(f"{path} is not a safetensors file: only {len(head)} bytes long")
+    (header_len,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or header_len > path.stat().st_size:
+        raise PredictError(f"{path} is not a safetensors file (no safetensors header at its start)")
+
+
+def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, ModelCard]:
+    """Build the network named in `model.json` and fill it with `model.safetensors`, in eval mode.
+
+    Raises:
+        PredictError: missing folder or file, a pickled or malformed weights file, an incomplete model.json,
+            or tensors that do not match the named model (missing, unexpected or wrong-shaped keys, named).
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from pamer.models import create_model
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise PredictError(f"model directory {model_dir} does not exist (make one with `pamer train`)")
+    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise PredictError(
+            f"model directory {model_dir} lacks {' and '.join(missing)}; expected {' + '.join(MODEL_FILES)}"
+        )
+    card = ModelCard.from_json(model_dir / "model.json")
+    weights = model_dir / "model.safetensors"
+    _check_safetensors(weights)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError) as err:
+        raise PredictError(f"{weights} cannot be read as safetensors: {err}") from None
+    try:
+        model = create_model(card.model, num_classes=len(card.classes))
+    except ValueError as err:
+        raise PredictError(f"{model_dir / 'model.json'}: {err}") from None
+    expected = model.state_dict()
+    absent = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (model has {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if absent or unexpected or wrong:
+        parts = [
+            f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''} ({len(keys)})"
+            for label, keys in (("missing", absent), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        ]
+        raise PredictError(
+            f"{weights} does not match model {card.model!r} with {len(card.classes)} classes named in model.json: "
+            + "; ".join(parts)
+        )
+    model.load_state_dict(state, strict=True)
+    return model.to(torch.device(device)).eval(), card
+
+
+# -------------------------------------------------------------------------------------------- prediction
+
+
+@dataclass
+class Prediction:
+    """The answer for one clip.
+
+    `onset`/`apex` are frame numbers of the clip (see `Clip`), `onset_source` says how the onset was chosen
+    (`given` or `first`: the clip's first frame) and `apex_source` how the apex was (`given` or `spotted`).
+    `attention` holds the four progressive-attention maps (float32, h_i x w_i, in 0..1); `onset_crop` and
+    `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32 C x H x W, normalised).
+    `timings` are seconds per stage: decode, detect, align, model.
+    """
+
+    label: str
+    probabilities: dict[str, float]
+    onset: int
+    apex: int
+    onset_source: str
+    apex_source: str
+    onset_name: str
+    apex_name: str
+    source: str
+    face: dict
+    attention: list[np.ndarray]
+    onset_crop: np.ndarray
+    apex_crop: np.ndarray
+    motion: np.ndarray
+    timings: dict[str, float]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary (everything but the image arrays)."""
+        return {
+            "source": self.source,
+            "label": self.label,
+            "probabilities": self.probabilities,
+            "onset": {"frame": self.onset, "name": self.onset_name, "source": self.onset_source},
+            "apex": {"frame": self.apex, "name": self.apex_name, "source": self.apex_source},
+            "face": self.face,
+            "attention_shapes": [list(a.shape) for a in self.attention],
+            "timings_s": self.timings,
+        }
+
+
+class Recognizer:
+    """A trained network and its model card, ready to recognise users' clips.
+
+    Example:
+        >>> recognizer = Recognizer.from_dir("runs/casme2-model")  # doctest: +SKIP
+        >>> result = recognizer.predict("clip.mp4")  # doctest: +SKIP
+        >>> result.label, result.probabilities, result.apex, result.apex_source  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, card: ModelCard, device: str = "cpu") -> None:
+        self.model = model
+        self.card = card
+        self.device = device
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path, device: str = "cpu") -> Recognizer:
+        """Load `model.safetensors` + `model.json` from `model_dir` (see `load_checkpoint`)."""
+        model, card = load_checkpoint(model_dir, device)
+        return cls(model, card, device)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.card.classes
+
+    def predict(
+        self, clip: str | Path | Clip | Sequence[np.ndarray], onset: int | None = None, apex: int | None = None
+    ) -> Prediction:
+        """Recognise the micro-expression between `onset` and `apex` of a clip.
+
+        Args:
+            clip: a video file, a folder of frames, a `Clip`, or a sequence of uint8 RGB frames.
+            onset: onset frame number (see `Clip`); default: the clip's first frame.
+            apex: apex frame number, after the onset; default: spotted among the frames after the onset with
+                `pamer.preprocess.motion.spot_apex` (the preprocessing rule for clips without an apex).
+
+        Raises:
+            PredictError: an unreadable clip, onset/apex out of range or in the wrong order, a clip too short
+                to spot an apex in, or no face found.
+        """
+        clip = read_clip(clip)
+        timings = {"decode": clip.decode_s}
+        onset_i = 0 if onset is None else clip.index(onset, "onset")
+        if apex is not None:
+            apex_i = clip.index(apex, "apex")
+            if apex_i <= onset_i:
+                raise PredictError(
+                    f"apex {clip.numbers[apex_i]} must come after onset {clip.numbers[onset_i]} in {clip.source}"
+                )
+        elif onset_i == len(clip) - 1:
+            raise PredictError(
+                f"{clip.source}: no frame after onset {clip.numbers[onset_i]} to spot the apex in "
+                f"(the clip has {len(clip)} frame{'s' if len(clip) != 1 else ''}); give --apex or a longer clip"
+            )
+
+        start = time.perf_counter()
+        transform, face = _fit_face(
+            clip.frames[onset_i], self.card.preprocess, f"{clip.names[onset_i]} of {clip.source}"
+        )
+        timings["detect"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        # with an apex given only two frames need aligning; otherwise every frame after the onset is a candidate
+        wanted = [onset_i, apex_i] if apex is not None else list(range(onset_i, len(clip)))
+        crops = _apply_face(transform, [clip.frames[i] for i in wanted], self.card.preprocess)
+        if apex is None:
+            apex_i = onset_i + _spot_apex(crops)
+            apex_source = "spotted"
+        else:
+            apex_source = "given"
+        onset_crop, apex_crop = crops[0], crops[wanted.index(apex_i)]
+        timings["align"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        probabilities, maps, motion = self._infer(onset_crop, apex_crop)
+        timings["model"] = time.perf_counter() - start
+
+        best = int(np.argmax(probabilities))
+        return Prediction(
+            label=self.classes[best],
+            probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
+            onset=clip.numbers[onset_i],
+            apex=clip.numbers[apex_i],
+            onset_source="first" if onset is None else "given",
+            apex_source=apex_source,
+            onset_name=clip.names[onset_i],
+            apex_name=clip.names[apex_i],
+            source=clip.source,
+            face=face,
+            attention=maps,
+            onset_crop=onset_crop,
+            apex_crop=apex_crop,
+            motion=motion,
+            timings=timings,
+        )
+
+    def _infer(self, onset_crop: np.ndarray, apex_crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        import torch
+
+        x = _motion_input(onset_crop, apex_crop, self.card).to(self.device)
+        with torch.inference_mode():
+            features, maps = self.model.forward_features(x)
+            logits = self.model.forward_head(features)
+        # softmax in float64 so the probabilities sum to 1 to double precision
+        probabilities = torch.softmax(logits[0].double().cpu(), dim=0).numpy()
+        return probabilities, [m[0, 0].float().cpu().numpy() for m in maps], x[0].cpu().numpy()
+
+
+# placeholders until pamer.preprocess.face / motion and pamer.engine land
+def _fit_face(frame, preprocess, name):
+    raise NotImplementedError
+
+
+def _apply_face(transform, frames, preprocess):
+    raise NotImplementedError
+
+
+def _spot_apex(crops):
+    raise NotImplementedError
+
+
+def _motion_input(onset_crop, apex_crop, card):
+    raise NotImplementedError
