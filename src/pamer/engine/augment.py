@@ -1,0 +1,145 @@
+"""Network inputs on the device: the motion image of every clip, batched geometric augmentation, normalisation.
+
+The motion image is apex - onset (paper section 1.2). Flip, rotation and crop-resize are one affine map per
+clip, applied to the whole batch in one `grid_sample` call: kornia's separate RandomHorizontalFlip /
+RandomRotation / RandomResizedCrop would resample the image three times. Because bilinear sampling with zero
+padding is linear in the pixel values, warping the difference image equals the difference of the warped
+onset and apex under the same map (SPEC section 2, decision 3); `warp` works on any channel count, so a
+stacked (B, 6, H, W) onset/apex pair gets one transform for both frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["channel_stats", "motion_inputs", "normalize", "random_affine", "warp"]
+
+
+def motion_inputs(
+    onset: np.ndarray,
+    apex: np.ndarray | None,
+    size: int,
+    *,
+    representation: str = "diff",
+    device: torch.device | str = "cpu",
+    chunk: int = 64,
+) -> Tensor:
+    """The network's un-normalised input for every clip, resized to `size` x `size`.
+
+    `diff`: (apex - onset) / 255 from uint8 RGB frames, in [-1, 1]. `flow`: `onset` holds the float flow field
+    (u, v, strain) and `apex` is None. The resize is bilinear with antialiasing, done once per run, so the
+    training hot path only indexes this tensor.
+
+    Shape:
+        - onset, apex: (N, H, W, 3) uint8 (`diff`) or float32 (`flow`, onset only).
+        - Output: (N, 3, size, size) float32 on `device`.
+    """
+    if onset.ndim != 4 or onset.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (N, H, W, 3), got {onset.shape}")
+    if representation == "diff" and (apex is None or apex.shape != onset.shape):
+        raise ValueError(
+            f"onset and apex frames differ in shape: {onset.shape} vs {None if apex is None else apex.shape}"
+        )
+    out = torch.empty(len(onset), 3, size, size, device=device)
+    for start in range(0, len(onset), chunk):  # chunks of clips bound the float memory on the device
+        part = slice(start, start + chunk)
+        if representation == "diff":
+            x = torch.as_tensor(apex[part], device=device).float() - torch.as_tensor(onset[part], device=device).float()
+            x = x / 255.0
+        else:
+            x = torch.as_tensor(np.ascontiguousarray(onset[part]), device=device).float()
+        x = x.permute(0, 3, 1, 2)
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out[part] = x
+    return out
+
+
+def random_affine(
+    batch: int,
+    *,
+    hflip: float = 0.5,
+    rotation: float = 10.0,
+    crop_scale: float = 0.8,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Random output-to-input maps for a square image: horizontal flip, rotation about the centre, square crop.
+
+    The crop covers a share of the area uniform in [crop_scale, 1] at a uniform position inside the image; the
+    warp then resizes it to the full output. Random numbers come from `generator` on the CPU, so a seed gives
+    the same transforms on every device.
+
+    Shape:
+        - Output: (batch, 2, 3) float32 in `F.affine_grid`'s normalised coordinates (output -> input).
+    """
+    u = torch.rand(batch, 5, generator=generator, dtype=torch.float64)
+    flip = torch.where(u[:, 0] < hflip, -1.0, 1.0).to(torch.float64)
+    angle = (2 * u[:, 1] - 1) * math.radians(rotation)
+    side = torch.sqrt(crop_scale + (1 - crop_scale) * u[:, 2])  # crop side as a share of the image side
+    centre = (2 * u[:, 3:5] - 1) * (1 - side)[:, None]  # keeps the crop inside the image
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # input point = Flip @ R(-angle) @ (side * output point + centre); rotating the image by +angle
+    theta = torch.zeros(batch, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0] = flip * cos * side
+    theta[:, 0, 1] = flip * sin * side
+    theta[:, 1, 0] = -sin * side
+    theta[:, 1, 1] = cos * side
+    theta[:, 0, 2] = flip * (cos * centre[:, 0] + sin * centre[:, 1])
+    theta[:, 1, 2] = -sin * centre[:, 0] + cos * centre[:, 1]
+    return theta.float()
+
+
+def warp(x: Tensor, theta: Tensor, *, vector_channels: tuple[int, int] | None = None) -> Tensor:
+    """Resample a batch with one affine map per image (bilinear, zeros outside: zero motion).
+
+    Args:
+        x: images.
+        theta: output-to-input maps from `random_affine`.
+        vector_channels: channels holding a 2-D vector field (flow u, v); their vectors are turned with the
+            image (rotation and flip, not the crop's scale, so magnitudes keep their meaning).
+
+    Shape:
+        - x: (B, C, H, W), any C (e.g. 6 for a stacked onset/apex pair).
+        - theta: (B, 2, 3).
+        - Output: (B, C, H, W).
+    """
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if vector_channels is not None:
+        linear = theta[:, :, :2]
+        # a vector field sampled through p_in = A p_out transforms as v_out = A^-1 v_in; drop A's scale
+        rotation = torch.linalg.inv(linear / torch.sqrt(torch.linalg.det(linear).abs())[:, None, None])
+        i, j = vector_channels
+        vec = out[:, [i, j]]
+        turned = torch.einsum("bij,bjhw->bihw", rotation, vec)
+        out = out.clone()
+        out[:, [i, j]] = turned
+    return out
+
+
+def channel_stats(x: Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of a set of inputs (the training clips only).
+
+    Shape:
+        - x: (N, C, H, W).
+    """
+    mean = x.mean(dim=(0, 2, 3), dtype=torch.float64)
+    std = x.std(dim=(0, 2, 3)).double().clamp_min(1e-6)
+    return mean.tolist(), std.tolist()
+
+
+def normalize(x: Tensor, mean: list[float], std: list[float]) -> Tensor:
+    """(x - mean) / std per channel.
+
+    Shape:
+        - x: (B, C, H, W); mean, std: C values.
+    """
+    m = torch.tensor(mean, device=x.device, dtype=x.dtype)[None, :, None, None]
+    s = torch.tensor(std, device=x.device, dtype=x.dtype)[None, :, None, None]
+    return (x - m) / s
