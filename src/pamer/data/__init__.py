@@ -2,6 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from pamer.data import casme2, casme3, composite, fourdme, mmew, samm, smic
+from pamer.data.labels import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, normalise_emotion
 from pamer.data.samples import DatasetError, DatasetIndex, Problem, Sample
 
-__all__ = ["DatasetError", "DatasetIndex", "Problem", "Sample"]
+# name -> reader(root, protocol=None, **options); `pamer datasets check NAME` takes the same names
+DATASETS: Mapping[str, Callable[..., DatasetIndex]] = MappingProxyType(
+    {
+        "casme2": casme2.read,
+        "samm": samm.read,
+        "smic": smic.read,
+        "smic-e": smic.read_e,
+        "casme3": casme3.read,
+        "mmew": mmew.read,
+        "4dme": fourdme.read,
+        "composite": composite.read,
+    }
+)
+
+
+def read(name: str, root: Path | Mapping[str, Path], protocol: str | None = None, **options: Any) -> DatasetIndex:
+    """Read dataset `name` from `root` under `protocol` (the paper's label set when None).
+
+    Args:
+        name: one of `DATASETS` (casme2, samm, smic, smic-e, casme3, mmew, 4dme, composite).
+        root: the dataset folder as its owners ship it; for composite, {"casme2": ..., "samm": ..., "smic": ...}.
+        protocol: a name from `PROTOCOLS[name]`, e.g. "5class", "megc2019", "all".
+        options: reader options, e.g. `sheet=PATH` (the annotation file when it is not in `root`).
+
+    Raises:
+        ValueError: an unknown dataset or protocol (the message lists the allowed names).
+        DatasetError: a missing root, a missing or unreadable sheet, a sheet without the expected columns.
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    get_protocol(name, protocol)  # an unknown protocol fails before any file is read
+    return DATASETS[name](root, protocol, **options)
+
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_PROTOCOL",
+    "PROTOCOLS",
+    "DatasetError",
+    "DatasetIndex",
+    "Problem",
+    "Protocol",
+    "Sample",
+    "get_protocol",
+    "normalise_emotion",
+    "read",
+]

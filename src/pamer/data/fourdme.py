@@ -1,0 +1,41 @@
+"""4DME: `4DME_Labelling_Micro_release v1.xlsx` and grey frame folders `S01/S01_001/<n>.jpg`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pamer.data._clips import Collector, check_root
+from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.labels import get_protocol
+from pamer.data.samples import DatasetIndex
+
+SHEET_PATTERNS = ("4DME_Labelling_Micro*",)
+COLUMNS = {
+    "subject": ("sub_ID", "Subject"),
+    "clip": ("fold_name", "Filename"),
+    "onset": ("Onset", "OnsetFrame"),
+    "apex": ("Apex", "ApexFrame"),
+    "offset": ("Offset", "OffsetFrame"),
+    "emotion": ("Emotion", "Estimated Emotion"),
+}
+LAYOUT = "ROOT/<sub_ID>/<fold_name>/<frame>.jpg beside ROOT/4DME_Labelling_Micro_release v1.xlsx"
+
+
+def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) -> DatasetIndex:
+    """Read 4DME micro-expressions: the labelling sheet (`sub_ID`, `fold_name`, `Onset`, `Apex`, `Offset`,
+    `Emotion`) and one frame folder per `fold_name` inside its subject's folder."""
+    root = check_root(root, "4DME")
+    rules = Collector("4dme", get_protocol("4dme", protocol))
+    path = find_sheet(root, SHEET_PATTERNS, "4DME labelling", sheet)
+    for row in read_rows(path, COLUMNS, layout="a header row sub_ID, fold_name, Onset, Apex, Offset, ..., Emotion"):
+        rules.add(
+            subject=row["subject"],
+            clip=row["clip"],
+            emotion=row["emotion"] or "",
+            onset=row["onset"],
+            apex=row["apex"],
+            offset=row["offset"],
+            folder=root / row["subject"] / row["clip"],
+            where=f"{path.name} row {row.number}",
+        )
+    return rules.index(root, LAYOUT)

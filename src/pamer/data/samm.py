@@ -1,0 +1,52 @@
+"""SAMM: `SAMM_Micro_FACS_Codes_v2.xlsx` (sheet MICRO_ONLY) and frame folders `006/006_1_2/006_05562.jpg`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pamer.data._clips import Collector, check_root
+from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.labels import get_protocol
+from pamer.data.samples import DatasetIndex
+
+SHEET_PATTERNS = ("SAMM_Micro_FACS_Codes*",)
+COLUMNS = {
+    "subject": ("Subject",),
+    "clip": ("Filename",),
+    "onset": ("Onset Frame", "OnsetFrame"),
+    "apex": ("Apex Frame", "ApexFrame"),
+    "offset": ("Offset Frame", "OffsetFrame"),
+    "emotion": ("Estimated Emotion", "Emotion"),
+}
+LAYOUT = "ROOT/006/006_1_2/006_05562.jpg beside ROOT/SAMM_Micro_FACS_Codes_v2.xlsx"
+
+
+def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) -> DatasetIndex:
+    """Read SAMM as released: the FACS codes sheet (found in `root`, or `sheet`) and the clip folders in `root`.
+
+    The header row sits below a block of notes and is found by its cells (`pamer.data._sheet.read_rows`).
+    Subjects are the three-digit folder names (`006`), whether the sheet holds them as text or numbers.
+    Frame files are found by number whatever their zero-padding, which varies between sequences.
+    """
+    root = check_root(root, "SAMM")
+    rules = Collector("samm", get_protocol("samm", protocol))
+    path = find_sheet(root, SHEET_PATTERNS, "SAMM FACS codes", sheet)
+    layout = "sheet MICRO_ONLY, a header row Subject, Filename, ..., Onset Frame, Apex Frame, Offset Frame, ..."
+    for row in read_rows(path, COLUMNS, sheets=("MICRO_ONLY",), layout=layout):
+        where = f"{path.name} row {row.number}"
+        subject = row["subject"]
+        if subject.isdigit():
+            subject = subject.zfill(3)
+        elif subject.replace(".0", "").isdigit():  # a number cell read back as `6.0`
+            subject = subject.replace(".0", "").zfill(3)
+        rules.add(
+            subject=subject,
+            clip=row["clip"],
+            emotion=row["emotion"] or "",
+            onset=row["onset"],
+            apex=row["apex"],
+            offset=row["offset"],
+            folder=root / subject / row["clip"],
+            where=where,
+        )
+    return rules.index(root, LAYOUT)
