@@ -7,12 +7,16 @@ from itertools import pairwise
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
+from pamer.cli import app
 from pamer.models import (
     ModelConfigError,
     MultiScaleConv,
     PAMNet,
     _registry,
+    count_flops,
+    count_parameters,
     create_model,
     list_models,
     load_torchvision_resnet18,
@@ -237,3 +241,32 @@ def test_load_torchvision_weights_missing_stage_key() -> None:
     del weights["layer2.0.downsample.0.weight"]
     with pytest.raises(ModelConfigError, match=r"lack 1 stage tensors.*layer2\.0\.downsample\.0\.weight"):
         load_torchvision_resnet18(create_model("pamnet_backbone"), weights)
+
+
+# ---- cost counting and `pamer models` -----------------------------------------------------------------------
+
+
+def test_flops_of_msc_and_pa_match_hand_count() -> None:
+    extra = count_flops("pamnet", 224) - count_flops("pamnet_backbone", 224)
+    # MSC at 56x56 on 64 channels: four branches 64 -> 16 with k x k kernels; PA: a 2 -> 1 1x1 conv per stage
+    msc = 2 * 64 * 16 * 56 * 56 * (3 * 3 + 5 * 5 + 7 * 7 + 9 * 9)
+    pa = 2 * 2 * (56 * 56 + 28 * 28 + 14 * 14 + 7 * 7)
+    assert extra == msc + pa
+    assert count_flops("resnet18", 224) == 3_627_127_808  # torchvision ResNet18: 1.814 GMACs
+
+
+def test_models_command_lists_every_model() -> None:
+    result = CliRunner().invoke(app, ["models", "--flops", "--size", "64"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name in list_models():
+        row = next(line for line in lines if f" {name} " in line)
+        cells = [c.strip() for c in row.split("│") if c.strip()]
+        assert float(cells[1]) == pytest.approx(count_parameters(create_model(name)) / 1e6, abs=0.005), name
+        assert float(cells[2]) == pytest.approx(count_flops(name, 64) / 1e9, abs=0.005), name
+
+
+def test_models_command_rejects_tiny_size() -> None:
+    result = CliRunner().invoke(app, ["models", "--size", "8"])
+    assert result.exit_code != 0
+    assert "--size must be at least 16" in result.output

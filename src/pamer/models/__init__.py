@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pamer.models import pamnet as _pamnet  # noqa: F401  (registers the variants)
-from pamer.models._registry import ModelConfigError, create_model, list_models, register_model
+from pamer.models._registry import ModelConfigError, create_model, describe_model, list_models, register_model
 from pamer.models.layers import MultiScaleConv, ProgressiveAttention
 from pamer.models.pamnet import PAMNet
 from pamer.models.resnet import BasicBlock, load_torchvision_resnet18
+from pamer.models.stats import count_flops, count_parameters
 
 __all__ = [
     "BasicBlock",
@@ -14,7 +15,10 @@ __all__ = [
     "MultiScaleConv",
     "PAMNet",
     "ProgressiveAttention",
+    "count_flops",
+    "count_parameters",
     "create_model",
+    "describe_model",
     "list_models",
     "load_torchvision_resnet18",
     "register_model",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["ModelConfigError", "create_model", "list_models", "register_model"]
+__all__ = ["ModelConfigError", "create_model", "describe_model", "list_models", "register_model"]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
@@ -34,6 +35,13 @@ def register_model(fn: Builder) -> Builder:
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
     return sorted(_MODELS)
+
+
+def describe_model(name: str) -> str:
+    """The first line of model `name`'s builder docstring."""
+    if name not in _MODELS:
+        raise ModelConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    return (inspect.getdoc(_MODELS[name]) or "").split("\n", 1)[0]
 
 
 def create_model(name: str, num_classes: int = 5, **overrides: Any) -> nn.Module:
