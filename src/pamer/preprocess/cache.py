@@ -1,10 +1,61 @@
-"""The preprocessing cache: aligned uint8 onset/apex crops of every clip, written once by `pamer prepare`."""
+"""The preprocessing cache: aligned uint8 onset/apex crops of every clip, written once by `pamer prepare`.
+
+`prepare(index, out)` aligns every clip of a `DatasetIndex` (one `FaceAligner` transform per clip, applied to
+onset and apex) and writes the cache directory `out/<dataset>[-<protocol>]-<key>`, where `key` hashes the
+preprocessing configuration and the clips that went in, so a different configuration or dataset never
+overwrites or reuses another's cache. The directory holds:
+
+- `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
+  and for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain);
+- `cache.json`: format version, configuration, key, class names, and each cached clip's subject and id;
+- `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
+
+No pickle anywhere. Every clip's result is first written to `parts/<n>.safetensors` (temp file + rename), so a
+killed run resumes where it stopped; the final files are written the same way, `cache.json` last, and only then
+are the parts removed: a directory without `cache.json` never loads.
+"""
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
+
+FORMAT = 1
+REPRESENTATIONS = ("diff", "flow")
+MANIFEST_COLUMNS = (
+    "subject",
+    "clip",
+    "label",
+    "status",
+    "face",
+    "angle_deg",
+    "problems",
+    "onset_frame",
+    "apex_frame",
+    "apex_source",
+    "face_frame",
+    "residual_deg",
+    "passes",
+    "crop_x",
+    "crop_y",
+    "crop_side",
+)
+
+
+class CacheError(ValueError):
+    """A cache directory that cannot be loaded as asked (the message names the path and what to do)."""
 
 
 @dataclass
@@ -23,3 +74,369 @@ class Cache:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    from safetensors.numpy import save
+
+    _write_atomic(path, save({k: np.ascontiguousarray(v) for k, v in arrays.items()}, metadata=metadata))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# loading
+
+
+def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
+    """Load the cache directory that `prepare` returned.
+
+    Args:
+        path: the cache directory (`out/<dataset>-...-<key>`).
+        expect: configuration values the caller needs (e.g. `{"size": 256, "representation": "diff"}`); any
+            that differ from the cache's raise a `CacheError` naming them.
+
+    Raises:
+        CacheError: not a cache, an unfinished `prepare`, another cache format, another configuration, or
+            damaged files.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CacheError(f"{path}: no such cache directory (make one with `pamer prepare`)")
+    meta_path = path / "cache.json"
+    if not meta_path.is_file():
+        inside = sorted(p.parent.name for p in path.glob("*/cache.json"))
+        if inside:
+            raise CacheError(f"{path} is a folder of caches, not a cache: pass one of {', '.join(inside)}")
+        if (path / "parts").is_dir():
+            raise CacheError(f"{path}: unfinished cache (prepare was interrupted); rerun the same `pamer prepare`")
+        raise CacheError(f"{path}: not a pamer cache (no cache.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        fmt = meta["format"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CacheError(f"{meta_path}: damaged ({error}); rerun `pamer prepare`") from None
+    if fmt != FORMAT:
+        raise CacheError(
+            f"{path}: made in cache format {fmt}, this pamer reads format {FORMAT}; rerun `pamer prepare` to rebuild it"
+        )
+    config = meta["config"]
+    if _digest([config, meta["samples_digest"]]) != meta["key"]:
+        raise CacheError(f"{meta_path}: its configuration does not match its key (edited by hand?); rerun prepare")
+    if expect:
+        wrong = {k: v for k, v in expect.items() if config.get(k) != v}
+        if wrong:
+            have = ", ".join(f"{k}={config.get(k)!r}" for k in wrong)
+            want = ", ".join(f"{k}={v!r}" for k, v in wrong.items())
+            raise CacheError(f"{path}: made with {have}, but {want} is needed; prepare a cache with those settings")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(path / "arrays.safetensors")
+    except (OSError, SafetensorError) as error:
+        raise CacheError(f"{path / 'arrays.safetensors'}: damaged or missing ({error}); rerun prepare") from None
+    n, size = len(meta["clips"]), config["size"]
+    shapes = {"onset": (n, size, size, 3), "apex": (n, size, size, 3), "labels": (n,)}
+    if config["representation"] == "flow":
+        shapes["flow"] = (n, size, size, 3)
+    for name, shape in shapes.items():
+        if name not in arrays or arrays[name].shape != shape:
+            got = arrays[name].shape if name in arrays else "nothing"
+            raise CacheError(f"{path / 'arrays.safetensors'}: {name} should be {shape}, found {got}; rerun prepare")
+    return Cache(
+        onset=arrays["onset"],
+        apex=arrays["apex"],
+        labels=arrays["labels"].astype(np.int64),
+        subjects=list(meta["subjects"]),
+        clips=list(meta["clips"]),
+        classes=tuple(meta["classes"]),
+        config=config,
+        flow=arrays.get("flow"),
+    )
+
+
+def read_manifest(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a cache's `manifest.csv` (every clip of the dataset, cached or skipped)."""
+    with open(Path(path) / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# preparing
+
+
+@dataclass(frozen=True)
+class _Task:
+    """What a worker needs to align one clip (plain, picklable data)."""
+
+    number: int
+    uid: str
+    onset_frame: int
+    apex_frame: int
+    onset: Path | None
+    apex: Path | None
+    search: tuple[tuple[int, Path], ...]  # frames searched for a face after onset and apex, (number, path)
+    missing: str  # why onset or apex has no file ("" when both do)
+
+
+def _task(number: int, sample, max_frames: int) -> _Task:
+    from pamer.data.samples import DatasetError
+
+    try:
+        onset, apex, missing = sample.onset_path, sample.apex_path, ""
+    except DatasetError as error:
+        onset, apex, missing = None, None, str(error)
+    low, high = sorted((sample.onset, sample.apex))
+    between = [(n, p) for n, p in zip(sample.frame_numbers, sample.frames, strict=True) if low < n < high]
+    # a face missing from onset and apex is looked for in evenly spaced frames between them
+    wanted = max(max_frames - 2, 0)
+    if len(between) > wanted:
+        between = [between[i] for i in np.linspace(0, len(between) - 1, wanted).round().astype(int)]
+    return _Task(number, sample.uid, sample.onset, sample.apex, onset, apex, tuple(between), missing)
+
+
+def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """Align one clip: the crops (and flow) to cache, and its manifest facts. Never raises for bad data."""
+    from pamer.preprocess.face import FaceAligner, ImageError, read_rgb
+
+    info: dict = {"status": "skipped", "face": "", "problems": []}
+    if task.missing:
+        info["problems"].append(task.missing)
+        return {}, info
+    try:
+        onset, apex = read_rgb(task.onset), read_rgb(task.apex)
+    except ImageError as error:
+        info["problems"].append(str(error))
+        return {}, info
+    if onset.shape != apex.shape:
+        info["problems"].append(f"{task.apex}: size {apex.shape[1]}x{apex.shape[0]} differs from the onset's")
+        return {}, info
+    searched = [task.onset_frame, task.apex_frame]  # numbers of the frames searched, in order
+
+    def frames() -> Iterator[np.ndarray]:
+        yield onset
+        yield apex
+        for number, path in task.search:
+            try:
+                frame = read_rgb(path)
+            except ImageError as error:
+                info["problems"].append(str(error))
+                continue
+            if frame.shape == onset.shape:
+                searched.append(number)
+                yield frame
+
+    transform = FaceAligner.from_config(config).fit(frames())
+    crops = {"onset": transform.apply(onset), "apex": transform.apply(apex)}
+    if config["representation"] == "flow":
+        from pamer.preprocess.motion import flow_image
+
+        crops["flow"] = flow_image(crops["onset"], crops["apex"])
+    described = transform.describe()
+    info.update(
+        status="cached",
+        face="found" if transform.face else "none",
+        face_frame=searched[transform.frame] if transform.face else "",
+        angle_deg=described["angle_deg"],
+        residual_deg="" if described["residual_deg"] is None else described["residual_deg"],
+        passes=described["passes"],
+        crop_x=described["crop"][0],
+        crop_y=described["crop"][1],
+        crop_side=described["crop"][2],
+    )
+    if not transform.face:
+        info["problems"].append(f"no face found in {len(searched)} frames searched: centre crop kept")
+    return crops, info
+
+
+def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
+    task, config = args
+    crops, info = _align(task, config)
+    return task.number, crops, info
+
+
+def _worker_init() -> None:
+    import cv2
+
+    from pamer.preprocess.face import _dlib_models
+
+    cv2.setNumThreads(1)  # one process per core already
+    _dlib_models()
+
+
+def _part_path(directory: Path, number: int) -> Path:
+    return directory / "parts" / f"{number:06d}.safetensors"
+
+
+def _sample_facts(sample) -> dict:
+    return {
+        "uid": sample.uid,
+        "label": sample.label,
+        "onset": sample.onset,
+        "apex": sample.apex,
+        "frames": [str(p) for p in sample.frames],
+    }
+
+
+def prepare(
+    index,
+    out: str | Path,
+    size: int = 256,
+    workers: int = 1,
+    representation: str = "diff",
+    margin: float = 0.2,
+    progress: bool = True,
+    protocol: str | None = None,
+) -> Path:
+    """Align every clip of `index` and write (or finish) its cache under `out`; return the cache directory.
+
+    Args:
+        index: a `DatasetIndex` from `pamer.data.read`.
+        out: the folder that holds caches; the cache is `out/<dataset>[-<protocol>]-<key>`.
+        size: side of the square crops.
+        workers: processes aligning clips (1: in this process).
+        representation: "diff" (onset and apex crops) or "flow" (also TV-L1 flow + strain; needs `pamer[flow]`).
+        margin: crop margin around the face box, as a fraction of its side (see `FaceAligner`).
+        progress: show a progress bar on stderr.
+        protocol: the protocol name the index was read with, recorded in the directory name and config.
+
+    Clips with no face anywhere are cached with a centre crop (`face: none` in the manifest); clips with a
+    missing, corrupt or unreadable onset or apex frame are skipped; both are listed in `manifest.csv` with the
+    file names, and neither stops the run. A rerun after a kill continues where it stopped and writes the
+    same cache as an uninterrupted run.
+
+    Raises:
+        ValueError: a bad `representation`, `size`, `margin` or `workers`, or an index with no clips.
+        ImportError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
+    """
+    from pamer.preprocess.face import FaceAligner, _dlib_models
+
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if not index.samples:
+        raise ValueError(f"dataset {index.name} has no clips to prepare")
+    aligner = FaceAligner(size=size, margin=margin)  # checks size and margin
+    _dlib_models()  # fail before any work when dlib or its model is missing
+    if representation == "flow":
+        from pamer.preprocess.motion import _tvl1
+
+        _tvl1()
+    config = {
+        "format": FORMAT,
+        "dataset": index.name,
+        "protocol": protocol,
+        "classes": list(index.classes),
+        "representation": representation,
+        "aligner": "dlib frontal detector + shape_predictor_68_face_landmarks",
+        **aligner.config(),
+    }
+    samples_digest = _digest([_sample_facts(s) for s in index.samples])
+    key = _digest([config, samples_digest])
+    name = "-".join(part for part in (index.name, protocol, key[:12]) if part)
+    directory = Path(out) / name
+    if (directory / "cache.json").is_file():
+        return directory
+    (directory / "parts").mkdir(parents=True, exist_ok=True)
+
+    todo = [
+        (_task(i, s, aligner.max_frames), config)
+        for i, s in enumerate(index.samples)
+        if not _part_path(directory, i).is_file()
+    ]
+    with _progress(progress, len(index.samples), len(index.samples) - len(todo), f"aligning {name}") as advance:
+        if workers == 1 or len(todo) <= 1:
+            results = map(_run, todo)
+            _write_parts(directory, results, advance)
+        else:
+            context = get_context("spawn")  # fork would copy a parent's torch/OpenMP threads into the workers
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
+                _write_parts(directory, pool.map(_run, todo, chunksize=1), advance)
+    _assemble(directory, index, config, key, samples_digest)
+    return directory
+
+
+def _write_parts(directory: Path, results, advance) -> None:
+    for number, crops, info in results:
+        _save_arrays(_part_path(directory, number), crops, {"info": json.dumps(info, sort_keys=True)})
+        advance()
+
+
+@contextmanager
+def _progress(show: bool, total: int, done: int, label: str) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on stderr (or nothing), yielding the callback that advances it by one clip."""
+    if not show:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=total, completed=done)
+        yield lambda: bar.advance(task)
+
+
+def _assemble(directory: Path, index, config: dict, key: str, samples_digest: str) -> None:
+    """Gather the parts into the final arrays, manifest and cache.json (in that order), then drop the parts."""
+    from safetensors import safe_open
+
+    stacks: dict[str, list[np.ndarray]] = {}
+    labels, subjects, clips, rows = [], [], [], []
+    for number, sample in enumerate(index.samples):
+        with safe_open(_part_path(directory, number), framework="numpy") as part:
+            info = json.loads(part.metadata()["info"])
+            for name in part.keys():  # noqa: SIM118  (safe_open is not a mapping)
+                stacks.setdefault(name, []).append(part.get_tensor(name))
+        if info["status"] == "cached":
+            labels.append(index.classes.index(sample.label))
+            subjects.append(sample.subject)
+            clips.append(sample.clip)
+        row = {c: info.get(c, "") for c in MANIFEST_COLUMNS}
+        row.update(
+            subject=sample.subject,
+            clip=sample.clip,
+            label=sample.label,
+            problems="; ".join(info["problems"]),
+            onset_frame=sample.onset,
+            apex_frame=sample.apex,
+            apex_source=sample.apex_source,
+        )
+        rows.append(row)
+    size = config["size"]
+    arrays = {"labels": np.asarray(labels, dtype=np.int64)}
+    for name, channels_dtype in (("onset", np.uint8), ("apex", np.uint8), ("flow", np.float32)):
+        if name == "flow" and config["representation"] != "flow":
+            continue
+        parts = stacks.get(name, [])
+        arrays[name] = np.stack(parts) if parts else np.zeros((0, size, size, 3), channels_dtype)
+    _save_arrays(directory / "arrays.safetensors", arrays)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    _write_atomic(directory / "manifest.csv", text.getvalue().encode())
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "samples_digest": samples_digest,
+        "config": config,
+        "classes": list(index.classes),
+        "subjects": subjects,
+        "clips": clips,
+    }
+    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
+    shutil.rmtree(directory / "parts")

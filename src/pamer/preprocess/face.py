@@ -34,6 +34,24 @@ RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
 
 Box = tuple[float, float, float, float]  # left, top, right, bottom, in pixels
+ALIGNER_KEYS = ("size", "margin", "tolerance_deg", "max_corrections", "max_frames")
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read or decoded (the message names the file)."""
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as an RGB uint8 array H x W x 3 (grey and 16-bit images converted); `ImageError` naming the
+    file when it is missing, unreadable or not a decodable image."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise ImageError(f"{path}: cannot read the image ({error.strerror or error})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise ImageError(f"{path}: not a readable image (corrupt, empty or of an unsupported format)")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def model_path() -> Path:
@@ -246,6 +264,16 @@ class FaceAligner:
         self.tolerance_deg = tolerance_deg
         self.max_corrections = max_corrections
         self.max_frames = max_frames
+
+    @classmethod
+    def from_config(cls, config: dict) -> FaceAligner:
+        """The aligner a cache or checkpoint was made with (its `config`, or the `preprocess` block of a model card);
+        keys it does not know are ignored, missing ones take the defaults."""
+        return cls(**{k: config[k] for k in ALIGNER_KEYS if k in config})
+
+    def config(self) -> dict:
+        """The aligner's parameters, as stored in a cache's config."""
+        return {k: getattr(self, k) for k in ALIGNER_KEYS}
 
     def fit(self, frames: Iterable[np.ndarray]) -> AlignTransform:
         """One transform for a clip, from the first of `frames` that shows a face.
