@@ -135,7 +135,8 @@ def build_tree(
         frames: "key" writes onset, a frame between onset and apex, apex (or the middle frame when the sheet
             has none) and offset; "all" writes every frame onset..offset.
         write_frame: called as `write_frame(path, spec)` for every frame file (default: `tiny_frame`).
-        clips: only these clip names (folder names, e.g. "EP02_01f", "006_1_2", "s1_ne_01"); default all.
+        clips: only these clips, by folder name ("EP02_01f", "006_1_2", "s1_ne_01": every subject's clip of
+            that name) or subject/clip ("sub01/EP02_01f", "006/006_1_2", "s1/s1_ne_01"); default all.
         cropped: CASME II / SMIC file names of the cropped releases (`reg_img46.jpg`, `reg_image<n>.bmp`).
         quirks: reproduce the known on-disk defects of the releases (see the module docstring).
     """
@@ -147,8 +148,8 @@ def build_tree(
     root.mkdir(parents=True, exist_ok=True)
     annotations_dir = Path(annotations_dir)
 
-    def keep(clip: str) -> bool:
-        return wanted is None or clip in wanted
+    def keep(subject: str, clip: str) -> bool:
+        return wanted is None or clip in wanted or f"{subject}/{clip}" in wanted
 
     if name == "composite":
         for part in ("casme2", "samm", "smic"):
@@ -163,7 +164,7 @@ def build_tree(
         prefix = "reg_img" if cropped else "img"
         for _, row in _sheet_rows(sheet, 0, "Subject").iterrows():
             clip, subject = str(row["Filename"]).strip(), f"sub{int(row['Subject']):02d}"
-            if not keep(clip):
+            if not keep(subject, clip):
                 continue
             onset, apex, offset = (_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
             roles = _key_frames(onset, apex, offset, frames)
@@ -175,7 +176,7 @@ def build_tree(
         shutil.copyfile(sheet, root / sheet.name)
         for i, (_, row) in enumerate(_sheet_rows(sheet, "MICRO_ONLY", "Subject").iterrows()):
             clip, subject = str(row["Filename"]).strip(), str(row["Subject"]).strip()
-            if not keep(clip):
+            if not keep(subject, clip):
                 continue
             onset, apex, offset = (_int(row[c]) for c in ("Onset Frame", "Apex Frame", "Offset Frame"))
             roles = _key_frames(onset, apex, offset, frames)
@@ -195,7 +196,7 @@ def build_tree(
         prefix = "reg_image" if cropped else "image"
         for _, row in _sheet_rows(sheet, "HS", "Subject").iterrows():
             clip, subject = str(row["Filename"]).strip(), f"s{int(row['Subject'])}"
-            if not keep(clip) or pd.isna(row["Emotion"]):
+            if not keep(subject, clip) or pd.isna(row["Emotion"]):
                 continue
             onset, offset = _int(row["OnsetF"]), _int(row["OffsetF"])
             roles = _key_frames(onset, None, offset, frames)
@@ -211,7 +212,7 @@ def build_tree(
         number = row.clip.split("_")[-1]
         emotion = SMIC_LABELS[int(row.label)]
         clip = f"{subject}_{SMIC_SHORT[emotion]}_{number}"
-        if not keep(clip):
+        if not keep(subject, clip):
             continue
         onset = 1000 + 100 * i
         offset = onset + 12 + i % 5
