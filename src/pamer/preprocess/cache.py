@@ -396,6 +396,9 @@ def _assemble(directory: Path, index, config: dict, key: str, samples_digest: st
 
     stacks: dict[str, list[np.ndarray]] = {}
     labels, subjects, clips, rows = [], [], [], []
+    reader_problems: dict[str, list[str]] = {}
+    for problem in index.problems:  # what the reader already fixed or noted, e.g. a substituted apex frame
+        reader_problems.setdefault(problem.clip, []).append(f"{problem.kind}: {problem.detail}")
     for number, sample in enumerate(index.samples):
         with safe_open(_part_path(directory, number), framework="numpy") as part:
             info = json.loads(part.metadata()["info"])
@@ -410,7 +413,7 @@ def _assemble(directory: Path, index, config: dict, key: str, samples_digest: st
             subject=sample.subject,
             clip=sample.clip,
             label=sample.label,
-            problems="; ".join(info["problems"]),
+            problems="; ".join(reader_problems.get(sample.uid, []) + info["problems"]),
             onset_frame=sample.onset,
             apex_frame=sample.apex,
             apex_source=sample.apex_source,

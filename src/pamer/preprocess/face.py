@@ -163,10 +163,17 @@ def _map(matrix: np.ndarray, point: tuple[float, float]) -> tuple[float, float]:
     return float(x), float(y)
 
 
+def _box_centre(box: Box) -> tuple[float, float]:
+    # boxes run from the first pixel to one past the last; centres, like landmarks, are in pixel indices
+    return (box[0] + box[2] - 1) / 2, (box[1] + box[3] - 1) / 2
+
+
 def _square_matrix(centre: tuple[float, float], side: float, size: int) -> np.ndarray:
-    # maps the axis-aligned square of `side` pixels centred on `centre` onto a size x size image
+    # maps the axis-aligned square of `side` pixels centred on pixel `centre` onto a size x size image, pixel
+    # centres to pixel centres as cv2.resize does (so a centre crop equals cropping then resizing)
     s = size / side
-    return np.array([[s, 0.0, size / 2 - s * centre[0]], [0.0, s, size / 2 - s * centre[1]], [0.0, 0.0, 1.0]])
+    t = (size - 1) / 2
+    return np.array([[s, 0.0, t - s * centre[0]], [0.0, s, t - s * centre[1]], [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)
@@ -305,7 +312,7 @@ class FaceAligner:
 
     def _centre_crop(self, shape: tuple[int, int]) -> AlignTransform:
         h, w = shape
-        centre, side = (w / 2, h / 2), float(min(h, w))
+        centre, side = ((w - 1) / 2, (h - 1) / 2), float(min(h, w))
         matrix = _square_matrix(centre, side, self.size)
         return AlignTransform(matrix[:2], self.size, (h, w), False, None, 0.0, centre, side, None, 0, self.margin)
 
@@ -314,7 +321,7 @@ class FaceAligner:
         rotation = _rotation(mid, angle)
         total = angle
         side = max(box[2] - box[0], box[3] - box[1])
-        centre = _map(rotation, ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))  # in the levelled frame
+        centre = _map(rotation, _box_centre(box))  # in the levelled frame
         residual, passes = None, 1
         for correction in range(self.max_corrections + 1):
             # re-detect in a window twice the face's size around it, levelled, at the frame's own resolution
@@ -330,7 +337,7 @@ class FaceAligner:
             residual, mid_view = eye_tilt(view, found)
             back = np.linalg.inv(_square_matrix(centre, window, window))  # window pixels -> levelled frame
             side = max(found[2] - found[0], found[3] - found[1])
-            centre = _map(back, ((found[0] + found[2]) / 2, (found[1] + found[3]) / 2))
+            centre = _map(back, _box_centre(found))
             if abs(residual) <= self.tolerance_deg or correction == self.max_corrections:
                 break
             fix = _rotation(_map(back, mid_view), residual)
