@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -32,15 +33,19 @@ def list_frames(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     """
     numbered: dict[int, Path] = {}
     duplicates: list[str] = []
-    for path in sorted(folder.iterdir()):
-        match = _NUMBER.search(path.stem)
-        if match is None or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+    # scandir: the entry type comes with the listing, no stat per file (SMIC-E clips hold hundreds of frames)
+    with os.scandir(folder) as entries:
+        files = sorted(e.name for e in entries if e.is_file())
+    for name in files:
+        stem, suffix = os.path.splitext(name)
+        match = _NUMBER.search(stem)
+        if match is None or suffix.lower() not in IMAGE_SUFFIXES:
             continue
         number = int(match.group(1))
         if number in numbered:
-            duplicates.append(f"{numbered[number].name} and {path.name}")
+            duplicates.append(f"{numbered[number].name} and {name}")
             continue
-        numbered[number] = path
+        numbered[number] = folder / name
     numbers = sorted(numbered)
     return [numbered[n] for n in numbers], numbers, duplicates
 
