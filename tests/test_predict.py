@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 from pathlib import Path
 
 import cv2
@@ -199,3 +200,134 @@ def test_cli_needs_exactly_one_input(tmp_path: Path) -> None:
     assert "exactly one of --video" in _fail(["predict", str(model_dir)])
     assert "exactly one of --video" in _fail(["predict", str(model_dir), "--video", "a.mp4", "--frames", "b"])
     assert "does not exist" in _fail(["predict", str(tmp_path / "absent"), "--video", "a.mp4"])
+    assert "not a torch device" in _fail(["predict", str(model_dir), "--video", "a.mp4", "--device", "gpu0"])
+
+
+# ------------------------------------------------------------------------------------- recognising a clip
+
+
+def _commands() -> set[str]:
+    return {c.name or c.callback.__name__ for c in app.registered_commands}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny pamnet_test trained by `pamer prepare` + `pamer train` on a synthetic CASME II-style set."""
+    if "train" not in _commands():
+        pytest.skip("`pamer train` (pamer.engine.train_final) is not available yet")
+    synthetic = pytest.importorskip("pamer.data.synthetic", reason="pamer.data.synthetic is not available yet")
+    work = tmp_path_factory.mktemp("trained")
+    config = synthetic.SyntheticConfig(subjects=2, clips_per_class=1, classes=3, face_px=128, frames=(4, 4))
+    root = synthetic.generate(work / "casme2", config)
+    prepared = runner.invoke(
+        app,
+        ["prepare", "casme2", "--root", str(root), "--out", str(work / "caches"), "--protocol", "megc2019"]
+        + ["--size", "48", "--quiet"],
+    )
+    assert prepared.exit_code == 0, prepared.output
+    cache = prepared.stdout.strip().splitlines()[-1]
+    (work / "train.yaml").write_text(
+        f"data: {{cache: {cache}}}\nmodel: {{name: pamnet_test}}\nseed: 0\n"
+        "train: {epochs: 2, batch_size: 4, input_size: 64, device: cpu}\n"
+    )
+    trained = runner.invoke(app, ["train", str(work / "train.yaml"), "--out", str(work / "model")])
+    assert trained.exit_code == 0, trained.output
+    return work / "model"
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray], int]:
+    """A 10-frame clip of a real face (matplotlib's grace_hopper.jpg) with a lip-corner pull peaking at a known
+    apex, and no head motion, lighting drift or noise, so the spotted apex must be the rendered one."""
+    synthetic = pytest.importorskip("pamer.data.synthetic", reason="pamer.data.synthetic is not available yet")
+    faces, _ = synthetic.load_faces(face_px=128)
+    config = synthetic.SyntheticConfig(
+        face_px=128, frames=(10, 10), head_shift_px=0, head_rotation_deg=0, illumination=0, noise=0
+    )
+    clip = synthetic.render_clip(faces[0], synthetic.EMOTION_AUS["happiness"], np.random.default_rng(1), config)
+    return clip.frames, clip.apex
+
+
+def test_folder_and_video_give_the_same_answer(model_dir: Path, face_clip, tmp_path: Path) -> None:
+    frames, true_apex = face_clip
+    folder = _write_frames(tmp_path / "frames", frames, [f"frame_{i:04d}.png" for i in range(len(frames))])
+    video = _write_video(tmp_path / "clip.avi", frames)
+    recognizer = Recognizer.from_dir(model_dir)
+    assert recognizer.classes == ("negative", "positive", "surprise")
+
+    from_folder = recognizer.predict(folder)
+    from_video = recognizer.predict(video)
+    assert from_folder.label == from_video.label
+    assert from_folder.probabilities == pytest.approx(from_video.probabilities, abs=1e-9)
+    assert (from_folder.onset, from_folder.onset_source) == (0, "first")
+    assert (from_folder.apex, from_folder.apex_source) == (true_apex, "spotted")
+    assert from_video.apex == true_apex
+    assert sum(from_folder.probabilities.values()) == pytest.approx(1.0, abs=1e-12)
+    assert all(0 <= p <= 1 for p in from_folder.probabilities.values())
+    assert len(from_folder.attention) == 4
+    assert from_folder.onset_crop.shape == (48, 48, 3)  # the cache's crop size, from model.json
+    assert from_folder.motion.shape == (3, 64, 64)  # the network's input size
+    assert from_folder.face["face"] is True
+
+
+def test_given_onset_and_apex_are_used(model_dir: Path, face_clip, tmp_path: Path) -> None:
+    frames, true_apex = face_clip
+    # frame numbers start at 46 as in CASME II; onset/apex are file-name numbers for a folder
+    folder = _write_frames(tmp_path / "frames", frames, [f"img{46 + i}.jpg" for i in range(len(frames))])
+    recognizer = Recognizer.from_dir(model_dir)
+    given = recognizer.predict(folder, onset=47, apex=46 + true_apex)
+    assert (given.onset, given.onset_source, given.onset_name) == (47, "given", "img47.jpg")
+    assert (given.apex, given.apex_source) == (46 + true_apex, "given")
+    # the same pair as frames 1 and true_apex of the arrays: the same network input
+    from_arrays = recognizer.predict(read_frame_folder(folder).frames, onset=1, apex=true_apex)
+    np.testing.assert_array_equal(given.motion, from_arrays.motion)
+    spotted = recognizer.predict(folder, onset=47)
+    assert (spotted.apex, spotted.apex_source) == (46 + true_apex, "spotted")
+
+
+def test_cli_table_json_and_picture(model_dir: Path, face_clip, tmp_path: Path) -> None:
+    frames, _ = face_clip
+    video = _write_video(tmp_path / "clip.avi", frames)
+    table = runner.invoke(app, ["predict", str(model_dir), "--video", str(video)])
+    assert table.exit_code == 0, table.output
+    assert "probability" in table.stdout and "spotted" in table.stdout
+
+    picture = tmp_path / "attention.png"
+    result = runner.invoke(app, ["predict", str(model_dir), "--video", str(video), "--json", "--picture", str(picture)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["label"] in ("negative", "positive", "surprise")
+    assert summary["label"] == max(summary["probabilities"], key=summary["probabilities"].get)
+    assert sum(summary["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
+    assert summary["apex"]["source"] == "spotted"
+    image = cv2.imread(str(picture))
+    assert image is not None and image.shape[1] > image.shape[0]  # one row: face, motion, four maps
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--onset", "20"], "onset 20 is out of range for .*: its frames are 0..9"),
+        (["--apex", "-1"], "apex -1 is out of range"),
+        (["--onset", "5", "--apex", "3"], "apex 3 must come after onset 5"),
+        (["--onset", "9"], "no frame after onset 9 to spot the apex in"),
+        (["--picture", "out.jpg"], r"expected a file name ending in \.png"),
+    ],
+)
+def test_cli_bad_onset_apex_and_picture(model_dir: Path, face_clip, tmp_path: Path, args, message: str) -> None:
+    frames, _ = face_clip
+    video = _write_video(tmp_path / "clip.avi", frames)
+    error = _fail(["predict", str(model_dir), "--video", str(video), *args])
+    assert re.search(message, error), error
+
+
+def test_cli_bad_clips(model_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "holds no image files" in _fail(["predict", str(model_dir), "--frames", str(empty)])
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 50)
+    assert "broken.mp4 cannot be read" in _fail(["predict", str(model_dir), "--video", str(broken)])
+    # a flat grey clip: nothing to detect
+    blank = _write_frames(tmp_path / "blank", [np.full((120, 160, 3), 128, np.uint8)] * 3, ["1.png", "2.png", "3.png"])
+    assert "no face found in" in _fail(["predict", str(model_dir), "--frames", str(blank)])

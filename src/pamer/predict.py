@@ -184,6 +184,8 @@ def read_clip(source: str | Path | Clip | Sequence[np.ndarray]) -> Clip:
         return source
     if isinstance(source, (str, Path)):
         path = Path(source)
+        if not path.exists():
+            raise PredictError(f"clip {path} does not exist (expected a video file or a folder of frames)")
         return read_frame_folder(path) if path.is_dir() else read_video(path)
     frames = [np.asarray(f) for f in source]
     if not frames:
@@ -208,6 +210,7 @@ class ModelCard:
     std: tuple[float, ...]
     representation: str
     preprocess: dict
+    model_args: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -228,7 +231,10 @@ class ModelCard:
             raise PredictError(
                 f"{path}: representation {meta['representation']!r} is not supported by predict (expected 'diff')"
             )
-        rest = {k: v for k, v in meta.items() if k not in CARD_KEYS}
+        model_args = meta.get("model_args") or {}
+        if not isinstance(model_args, dict):
+            raise PredictError(f"{path}: model_args must be an object of model options, got {model_args!r}")
+        rest = {k: v for k, v in meta.items() if k not in (*CARD_KEYS, "model_args")}
         return cls(
             model=str(meta["model"]),
             classes=classes,
@@ -237,6 +243,7 @@ class ModelCard:
             std=tuple(float(s) for s in meta["std"]),
             representation=str(meta["representation"]),
             preprocess=dict(meta["preprocess"]),
+            model_args=model_args,
             extra=rest,
         )
 
@@ -270,6 +277,12 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
 
     from pamer.models import create_model
 
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise PredictError(f"device {device!r} is not a torch device (expected e.g. cpu, cuda, cuda:1)") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise PredictError(f"device {device!r} asked for, but torch sees no CUDA device here")
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise PredictError(f"model directory {model_dir} does not exist (make one with `pamer train`)")
@@ -286,7 +299,7 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
     except (SafetensorError, OSError) as err:
         raise PredictError(f"{weights} cannot be read as safetensors: {err}") from None
     try:
-        model = create_model(card.model, num_classes=len(card.classes))
+        model = create_model(card.model, num_classes=len(card.classes), **card.model_args)
     except ValueError as err:
         raise PredictError(f"{model_dir / 'model.json'}: {err}") from None
     expected = model.state_dict()
@@ -308,7 +321,7 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
             + "; ".join(parts)
         )
     model.load_state_dict(state, strict=True)
-    return model.to(torch.device(device)).eval(), card
+    return model.to(target).eval(), card
 
 
 # -------------------------------------------------------------------------------------------- prediction
@@ -354,6 +367,23 @@ class Prediction:
             "timings_s": self.timings,
         }
 
+    def picture(self, path: str | Path) -> Path:
+        """Save a PNG of the aligned apex face, the motion image (apex - onset) and the attention maps over the face.
+
+        Raises:
+            PredictError: a name that does not end in .png, or a folder that does not exist.
+        """
+        from pamer.report.plots import plot_attention
+
+        path = Path(path)
+        if path.suffix.lower() != ".png":
+            raise PredictError(f"picture {path}: expected a file name ending in .png")
+        if not path.parent.is_dir():
+            raise PredictError(f"picture {path}: the folder {path.parent} does not exist")
+        motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
+        title = f"{Path(self.source).name}: {self.label} ({self.probabilities[self.label]:.2f}), apex {self.apex}"
+        return plot_attention(self.apex_crop, motion, self.attention, path, title)
+
 
 class Recognizer:
     """A trained network and its model card, ready to recognise users' clips.
@@ -365,9 +395,16 @@ class Recognizer:
     """
 
     def __init__(self, model: Any, card: ModelCard, device: str = "cpu") -> None:
+        from pamer.preprocess.face import FaceAligner
+
         self.model = model
         self.card = card
         self.device = device
+        try:
+            # the aligner the training cache was made with, so a user's clip is cropped as the training clips were
+            self.aligner = FaceAligner.from_config(card.preprocess)
+        except (TypeError, ValueError) as err:
+            raise PredictError(f"model.json of {card.model!r}: its preprocess block is not usable: {err}") from None
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str = "cpu") -> Recognizer:
@@ -394,6 +431,8 @@ class Recognizer:
             PredictError: an unreadable clip, onset/apex out of range or in the wrong order, a clip too short
                 to spot an apex in, or no face found.
         """
+        from pamer.preprocess.motion import spot_apex
+
         clip = read_clip(clip)
         timings = {"decode": clip.decode_s}
         onset_i = 0 if onset is None else clip.index(onset, "onset")
@@ -410,17 +449,26 @@ class Recognizer:
             )
 
         start = time.perf_counter()
-        transform, face = _fit_face(
-            clip.frames[onset_i], self.card.preprocess, f"{clip.names[onset_i]} of {clip.source}"
-        )
+        searched = _search_order(onset_i, None if apex is None else apex_i, len(clip), self.aligner.max_frames)
+        transform = self.aligner.fit(clip.frames[i] for i in searched)
+        if not transform.face:
+            shown = ", ".join(clip.names[i] for i in searched[:4]) + (", ..." if len(searched) > 4 else "")
+            raise PredictError(f"no face found in {clip.source}: searched {len(searched)} frames ({shown})")
+        face = {**transform.describe(), "frame": clip.numbers[searched[transform.frame]]}
         timings["detect"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        # with an apex given only two frames need aligning; otherwise every frame after the onset is a candidate
+        # one transform for every frame of the clip; with an apex given, only onset and apex are needed
         wanted = [onset_i, apex_i] if apex is not None else list(range(onset_i, len(clip)))
-        crops = _apply_face(transform, [clip.frames[i] for i in wanted], self.card.preprocess)
+        crops = [transform.apply(clip.frames[i]) for i in wanted]
         if apex is None:
-            apex_i = onset_i + _spot_apex(crops)
+            spotted = spot_apex(crops, region=transform.face_box)
+            if spotted == 0:
+                raise PredictError(
+                    f"{clip.source}: no frame after onset {clip.numbers[onset_i]} differs from it inside the face, "
+                    "so there is no apex to spot; give --apex"
+                )
+            apex_i = onset_i + spotted
             apex_source = "spotted"
         else:
             apex_source = "given"
@@ -453,7 +501,18 @@ class Recognizer:
     def _infer(self, onset_crop: np.ndarray, apex_crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         import torch
 
-        x = _motion_input(onset_crop, apex_crop, self.card).to(self.device)
+        from pamer.engine.augment import model_input
+
+        card = self.card
+        x = model_input(
+            onset_crop[None],
+            apex_crop[None],
+            input_size=card.input_size,
+            mean=card.mean,
+            std=card.std,
+            representation=card.representation,
+            device=self.device,
+        )
         with torch.inference_mode():
             features, maps = self.model.forward_features(x)
             logits = self.model.forward_head(features)
@@ -462,18 +521,12 @@ class Recognizer:
         return probabilities, [m[0, 0].float().cpu().numpy() for m in maps], x[0].cpu().numpy()
 
 
-# placeholders until pamer.preprocess.face / motion and pamer.engine land
-def _fit_face(frame, preprocess, name):
-    raise NotImplementedError
-
-
-def _apply_face(transform, frames, preprocess):
-    raise NotImplementedError
-
-
-def _spot_apex(crops):
-    raise NotImplementedError
-
-
-def _motion_input(onset_crop, apex_crop, card):
-    raise NotImplementedError
+def _search_order(onset_i: int, apex_i: int | None, n: int, max_frames: int) -> list[int]:
+    """The frames searched for a face, in `pamer prepare`'s order: the onset, the apex, then evenly spaced frames
+    between them (with no apex given: evenly spaced frames after the onset), `max_frames` at most."""
+    first = [onset_i] if apex_i is None else [onset_i, apex_i]
+    between = list(range(onset_i + 1, n if apex_i is None else apex_i))
+    wanted = max(max_frames - len(first), 0)
+    if len(between) > wanted:
+        between = [between[i] for i in np.linspace(0, len(between) - 1, wanted).round().astype(int)]
+    return first + between

@@ -35,14 +35,15 @@ def predict(
     """Recognise the micro-expression in a video or a folder of frames."""
     if (video is None) == (frames is None):
         raise fail("give exactly one of --video FILE or --frames DIR")
-    from pamer.predict import Recognizer
+    from pamer.predict import PredictError, Recognizer, read_frame_folder, read_video
 
     try:
         recognizer = Recognizer.from_dir(model_dir, device=device)
-        result = recognizer.predict(video if video is not None else frames, onset=onset, apex=apex)
+        clip = read_video(video) if video is not None else read_frame_folder(frames)
+        result = recognizer.predict(clip, onset=onset, apex=apex)
         if picture is not None:
-            recognizer.picture(result, picture)
-    except ValueError as err:  # pamer's bad-input errors are ValueError subclasses whose message names the input
+            result.picture(picture)
+    except PredictError as err:
         raise fail(str(err)) from None
 
     if as_json:
@@ -59,7 +60,7 @@ def _print_table(result, picture: Path | None) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{result.source}: {result.label}", title_justify="left")
+    table = Table(title=f"{Path(result.source).name}: {result.label}", title_justify="left")
     table.add_column("class")
     table.add_column("probability", justify="right")
     table.add_column("", min_width=20)
@@ -67,10 +68,19 @@ def _print_table(result, picture: Path | None) -> None:
         style = "bold" if name == result.label else None
         table.add_row(name, f"{p:.3f}", "#" * round(20 * p), style=style)
     console.print(table)
-    console.print(f"onset: frame {result.onset} ({result.onset_name}; {result.onset_source})")
-    console.print(f"apex:  frame {result.apex} ({result.apex_name}; {result.apex_source})")
-    face = ", ".join(f"{k} {v}" for k, v in result.face.items())
-    console.print(f"face:  {face}")
+    how = {"first": "the first frame", "given": "given", "spotted": "spotted: most facial motion after the onset"}
+    for label, number, name, source in (
+        ("onset", result.onset, result.onset_name, result.onset_source),
+        ("apex: ", result.apex, result.apex_name, result.apex_source),
+    ):
+        file = "" if name == f"frame {number}" else f" ({name})"
+        console.print(f"{label} frame {number}{file}: {how[source]}")
+    face = result.face
+    residual = "" if face["residual_deg"] is None else f", {face['residual_deg']:+.1f} deg left"
+    console.print(
+        f"face:  found in frame {face['frame']}; eyes levelled by {face['angle_deg']:+.1f} deg{residual}; "
+        f"crop square of {face['crop'][2]:.0f} px"
+    )
     console.print("time:  " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in result.timings.items()))
     if picture is not None:
         console.print(f"picture: {picture}")
