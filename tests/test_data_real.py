@@ -119,7 +119,7 @@ def test_samm_clips_without_frames_up_to_the_apex(trees: Path) -> None:
         clip = clips[name]
         assert "apex-frame-missing" in clip.flags
         assert clip.apex == clip.frame_numbers[-1] and clip.apex_path.exists()
-        kinds = {(p.kind, p.detail.split()[0]) for p in index.problems if p.clip.endswith(name)}
+        kinds = {(p.kind, p.detail.split(": ")[1].split()[0]) for p in index.problems if p.clip.endswith(name)}
         assert kinds == {("missing-frame", "apex"), ("missing-frame", "offset")}
     assert {p.clip.split("/")[-1] for p in index.problems} == set(SAMM_SHORT_CLIPS)
     assert "1113" in next(p.detail for p in index.problems if p.clip.endswith("028_4_1"))

@@ -148,22 +148,23 @@ class Collector:
         # A number with no file: the nearest frame on disk stands in (SAMM 028_4_1 and 032_3_1 ship no frames
         # up to the annotated apex) - the closest shipped frame is the best available view of that moment.
         span = f"frames on disk {numbers[0]}..{numbers[-1]}"
+        missing = "missing-frame"
         if first not in numbers:
             near = _nearest(numbers, first)
             flags.append("onset-frame-missing")
-            self.problem(subject, clip, "missing-frame", f"onset {first} has no file ({span}); using frame {near}")
+            self.problem(subject, clip, missing, f"{where}: onset {first} has no file ({span}); using frame {near}")
             first = near
         if peak is None:
             peak = _nearest(numbers, middle)
         elif peak not in numbers:
             near = _nearest(numbers, peak)
             flags.append("apex-frame-missing")
-            self.problem(subject, clip, "missing-frame", f"apex {peak} has no file ({span}); using frame {near}")
+            self.problem(subject, clip, missing, f"{where}: apex {peak} has no file ({span}); using frame {near}")
             peak = near
         if last not in numbers:
             # the offset is not read by the motion image; it is kept as written and reported
             flags.append("offset-frame-missing")
-            self.problem(subject, clip, "missing-frame", f"offset {last} has no file ({span}); kept as written")
+            self.problem(subject, clip, missing, f"{where}: offset {last} has no file ({span}); kept as written")
         if peak == first:
             self.problem(subject, clip, "no-motion", f"onset and apex fall on the same file ({span}); left out")
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pamer.data._clips import Collector, check_root
+from pamer.data._clips import Collector, check_root, frame_number
 from pamer.data._sheet import find_sheet, read_rows
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetIndex
@@ -34,11 +34,9 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
     layout = "sheet MICRO_ONLY, a header row Subject, Filename, ..., Onset Frame, Apex Frame, Offset Frame, ..."
     for row in read_rows(path, COLUMNS, sheets=("MICRO_ONLY",), layout=layout):
         where = f"{path.name} row {row.number}"
-        subject = row["subject"]
-        if subject.isdigit():
-            subject = subject.zfill(3)
-        elif subject.replace(".0", "").isdigit():  # a number cell read back as `6.0`
-            subject = subject.replace(".0", "").zfill(3)
+        # a number cell (6, read back as `6` or `6.0`) names the folder `006`
+        number = frame_number(row["subject"])
+        subject = row["subject"] if number is None else f"{number:03d}"
         rules.add(
             subject=subject,
             clip=row["clip"],
