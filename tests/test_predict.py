@@ -106,6 +106,21 @@ def test_corrupt_frame_is_named(tmp_path: Path) -> None:
         read_frame_folder(folder)
 
 
+def test_frames_of_different_sizes_or_too_many(tmp_path: Path) -> None:
+    mixed = _random_frames(1) + _random_frames(1, shape=(20, 32))
+    folder = _write_frames(tmp_path / "mixed", mixed, ["1.png", "2.png"])
+    with pytest.raises(PredictError, match="frames differ in size"):
+        read_frame_folder(folder)
+    frames = _random_frames(6)  # 6 frames of 32x24x3 = 2304 bytes each
+    folder = _write_frames(tmp_path / "long", frames, [f"{i}.png" for i in range(6)])
+    assert len(read_frame_folder(folder, max_bytes=6 * 2304)) == 6
+    with pytest.raises(PredictError, match="too long to predict on: 6 frames of 32x24"):
+        read_frame_folder(folder, max_bytes=5 * 2304)
+    video = _write_video(tmp_path / "long.avi", frames)
+    with pytest.raises(PredictError, match="too long to predict on: 6 frames of 32x24"):
+        read_video(video, max_bytes=5 * 2304)
+
+
 def test_unreadable_video(tmp_path: Path) -> None:
     bad = tmp_path / "clip.mp4"
     bad.write_bytes(b"this is not a video" * 100)
@@ -193,6 +208,12 @@ def test_model_json_missing_a_key(tmp_path: Path) -> None:
     model_dir = _handmade_model_dir(tmp_path / "model", card)
     with pytest.raises(PredictError, match=r"model\.json lacks the keys \['classes'\]"):
         load_checkpoint(model_dir)
+
+
+def test_recognizer_is_exported_lazily() -> None:
+    import pamer
+
+    assert pamer.Recognizer is Recognizer
 
 
 def test_cli_needs_exactly_one_input(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ __all__ = [
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MODEL_FILES = ("model.safetensors", "model.json")
+# the decoded frames of one clip are held in memory; a clip is seconds around one expression, not a whole film
+MAX_CLIP_BYTES = 2 * 2**30
 # what `pamer train` writes into model.json; predict needs every one of them
 CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "representation", "preprocess")
 
@@ -101,14 +103,23 @@ def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
     raise PredictError(f"frame {name}: expected a grey, BGR or BGRA image, got shape {image.shape}")
 
 
-def read_frame_folder(folder: str | Path) -> Clip:
+def _too_long(source: str, frames: int, frame: np.ndarray, max_bytes: int) -> PredictError:
+    height, width = frame.shape[:2]
+    return PredictError(
+        f"{source} is too long to predict on: {frames} frames of {width}x{height} need more than "
+        f"{max_bytes / 2**30:.2g} GiB decoded; cut the clip to the seconds around the expression"
+    )
+
+
+def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
     """Read a folder of frame images, sorted by the frame number in their names (not by listing order).
 
     Files that are not images (by suffix: .jpg, .png, .bmp, ...) are ignored.
 
     Raises:
         PredictError: missing folder, no image in it, a name without a number, two files with the same
-            number, or an image that cannot be decoded (the message names the file).
+            number, an image that cannot be decoded (the message names the file), frames of different sizes,
+            or more than `max_bytes` of decoded frames.
     """
     import cv2
 
@@ -126,6 +137,8 @@ def read_frame_folder(folder: str | Path) -> Clip:
             raise PredictError(f"frame folder {folder}: {p1.name} and {p2.name} have the same frame number {n1}")
     frames = []
     for _, path in numbered:
+        if frames and len(numbered) * frames[0].nbytes > max_bytes:
+            raise _too_long(f"frame folder {folder}", len(numbered), frames[0], max_bytes)
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
             raise PredictError(f"frame {path} cannot be read as an image (corrupt or not an image)")
@@ -142,11 +155,12 @@ def read_frame_folder(folder: str | Path) -> Clip:
     )
 
 
-def read_video(path: str | Path) -> Clip:
+def read_video(path: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
     """Decode every frame of a video file with OpenCV; frame numbers are 0-based positions.
 
     Raises:
-        PredictError: missing file, or a file OpenCV cannot decode (no frame comes out).
+        PredictError: missing file, a file OpenCV cannot decode (no frame comes out), or more than `max_bytes`
+            of decoded frames.
     """
     import cv2
 
@@ -165,6 +179,8 @@ def read_video(path: str | Path) -> Clip:
             if not ok:
                 break
             frames.append(_to_rgb(image, f"{path}#{len(frames)}"))
+            if len(frames) * frames[0].nbytes > max_bytes:
+                raise _too_long(f"video {path}", len(frames), frames[0], max_bytes)
     finally:
         capture.release()
     if not frames:
