@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["channel_stats", "motion_inputs", "normalize", "random_affine", "warp"]
+__all__ = ["channel_stats", "model_input", "motion_inputs", "normalize", "random_affine", "warp"]
 
 
 def motion_inputs(
@@ -143,3 +143,25 @@ def normalize(x: Tensor, mean: list[float], std: list[float]) -> Tensor:
     m = torch.tensor(mean, device=x.device, dtype=x.dtype)[None, :, None, None]
     s = torch.tensor(std, device=x.device, dtype=x.dtype)[None, :, None, None]
     return (x - m) / s
+
+
+def model_input(
+    onset: np.ndarray,
+    apex: np.ndarray | None,
+    *,
+    input_size: int,
+    mean: list[float] | tuple[float, ...],
+    std: list[float] | tuple[float, ...],
+    representation: str = "diff",
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """The evaluation-time network input, exactly as the engine computes it (no augmentation).
+
+    Use it with the `input_size`, `mean`, `std` and `representation` of a checkpoint's `model.json`.
+
+    Shape:
+        - onset, apex: (N, H, W, 3) aligned uint8 RGB crops (or float flow in `onset` with apex None).
+        - Output: (N, 3, input_size, input_size) float32.
+    """
+    x = motion_inputs(onset, apex, input_size, representation=representation, device=device)
+    return normalize(x, list(mean), list(std))

@@ -1,0 +1,101 @@
+"""Pictures of a run: confusion matrices (paper Fig. 7) and progressive attention maps over a face."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_attention", "plot_confusion"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Save counts and row-normalised rates (each true class sums to 1) side by side as a PNG.
+
+    Shape:
+        - confusion: (C, C), rows true classes, columns predicted.
+    """
+    plt = _pyplot()
+    confusion = np.asarray(confusion)
+    rows = confusion.sum(axis=1, keepdims=True)
+    rates = np.divide(confusion, rows, out=np.zeros(confusion.shape, dtype=float), where=rows > 0)
+    n = len(classes)
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * n, 1.5 + 0.8 * n), layout="constrained")
+    for ax, values, name, fmt in ((axes[0], confusion, "counts", "{:d}"), (axes[1], rates, "row-normalised", "{:.2f}")):
+        ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+        for i in range(n):
+            for j in range(n):
+                value = int(values[i, j]) if fmt == "{:d}" else values[i, j]
+                ax.text(
+                    j, i, fmt.format(value), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black"
+                )
+        ax.set_xticks(range(n), classes, rotation=45, ha="right")
+        ax.set_yticks(range(n), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name)
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_attention(
+    face_rgb: np.ndarray,
+    motion: np.ndarray,
+    maps: Sequence[np.ndarray],
+    path: str | Path,
+    title: str = "",
+) -> Path:
+    """Save the face, the motion image and each progressive attention map laid over the face.
+
+    Args:
+        face_rgb: the aligned face (e.g. the apex crop), uint8 RGB.
+        motion: the network input (normalised or not); shown as its per-pixel magnitude.
+        maps: attention maps A_1..A_4, each (h, w) or (1, h, w) with values in [0, 1], any resolution.
+        path: the PNG to write.
+
+    Shape:
+        - face_rgb: (H, W, 3); motion: (3, h, w) or (h, w, 3).
+    """
+    plt = _pyplot()
+    import torch
+    import torch.nn.functional as F
+
+    face = np.asarray(face_rgb)
+    motion = np.asarray(motion, dtype=np.float32)
+    if motion.ndim == 3 and motion.shape[0] in (1, 2, 3) and motion.shape[-1] not in (1, 2, 3):
+        motion = motion.transpose(1, 2, 0)
+    magnitude = np.sqrt((motion**2).sum(axis=-1)) if motion.ndim == 3 else np.abs(motion)
+    fig, axes = plt.subplots(1, 2 + len(maps), figsize=(2.4 * (2 + len(maps)), 2.8), layout="constrained")
+    axes[0].imshow(face)
+    axes[0].set_title("face")
+    axes[1].imshow(magnitude, cmap="magma")
+    axes[1].set_title("motion |apex - onset|")
+    for k, (ax, m) in enumerate(zip(axes[2:], maps, strict=True), start=1):
+        m = np.asarray(m, dtype=np.float32).squeeze()
+        # bilinear upsampling to the face so the coarse maps line up with it
+        up = F.interpolate(torch.from_numpy(m)[None, None], size=face.shape[:2], mode="bilinear", align_corners=False)
+        ax.imshow(face)
+        ax.imshow(up[0, 0].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(f"A_{k} ({m.shape[0]}x{m.shape[1]})")
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
