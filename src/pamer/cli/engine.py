@@ -1,5 +1,119 @@
-"""`pamer` commands: engine."""
+"""`pamer loso`, `pamer train`, `pamer report`: LOSO evaluation, final training, paper-style tables."""
 
 from __future__ import annotations
 
-from pamer.cli._app import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pamer.cli._app import app, fail
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config, e.g. configs/paper/casme2.yaml.")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config value: key=value (repeatable), e.g. --set train.epochs=2."),
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="One log line per fold/epoch instead of bars.")]
+
+
+def _config(path: Path, overrides: list[str] | None):
+    from pamer.config import ConfigError, load_config
+
+    try:
+        return load_config(path, overrides or [])
+    except ConfigError as err:
+        raise fail(str(err)) from None
+
+
+@app.command("loso")
+def loso(
+    config_path: ConfigArg,
+    overrides: SetOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/<config name>); rerun to resume.")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (in process), process (worker processes) or ray.")] = "local",
+    workers: Annotated[int | None, typer.Option(help="Worker processes for --executor process.")] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (--executor ray); default: start a local one.")
+    ] = None,
+    cpus_per_fold: Annotated[float, typer.Option(help="CPUs of each Ray fold task.")] = 1.0,
+    gpus_per_fold: Annotated[
+        float, typer.Option(help="GPUs of each Ray fold task (0.25: four folds share one).")
+    ] = 0.0,
+    quiet: QuietOption = False,
+) -> None:
+    """Leave-one-subject-out evaluation: train one network per subject, pool the predictions, write metrics."""
+    config = _config(config_path, overrides)
+    from pamer.engine import run_loso
+
+    run_dir = out if out is not None else Path("runs") / config_path.stem
+    try:
+        metrics = run_loso(
+            config,
+            run_dir,
+            executor,
+            workers=workers,
+            address=address,
+            cpus_per_fold=cpus_per_fold,
+            gpus_per_fold=gpus_per_fold,
+            quiet=quiet,
+        )
+    except ValueError as err:
+        raise fail(str(err)) from None
+    line = (
+        f"{metrics['model']} on {metrics['dataset'] or config.data.cache}: accuracy {metrics['accuracy']:.4f}, "
+        f"macro-F1 (UF1) {metrics['f1_macro']:.4f}, UAR {metrics['uar']:.4f} over {metrics['folds']} folds"
+    )
+    if "oracle" in metrics:
+        line += f"; ORACLE (best epoch on the test subject, not a result) accuracy {metrics['oracle']['accuracy']:.4f}"
+    typer.echo(line)
+    typer.echo(f"run directory: {run_dir}")
+
+
+@app.command("train")
+def train(
+    config_path: ConfigArg,
+    out: Annotated[Path, typer.Option("--out", help="Model directory: model.safetensors + model.json.")],
+    overrides: SetOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train on every subject of the cache and save a checkpoint for `pamer predict`."""
+    config = _config(config_path, overrides)
+    from pamer.engine import train_final
+
+    def log(epoch: int, loss: float, acc: float) -> None:
+        if quiet:
+            typer.echo(f"epoch {epoch}/{config.train.epochs}: loss {loss:.4f}, train accuracy {acc:.3f}", err=True)
+
+    try:
+        if quiet:
+            path = train_final(config, out, on_epoch=log)
+        else:
+            from rich.progress import Progress
+
+            with Progress() as bar:
+                task = bar.add_task("training", total=config.train.epochs)
+
+                def show(epoch: int, loss: float, acc: float) -> None:
+                    bar.update(task, completed=epoch, description=f"loss {loss:.3f} acc {acc:.3f}")
+
+                path = train_final(config, out, on_epoch=show)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    typer.echo(f"model written to {path / 'model.safetensors'} and {path / 'model.json'}")
+
+
+@app.command("report")
+def report(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of `pamer loso`.")],
+    fmt: Annotated[str, typer.Option("--format", help="md (Markdown) or csv.")] = "md",
+) -> None:
+    """Tables shaped like the paper's Tables 2-4, the paper's numbers beside the measured ones."""
+    from pamer.report.tables import ReportError, compare_runs
+
+    try:
+        typer.echo(compare_runs(run_dirs, fmt))
+    except ReportError as err:
+        raise fail(str(err)) from None

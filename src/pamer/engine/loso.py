@@ -435,7 +435,7 @@ def run_loso(
         RunDirError: `out_dir` holds a run with another configuration or cache.
         ValueError: an empty cache, fewer than two subjects, an unknown executor.
     """
-    from pamer.engine.train import load_cache_for
+    from pamer.engine.train import check_model, load_cache_for
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
@@ -444,6 +444,7 @@ def run_loso(
     subjects = sorted(set(cache.subjects))
     if len(subjects) < 2:
         raise ValueError(f"LOSO needs at least 2 subjects; cache {config.data.cache or '(in memory)'} has {subjects}")
+    check_model(config, len(cache.classes))
     names = [_safe_name(s) for s in subjects]
     if len(set(names)) != len(names):
         raise ValueError(f"subject names collide as file names: {subjects}")

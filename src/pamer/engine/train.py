@@ -18,7 +18,7 @@ from pamer.config import Config, ConfigError
 from pamer.engine.augment import channel_stats, motion_inputs, normalize, random_affine, warp
 from pamer.preprocess.cache import Cache
 
-__all__ = ["FitResult", "device_for", "fit", "load_cache_for", "prepare_inputs", "train_final"]
+__all__ = ["FitResult", "check_model", "device_for", "fit", "load_cache_for", "prepare_inputs", "train_final"]
 
 # (epoch 1-based, mean training loss, training accuracy) after each epoch
 EpochCallback = Callable[[int, float, float], None]
@@ -61,12 +61,29 @@ def device_for(config: Config) -> torch.device:
 
 
 def load_cache_for(config: Config) -> Cache:
-    """The cache named by `data.cache`, checked against `data.representation`."""
+    """The cache named by `data.cache`, checked against `data.representation`.
+
+    `data.cache` may also be the `--out` folder of `pamer prepare` when it holds exactly one cache.
+    """
     from pamer.preprocess.cache import load_cache
 
     if not config.data.cache:
         raise ConfigError("data.cache is empty: name a cache written by `pamer prepare` (--set data.cache=PATH)")
-    return load_cache(config.data.cache)
+    path = Path(config.data.cache)
+    inside = sorted(p.parent for p in path.glob("*/cache.json")) if path.is_dir() else []
+    if not (path / "cache.json").is_file() and len(inside) == 1:
+        path = inside[0]
+    return load_cache(path, expect={"representation": "flow"} if config.data.representation == "flow" else None)
+
+
+def check_model(config: Config, num_classes: int) -> None:
+    """Build the configured network once, so a bad name or option fails before any fold starts."""
+    from pamer.models import create_model
+
+    try:
+        create_model(config.model.name, num_classes=num_classes, **config.model.args)
+    except TypeError as err:  # an option the network's constructor does not take
+        raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
 
 
 def prepare_inputs(cache: Cache, config: Config, device: torch.device) -> Tensor:
@@ -231,6 +248,7 @@ def train_final(
     from safetensors.torch import save_file
 
     cache = load_cache_for(config) if cache is None else cache
+    check_model(config, len(cache.classes))
     device = device_for(config)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)

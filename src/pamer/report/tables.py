@@ -81,7 +81,7 @@ def load_run(run_dir: str | Path) -> dict:
 
 def _pair(a: float | None, f1: float | None) -> str:
     def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
+        return "-" if v is None or v != v else f"{v:.3f}"  # v != v: NaN from pandas
 
     return f"{fmt(a)} / {fmt(f1)}"
 
