@@ -35,7 +35,7 @@ def prepare_command(
     manifest.csv. Prints the cache directory, which `pamer loso` / `pamer train` take as `data.cache`.
     """
     from pamer.cli.data import _roots
-    from pamer.data import DatasetError, read
+    from pamer.data import DatasetError, get_protocol, read
     from pamer.preprocess.cache import prepare, read_manifest
 
     options = {}
@@ -53,7 +53,7 @@ def prepare_command(
             representation=representation,
             margin=margin,
             progress=not quiet,
-            protocol=protocol,
+            protocol=get_protocol(name, protocol).name,  # the default named, so both spellings share a cache
         )
     except (DatasetError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
