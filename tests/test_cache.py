@@ -108,8 +108,9 @@ def test_cache_holds_aligned_faces_and_the_manifest_every_clip(tree, prepared: P
     assert normal["face_frame"] == normal["onset_frame"] == "31"
     assert float(tilted["angle_deg"]) == pytest.approx(float(normal["angle_deg"]) - TILT, abs=1.5)
     assert rows[FACE_AT_APEX]["face"] == "found" and rows[FACE_AT_APEX]["face_frame"] == "71"
+    assert "no face in the onset frame img36.jpg" in rows[FACE_AT_APEX]["problems"]
     assert rows[NO_FACE]["status"] == "cached" and rows[NO_FACE]["face"] == "none"
-    assert "no face found" in rows[NO_FACE]["problems"]
+    assert "no face found in frames 46, 91, 68" in rows[NO_FACE]["problems"]
     assert rows[CORRUPT]["status"] == "skipped" and "img31.jpg" in rows[CORRUPT]["problems"]
     assert rows[MISSING]["status"] == "skipped" and "img56.jpg" in rows[MISSING]["problems"]
     assert not (prepared / "parts").exists()

@@ -29,8 +29,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pamer.data.samples import DatasetIndex, Sample
 
 FORMAT = 1
 REPRESENTATIONS = ("diff", "flow")
@@ -191,7 +195,7 @@ class _Task:
     missing: str  # why onset or apex has no file ("" when both do)
 
 
-def _task(number: int, sample, max_frames: int) -> _Task:
+def _task(number: int, sample: Sample, max_frames: int) -> _Task:
     from pamer.data.samples import DatasetError
 
     try:
@@ -234,9 +238,11 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
             except ImageError as error:
                 info["problems"].append(str(error))
                 continue
-            if frame.shape == onset.shape:
-                searched.append(number)
-                yield frame
+            if frame.shape != onset.shape:
+                info["problems"].append(f"{path}: size {frame.shape[1]}x{frame.shape[0]} differs from the onset's")
+                continue
+            searched.append(number)
+            yield frame
 
     transform = FaceAligner.from_config(config).fit(frames())
     crops = {"onset": transform.apply(onset), "apex": transform.apply(apex)}
@@ -257,7 +263,11 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
         crop_side=described["crop"][2],
     )
     if not transform.face:
-        info["problems"].append(f"no face found in {len(searched)} frames searched: centre crop kept")
+        numbers = ", ".join(map(str, searched))
+        info["problems"].append(f"no face found in frames {numbers} ({task.onset.parent}): centre crop kept")
+    elif transform.frame > 0:
+        used = searched[transform.frame]
+        info["problems"].append(f"no face in the onset frame {task.onset.name}: aligned on frame {used}")
     return crops, info
 
 
@@ -280,7 +290,7 @@ def _part_path(directory: Path, number: int) -> Path:
     return directory / "parts" / f"{number:06d}.safetensors"
 
 
-def _sample_facts(sample) -> dict:
+def _sample_facts(sample: Sample) -> dict:
     return {
         "uid": sample.uid,
         "label": sample.label,
@@ -291,7 +301,7 @@ def _sample_facts(sample) -> dict:
 
 
 def prepare(
-    index,
+    index: DatasetIndex,
     out: str | Path,
     size: int = 256,
     workers: int = 1,
@@ -390,7 +400,7 @@ def _progress(show: bool, total: int, done: int, label: str) -> Iterator[Callabl
         yield lambda: bar.advance(task)
 
 
-def _assemble(directory: Path, index, config: dict, key: str, samples_digest: str) -> None:
+def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samples_digest: str) -> None:
     """Gather the parts into the final arrays, manifest and cache.json (in that order), then drop the parts."""
     from safetensors import safe_open
 
