@@ -251,7 +251,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f"data: {{cache: {cache}}}\nmodel: {{name: pamnet_test}}\nseed: 0\n"
         "train: {epochs: 2, batch_size: 4, input_size: 64, device: cpu}\n"
     )
-    trained = runner.invoke(app, ["train", str(work / "train.yaml"), "--out", str(work / "model")])
+    trained = runner.invoke(app, ["train", str(work / "train.yaml"), "--out", str(work / "model"), "--quiet"])
     assert trained.exit_code == 0, trained.output
     return work / "model"
 

@@ -25,6 +25,7 @@ __all__ = [
     "Prediction",
     "PredictError",
     "Recognizer",
+    "check_picture_path",
     "frame_number",
     "load_checkpoint",
     "read_clip",
@@ -250,6 +251,10 @@ class ModelCard:
         model_args = meta.get("model_args") or {}
         if not isinstance(model_args, dict):
             raise PredictError(f"{path}: model_args must be an object of model options, got {model_args!r}")
+        if not (len(meta["mean"]) == len(meta["std"]) == 3 and all(float(v) > 0 for v in meta["std"])):
+            raise PredictError(
+                f"{path}: mean and std must be 3 numbers each, std positive; got {meta['mean']}, {meta['std']}"
+            )
         rest = {k: v for k, v in meta.items() if k not in (*CARD_KEYS, "model_args")}
         return cls(
             model=str(meta["model"]),
@@ -391,14 +396,24 @@ class Prediction:
         """
         from pamer.report.plots import plot_attention
 
-        path = Path(path)
-        if path.suffix.lower() != ".png":
-            raise PredictError(f"picture {path}: expected a file name ending in .png")
-        if not path.parent.is_dir():
-            raise PredictError(f"picture {path}: the folder {path.parent} does not exist")
+        path = check_picture_path(path)
         motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
         title = f"{Path(self.source).name}: {self.label} ({self.probabilities[self.label]:.2f}), apex {self.apex}"
         return plot_attention(self.apex_crop, motion, self.attention, path, title)
+
+
+def check_picture_path(path: str | Path) -> Path:
+    """`path` as a Path if a PNG can be written there (checked before the work, not after it).
+
+    Raises:
+        PredictError: a name that does not end in .png, or a folder that does not exist.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise PredictError(f"picture {path}: expected a file name ending in .png")
+    if not path.parent.is_dir():
+        raise PredictError(f"picture {path}: the folder {path.parent} does not exist")
+    return path
 
 
 class Recognizer:
