@@ -138,6 +138,10 @@ def test_aligned_face_is_level(faces_dir: Path, grace: np.ndarray, tom: np.ndarr
         image = read_rgb(faces_dir / "bald_guys.jpg")
     transform = FaceAligner(size=256).fit([image])
     assert transform.face and transform.frame == 0
+    left, top, right, bottom = detect_faces(image)[0]  # the crop is centred on the largest face, not a neighbour
+    assert np.hypot(transform.centre[0] - (left + right) / 2, transform.centre[1] - (top + bottom) / 2) < 0.2 * (
+        right - left
+    )
     crop = transform.apply(image)
     assert crop.shape == (256, 256, 3) and crop.dtype == np.uint8
     assert abs(_measured_tilt(crop)) < 1.0

@@ -332,7 +332,8 @@ class FaceAligner:
             if not boxes:
                 break
             passes += 1
-            found = boxes[0]
+            # the face we levelled sits at the window's centre; a neighbour's may be larger (a crowd photo)
+            found = min(boxes, key=lambda b: math.dist(_box_centre(b), ((window - 1) / 2, (window - 1) / 2)))
             residual, mid_view = eye_tilt(view, found)
             back = np.linalg.inv(_square_matrix(centre, window, window))  # window pixels -> levelled frame
             side = max(found[2] - found[0], found[3] - found[1])
