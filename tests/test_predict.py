@@ -232,8 +232,9 @@ def _commands() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny pamnet_test trained by `pamer prepare` + `pamer train` on a synthetic CASME II-style set."""
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny pamnet_test trained by `pamer prepare` + `pamer train` on a synthetic CASME II-style set: the model
+    directory, the cache it was trained on and the dataset root."""
     if "train" not in _commands():
         pytest.skip("`pamer train` (pamer.engine.train_final) is not available yet")
     synthetic = pytest.importorskip("pamer.data.synthetic", reason="pamer.data.synthetic is not available yet")
@@ -253,7 +254,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     trained = runner.invoke(app, ["train", str(work / "train.yaml"), "--out", str(work / "model"), "--quiet"])
     assert trained.exit_code == 0, trained.output
-    return work / "model"
+    return {"model": work / "model", "cache": Path(cache), "root": root}
+
+
+@pytest.fixture(scope="module")
+def model_dir(trained: dict[str, Path]) -> Path:
+    return trained["model"]
 
 
 @pytest.fixture(scope="module")
@@ -304,6 +310,32 @@ def test_given_onset_and_apex_are_used(model_dir: Path, face_clip, tmp_path: Pat
     np.testing.assert_array_equal(given.motion, from_arrays.motion)
     spotted = recognizer.predict(folder, onset=47)
     assert (spotted.apex, spotted.apex_source) == (46 + true_apex, "spotted")
+
+
+def test_predict_sees_what_training_saw(trained: dict[str, Path]) -> None:
+    """A training clip given to predict with its annotated onset and apex gives the cache's crops and the
+    engine's input for them: prediction and training cannot drift apart."""
+    from pamer.data import read
+    from pamer.engine.augment import model_input
+    from pamer.preprocess import load_cache
+
+    cache = load_cache(trained["cache"])
+    recognizer = Recognizer.from_dir(trained["model"])
+    index = read("casme2", trained["root"], "megc2019")
+    for sample in index.samples[:2]:
+        k = next(
+            i
+            for i, (s, c) in enumerate(zip(cache.subjects, cache.clips, strict=True))
+            if (s, c) == (sample.subject, sample.clip)
+        )
+        result = recognizer.predict(sample.frames[0].parent, onset=sample.onset, apex=sample.apex)
+        np.testing.assert_array_equal(result.onset_crop, cache.onset[k])
+        np.testing.assert_array_equal(result.apex_crop, cache.apex[k])
+        card = recognizer.card
+        expected = model_input(
+            cache.onset[k : k + 1], cache.apex[k : k + 1], input_size=card.input_size, mean=card.mean, std=card.std
+        )
+        np.testing.assert_array_equal(result.motion, expected[0].numpy())
 
 
 def test_cli_table_json_and_picture(model_dir: Path, face_clip, tmp_path: Path) -> None:
