@@ -250,9 +250,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cache = prepared.stdout.strip().splitlines()[-1]
     (work / "train.yaml").write_text(
         f"data: {{cache: {cache}}}\nmodel: {{name: pamnet_test}}\nseed: 0\n"
-        "train: {epochs: 2, batch_size: 4, input_size: 64, device: cpu}\n"
+        "train: {epochs: 2, batch_size: 4, input_size: 64, device: cpu, threads: 1}\n"
     )
-    trained = runner.invoke(app, ["train", str(work / "train.yaml"), "--out", str(work / "model"), "--quiet"])
+    threads = torch.get_num_threads()  # train.threads sets torch's process-wide count; later tests get theirs back
+    try:
+        trained = runner.invoke(app, ["train", str(work / "train.yaml"), "--out", str(work / "model"), "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
     assert trained.exit_code == 0, trained.output
     return {"model": work / "model", "cache": Path(cache), "root": root}
 
