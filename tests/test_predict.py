@@ -202,11 +202,17 @@ def test_model_dir_missing_a_file(tmp_path: Path, missing: str) -> None:
     assert f"lacks {missing}" in _fail(["predict", str(model_dir), "--frames", str(tmp_path)])
 
 
-def test_model_json_missing_a_key(tmp_path: Path) -> None:
+def test_model_json_missing_a_key_or_malformed(tmp_path: Path) -> None:
     card = _card()
     del card["classes"]
     model_dir = _handmade_model_dir(tmp_path / "model", card)
     with pytest.raises(PredictError, match=r"model\.json lacks the keys \['classes'\]"):
+        load_checkpoint(model_dir)
+    (model_dir / "model.json").write_text(json.dumps(_card(mean=0.5)))
+    with pytest.raises(PredictError, match=r"model\.json: a value has the wrong type"):
+        load_checkpoint(model_dir)
+    (model_dir / "model.json").write_text("{model: pamnet_test")
+    with pytest.raises(PredictError, match=r"model\.json is not readable JSON"):
         load_checkpoint(model_dir)
 
 

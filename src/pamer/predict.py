@@ -241,6 +241,19 @@ class ModelCard:
         missing = [k for k in CARD_KEYS if k not in meta]
         if missing:
             raise PredictError(f"{path} lacks the keys {missing}; expected at least {list(CARD_KEYS)}")
+        try:
+            return cls._checked(meta, path)
+        except PredictError:
+            raise
+        except (TypeError, ValueError) as err:  # e.g. a number where a list belongs
+            raise PredictError(
+                f"{path}: a value has the wrong type ({err}); expected what `pamer train` writes"
+            ) from None
+
+    @classmethod
+    def _checked(cls, meta: dict, path: Path) -> ModelCard:
+        if not isinstance(meta["classes"], list):
+            raise PredictError(f"{path}: classes must be a list of class names, got {meta['classes']!r}")
         classes = tuple(str(c) for c in meta["classes"])
         if len(classes) != meta["num_classes"] or not classes:
             raise PredictError(f"{path}: num_classes is {meta['num_classes']} but classes lists {len(classes)} names")
