@@ -112,12 +112,14 @@ def test_run_directory_and_metrics_match_sklearn(local_run: Path, cache: Cache) 
 
 
 def test_process_executor_gives_the_same_predictions(local_run: Path, cache: Cache, tmp_path: Path) -> None:
-    run_loso(tiny_config(), tmp_path, "process", cache=cache, workers=2, quiet=True)
+    cache_dir = _write_cache(cache, tmp_path / "cache")  # workers load it from disk themselves
+    run_loso(tiny_config(f"data.cache={cache_dir}"), tmp_path, "process", workers=2, quiet=True)
     for path in sorted((local_run / "folds").glob("*.csv")):
         assert (tmp_path / "folds" / path.name).read_text() == path.read_text(), path.name
     assert (tmp_path / "metrics.json").read_text() == (local_run / "metrics.json").read_text()
 
 
+@pytest.mark.slow  # a local Ray cluster takes ~40 s to start on 2 cores
 def test_ray_executor_gives_the_same_predictions(local_run: Path, cache: Cache, tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     try:

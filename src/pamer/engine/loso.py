@@ -79,7 +79,9 @@ def fold_seed(seed: int, fold: int) -> int:
 
 # ---------------------------------------------------------------- the fold task, shared by every executor
 
-_INPUTS: dict[tuple, Any] = {}  # per process: the prepared inputs of the current cache, computed once
+# per process: the prepared inputs of the last cache. The cache itself is kept too, so `is` identifies it: an id()
+# alone could be reused by another cache after the first is freed.
+_INPUTS: dict[str, Any] = {}
 
 
 def _fold_task(
@@ -96,14 +98,14 @@ def _fold_task(
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = device_for(config)
-    key = (id(cache), len(cache), config.train.input_size, config.data.representation, str(device))
-    if key not in _INPUTS:
+    key = (config.train.input_size, config.data.representation, str(device))
+    if _INPUTS.get("cache") is not cache or _INPUTS.get("key") != key:
         _INPUTS.clear()
-        _INPUTS[key] = prepare_inputs(cache, config, device)
+        _INPUTS.update(cache=cache, key=key, inputs=prepare_inputs(cache, config, device))
     subject, train_idx, test_idx = fold_plan(cache.subjects)[fold]
     result = fit(
         config,
-        _INPUTS[key],
+        _INPUTS["inputs"],
         np.asarray(cache.labels, dtype=np.int64),
         len(cache.classes),
         train_idx,
@@ -435,11 +437,14 @@ def run_loso(
         RunDirError: `out_dir` holds a run with another configuration or cache.
         ValueError: an empty cache, fewer than two subjects, an unknown executor.
     """
-    from pamer.engine.train import check_model, load_cache_for
+    import torch
+
+    from pamer.engine.train import cache_path, check_model, load_cache_for
 
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
-    cache_source: Cache | str = cache if cache is not None else config.data.cache
+    # process workers load the cache from disk themselves rather than receive a pickled copy each
+    cache_source: Cache | str = cache if cache is not None else str(cache_path(config))
     cache = load_cache_for(config) if cache is None else cache
     subjects = sorted(set(cache.subjects))
     if len(subjects) < 2:
@@ -454,17 +459,22 @@ def run_loso(
     plan = fold_plan(cache.subjects)
     todo = [i for i, (s, _, _) in enumerate(plan) if not (out_dir / "folds" / f"{_safe_name(s)}.csv").exists()]
     start = time.perf_counter()
-    with _Progress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
-        if executor == "local":
-            outputs = _run_local(config, cache, todo, progress)
-        elif executor == "process":
-            outputs = _run_process(config, cache, cache_source, todo, workers)
-        else:
-            outputs = _run_ray(config, cache, todo, address, cpus_per_fold, gpus_per_fold)
-        for output in outputs:
-            frame = _fold_frame(output, cache)
-            _write_atomic(out_dir / "folds" / f"{_safe_name(output.subject)}.csv", frame.to_csv(index=False))
-            progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
+    threads = torch.get_num_threads()  # a fold may set train.threads; the caller's setting comes back after
+    try:
+        with _Progress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
+            if executor == "local":
+                outputs = _run_local(config, cache, todo, progress)
+            elif executor == "process":
+                outputs = _run_process(config, cache, cache_source, todo, workers)
+            else:
+                outputs = _run_ray(config, cache, todo, address, cpus_per_fold, gpus_per_fold)
+            for output in outputs:
+                frame = _fold_frame(output, cache)
+                _write_atomic(out_dir / "folds" / f"{_safe_name(output.subject)}.csv", frame.to_csv(index=False))
+                progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
+    finally:
+        _INPUTS.clear()  # free this run's inputs (the local executor's copy)
+        torch.set_num_threads(threads)
     metrics = collect_metrics(out_dir, cache, config)
     _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     provenance["seconds_last_invocation"] = round(time.perf_counter() - start, 3)

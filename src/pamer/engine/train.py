@@ -18,7 +18,16 @@ from pamer.config import Config, ConfigError
 from pamer.engine.augment import channel_stats, motion_inputs, normalize, random_affine, warp
 from pamer.preprocess.cache import Cache
 
-__all__ = ["FitResult", "check_model", "device_for", "fit", "load_cache_for", "prepare_inputs", "train_final"]
+__all__ = [
+    "FitResult",
+    "cache_path",
+    "check_model",
+    "device_for",
+    "fit",
+    "load_cache_for",
+    "prepare_inputs",
+    "train_final",
+]
 
 # (epoch 1-based, mean training loss, training accuracy) after each epoch
 EpochCallback = Callable[[int, float, float], None]
@@ -60,20 +69,23 @@ def device_for(config: Config) -> torch.device:
     return device
 
 
-def load_cache_for(config: Config) -> Cache:
-    """The cache named by `data.cache`, checked against `data.representation`.
-
-    `data.cache` may also be the `--out` folder of `pamer prepare` when it holds exactly one cache.
-    """
-    from pamer.preprocess.cache import load_cache
-
+def cache_path(config: Config) -> Path:
+    """The cache directory named by `data.cache`; also accepts `pamer prepare`'s `--out` folder holding one cache."""
     if not config.data.cache:
         raise ConfigError("data.cache is empty: name a cache written by `pamer prepare` (--set data.cache=PATH)")
     path = Path(config.data.cache)
     inside = sorted(p.parent for p in path.glob("*/cache.json")) if path.is_dir() else []
     if not (path / "cache.json").is_file() and len(inside) == 1:
-        path = inside[0]
-    return load_cache(path, expect={"representation": "flow"} if config.data.representation == "flow" else None)
+        return inside[0]
+    return path
+
+
+def load_cache_for(config: Config) -> Cache:
+    """The cache named by `data.cache` (see `cache_path`), checked against `data.representation`."""
+    from pamer.preprocess.cache import load_cache
+
+    expect = {"representation": "flow"} if config.data.representation == "flow" else None
+    return load_cache(cache_path(config), expect=expect)
 
 
 def check_model(config: Config, num_classes: int) -> None:
@@ -250,11 +262,16 @@ def train_final(
     cache = load_cache_for(config) if cache is None else cache
     check_model(config, len(cache.classes))
     device = device_for(config)
+    threads = torch.get_num_threads()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
-    inputs = prepare_inputs(cache, config, device)
-    labels = np.asarray(cache.labels, dtype=np.int64)
-    result = fit(config, inputs, labels, len(cache.classes), np.arange(len(cache)), seed=config.seed, on_epoch=on_epoch)
+    try:
+        inputs = prepare_inputs(cache, config, device)
+        labels = np.asarray(cache.labels, dtype=np.int64)
+        every = np.arange(len(cache))
+        result = fit(config, inputs, labels, len(cache.classes), every, seed=config.seed, on_epoch=on_epoch)
+    finally:
+        torch.set_num_threads(threads)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
