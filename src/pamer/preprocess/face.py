@@ -7,9 +7,10 @@ apex - onset motion image shows facial motion, not alignment jitter:
 1. dlib's frontal detector finds the largest face; the 68-point shape predictor places its landmarks.
 2. The eye centres (means of points 36-41 and 42-47) give the tilt of the eye line; the frame is rotated
    about their midpoint so that line is level.
-3. The face is detected again in the levelled frame and the residual tilt measured; when it exceeds the
-   tolerance (half a degree) the transform is corrected and checked again (a single pass leaves strongly tilted
-   faces several degrees off, because the landmarks of a tilted face are less accurate).
+3. The face is detected again in the levelled frame and the residual tilt measured (median landmarks of five
+   slightly different boxes); when it exceeds the tolerance (half a degree) the transform is corrected and
+   checked again, at most `max_corrections` times (a single pass leaves strongly tilted faces several degrees
+   off, because the landmarks of a tilted face are less accurate).
 4. The face box, the bounding square of the final landmarks (jaw, brows, chin) in the levelled frame, widened
    by `margin` of its side on every side, is resized to `size`.
 
