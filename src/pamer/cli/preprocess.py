@@ -57,6 +57,8 @@ def prepare_command(
         )
     except (DatasetError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # e.g. --out on a read-only or full disk
+        raise fail(f"cannot write the cache under {out}: {exc}") from None
     rows = read_manifest(directory)
     cached = [r for r in rows if r["status"] == "cached"]
     no_face = [r for r in cached if r["face"] == "none"]

@@ -331,7 +331,7 @@ def prepare(
         ValueError: a bad `representation`, `size`, `margin` or `workers`, or an index with no clips.
         ImportError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
     """
-    from pamer.preprocess.face import FaceAligner, _dlib_models
+    from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, _dlib_models
 
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
@@ -351,7 +351,7 @@ def prepare(
         "protocol": protocol,
         "classes": list(index.classes),
         "representation": representation,
-        "aligner": "dlib frontal detector + shape_predictor_68_face_landmarks",
+        "aligner": f"dlib frontal detector + {MODEL_FILE}, pamer aligner v{ALIGNER_VERSION}",
         **aligner.config(),
     }
     samples_digest = _digest([_sample_facts(s) for s in index.samples])

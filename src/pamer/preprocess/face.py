@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
+# bump whenever the crops this module produces change, so caches made by an older aligner are not reused
+ALIGNER_VERSION = 1
 # the 68-point (iBUG 300-W) scheme: the subject's right eye is on the image's left
 RIGHT_EYE = slice(36, 42)
 LEFT_EYE = slice(42, 48)
