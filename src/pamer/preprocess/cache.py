@@ -325,7 +325,9 @@ def prepare(
     Clips with no face anywhere are cached with a centre crop (`face: none` in the manifest); clips with a
     missing, corrupt or unreadable onset or apex frame are skipped; both are listed in `manifest.csv` with the
     file names, and neither stops the run. A rerun after a kill continues where it stopped and writes the
-    same cache as an uninterrupted run.
+    same cache as an uninterrupted run. A finished cache is returned as it is: the key covers the settings,
+    the aligner version and each clip's label, key frames and frame paths, not the pixels, so after
+    replacing frame files delete the cache directory to rebuild it.
 
     Raises:
         ValueError: a bad `representation`, `size`, `margin` or `workers`, or an index with no clips.
