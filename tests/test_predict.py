@@ -16,7 +16,15 @@ from typer.testing import CliRunner
 
 from pamer.cli import app
 from pamer.models import create_model
-from pamer.predict import PredictError, Recognizer, frame_number, load_checkpoint, read_frame_folder, read_video
+from pamer.predict import (
+    PredictError,
+    Recognizer,
+    frame_number,
+    load_checkpoint,
+    read_clip,
+    read_frame_folder,
+    read_video,
+)
 
 runner = CliRunner()
 
@@ -116,6 +124,8 @@ def test_frames_of_different_sizes_or_too_many(tmp_path: Path) -> None:
     assert len(read_frame_folder(folder, max_bytes=6 * 2304)) == 6
     with pytest.raises(PredictError, match="too long to predict on: 6 frames of 32x24"):
         read_frame_folder(folder, max_bytes=5 * 2304)
+    with pytest.raises(PredictError, match="frame 1 has shape"):
+        read_clip(mixed)
     video = _write_video(tmp_path / "long.avi", frames)
     with pytest.raises(PredictError, match="too long to predict on: 6 frames of 32x24"):
         read_video(video, max_bytes=5 * 2304)

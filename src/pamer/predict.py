@@ -210,6 +210,8 @@ def read_clip(source: str | Path | Clip | Sequence[np.ndarray]) -> Clip:
     for i, f in enumerate(frames):
         if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
             raise PredictError(f"frame {i}: expected a uint8 RGB array H x W x 3, got {f.dtype} {f.shape}")
+        if f.shape != frames[0].shape:
+            raise PredictError(f"frame {i} has shape {f.shape}, frame 0 {frames[0].shape}: a clip has one frame size")
     return Clip(frames, list(range(len(frames))), [f"frame {i}" for i in range(len(frames))], "the given frames")
 
 
