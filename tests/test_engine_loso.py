@@ -251,3 +251,17 @@ def test_cli_loso_report_and_errors(cache: Cache, tmp_path: Path) -> None:
     bad_model = runner.invoke(app, [*train_args, "--set", "model.name=pamnet_tset"])
     assert bad_model.exit_code != 0 and "pamnet_tset" in bad_model.output
     assert runner.invoke(app, ["report", str(tmp_path)]).exit_code != 0
+
+
+def test_flow_representation_and_class_weights(cache: Cache) -> None:
+    from pamer.engine.train import fit, prepare_inputs
+
+    config = tiny_config("data.representation=flow", "train.class_weights=true", "train.epochs=1")
+    with pytest.raises(ValueError, match="has no flow field"):
+        prepare_inputs(cache, config, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    flow_cache = Cache(**{**cache.__dict__, "flow": rng.normal(size=cache.onset.shape).astype(np.float32)})
+    inputs = prepare_inputs(flow_cache, config, torch.device("cpu"))
+    assert inputs.shape == (len(cache), 3, 32, 32)
+    result = fit(config, inputs, cache.labels, 3, np.arange(12), np.arange(12, 18), seed=0)
+    assert result.probs.shape == (6, 3) and np.isfinite(result.probs).all()
