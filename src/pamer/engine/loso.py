@@ -36,6 +36,8 @@ from pamer.preprocess.cache import Cache
 __all__ = ["EXECUTORS", "FoldOutput", "RunDirError", "fold_plan", "run_loso"]
 
 EXECUTORS = ("local", "process", "ray")
+# where and how fast a fold runs, not what it computes: a run may resume on another device or thread count
+EXECUTION_KEYS = ("train.device:", "train.threads:")
 ORACLE_NOTE = (
     "best epoch per fold chosen by looking at the test subject: optimistic, for comparison with papers that "
     "do so; not a result"
@@ -274,8 +276,8 @@ def _open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
     resolved = config.to_dict()
     if config_path.exists():
         old = yaml.safe_load(config_path.read_text()) or {}
-        if old != resolved:
-            diff = _differences(old, resolved)
+        diff = [d for d in _differences(old, resolved) if not d.startswith(EXECUTION_KEYS)]
+        if diff:
             raise RunDirError(
                 f"{out_dir} holds a run with another configuration ({'; '.join(diff)}); "
                 "use another --out directory or the same configuration to resume"
@@ -483,6 +485,8 @@ def run_loso(
     from pamer.report.plots import plot_confusion
     from pamer.report.tables import run_report
 
-    plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], out_dir / "confusion.png")
+    title = f"{metrics['model']} on {metrics['dataset'] or 'unnamed'}: accuracy {metrics['accuracy']:.3f}, "
+    title += f"macro-F1 {metrics['f1_macro']:.3f} (LOSO, last epoch)"
+    plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], out_dir / "confusion.png", title=title)
     _write_atomic(out_dir / "report.md", run_report(metrics))
     return metrics
