@@ -308,7 +308,8 @@ def collect_metrics(out_dir: Path, cache: Cache, config: Config) -> dict:
     classes = list(cache.classes)
     index = {name: i for i, name in enumerate(classes)}
     frames = [
-        pd.read_csv(out_dir / "folds" / f"{_safe_name(s)}.csv", dtype=str) for s, _, _ in fold_plan(cache.subjects)
+        pd.read_csv(out_dir / "folds" / f"{_safe_name(s)}.csv", dtype=str, keep_default_na=False)
+        for s, _, _ in fold_plan(cache.subjects)
     ]
     table = pd.concat(frames, ignore_index=True)
     y_true = table["true"].map(index).to_numpy()
@@ -464,7 +465,9 @@ def run_loso(
     threads = torch.get_num_threads()  # a fold may set train.threads; the caller's setting comes back after
     try:
         with _Progress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
-            if executor == "local":
+            if not todo:
+                outputs: Iterator[FoldOutput] = iter(())
+            elif executor == "local":
                 outputs = _run_local(config, cache, todo, progress)
             elif executor == "process":
                 outputs = _run_process(config, cache, cache_source, todo, workers)

@@ -64,7 +64,8 @@ def plot_attention(
     Args:
         face_rgb: the aligned face (e.g. the apex crop), uint8 RGB.
         motion: the network input (normalised or not); shown as its per-pixel magnitude.
-        maps: attention maps A_1..A_4, each (h, w) or (1, h, w) with values in [0, 1], any resolution.
+        maps: attention maps A_1..A_4, each (h, w) or (1, h, w) with values in [0, 1], any resolution; each is
+            shown stretched to its own range (given in its title).
         path: the PNG to write.
 
     Shape:
@@ -89,8 +90,10 @@ def plot_attention(
         # bilinear upsampling to the face so the coarse maps line up with it
         up = F.interpolate(torch.from_numpy(m)[None, None], size=face.shape[:2], mode="bilinear", align_corners=False)
         ax.imshow(face)
-        ax.imshow(up[0, 0].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        ax.set_title(f"A_{k} ({m.shape[0]}x{m.shape[1]})")
+        # each map stretched to its own range: the progressive products A_2..A_4 are small everywhere, and where
+        # the network looks is the point of the picture; the range is in the title
+        ax.imshow(up[0, 0].numpy(), cmap="jet", alpha=0.45, vmin=float(m.min()), vmax=max(float(m.max()), 1e-12))
+        ax.set_title(f"A_{k} {m.shape[0]}x{m.shape[1]} [{m.min():.2f}, {m.max():.2f}]", fontsize=9)
     for ax in axes:
         ax.axis("off")
     if title:
