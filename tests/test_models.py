@@ -23,6 +23,8 @@ from pamer.models import (
     register_model,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # name -> (MSC kernels or None, has progressive attention, stem kernel): the paper's Tables 3 and 4
 VARIANTS = {
     "pamnet": ((3, 5, 7, 9), True, 3),
