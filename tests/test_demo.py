@@ -1,0 +1,94 @@
+"""`pamer demo`: bad options fail cleanly; end to end on a tiny setting; pamnet learns the default demo set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+from typer.testing import CliRunner
+
+from pamer.cli import app
+from pamer.cli.demo import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
+from pamer.config import load_config
+from pamer.data.synthetic import SHEET_NAME
+
+runner = CliRunner()
+TINY = ["--subjects", "2", "--clips-per-class", "1", "--epochs", "1", "--size", "64", "--model", "pamnet_test"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "nonet"], "unknown model 'nonet'"),
+        (["--subjects", "1"], "subjects must be at least 2"),
+        (["--classes", "4"], "classes must be one of [3, 5]"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+    ],
+)
+def test_bad_options_fail_cleanly(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "demo").exists(), "work started before the options were checked"
+
+
+def test_faces_folder_without_faces_fails_cleanly(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--faces", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert f"faces folder {tmp_path / 'nowhere'} does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--quiet", *TINY])
+    assert result.exit_code == 0, result.output
+    assert (out / "data" / SHEET_NAME).is_file()
+    runs = list((out / "runs").iterdir())
+    assert len(runs) == 1
+    run = runs[0]
+    for name in ("config.yaml", "provenance.json", "metrics.json", "report.md", "folds/sub01.csv", "folds/sub02.csv"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["clips"] == 6 and metrics["folds"] == 2
+    assert metrics["classes"] == ["negative", "positive", "surprise"]
+    confusion = cv2.imread(str(run / "confusion.png"))
+    attention = cv2.imread(str(run / "attention.png"))
+    assert confusion is not None and attention is not None
+    assert attention.shape[0] > 2 * 200, "one row per class expected"
+    for path in ("confusion.png", "attention.png"):
+        assert str(run / path) in result.output.replace("\n", "")
+    assert f"{metrics['accuracy']:.3f}" in result.output
+    # the saved configuration reproduces the run
+    config = load_config(out / "demo.yaml")
+    assert config.train.epochs == 1 and config.train.input_size == 64 and config.model.name == "pamnet_test"
+
+    # a rerun reuses the set, the cache and the finished folds
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "data" / SHEET_NAME, run / "folds" / "sub01.csv")}
+    again = runner.invoke(app, ["demo", "--out", str(out), "--quiet", *TINY])
+    assert again.exit_code == 0, again.output
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((run / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+
+
+@pytest.mark.slow
+def test_pamnet_learns_the_default_demo_set(tmp_path: Path) -> None:
+    """The default `pamer demo`: pooled LOSO accuracy of pamnet clearly above chance (1/3).
+
+    "Clearly": at least 0.5, which 75 clips guessed at chance reach with probability 0.0014 (binomial).
+    The measured number is recorded in BENCHMARKS.md ("pamer demo").
+    """
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    (run,) = list((out / "runs").iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["clips"] == DEFAULT_SUBJECTS * DEFAULT_CLIPS_PER_CLASS * 3
+    assert metrics["folds"] == DEFAULT_SUBJECTS
+    assert f"{DEFAULT_SIZE}px-{DEFAULT_EPOCHS}ep" in run.name
+    print(f"pooled LOSO accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['f1_macro']:.3f} (chance 0.333)")
+    assert metrics["accuracy"] >= 0.5
