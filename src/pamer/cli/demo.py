@@ -19,9 +19,9 @@ import yaml
 from pamer.cli._app import app, fail
 
 # Measured on 2 CPU cores (BENCHMARKS.md, "pamer demo"): the defaults finish in a few minutes.
-DEFAULT_SUBJECTS = 6
-DEFAULT_CLIPS_PER_CLASS = 6
-DEFAULT_EPOCHS = 10
+DEFAULT_SUBJECTS = 5
+DEFAULT_CLIPS_PER_CLASS = 5
+DEFAULT_EPOCHS = 8
 DEFAULT_SIZE = 112
 PROTOCOLS = {3: "megc2019", 5: "5class"}  # how the CASME II reader names the generator's class sets
 
@@ -46,14 +46,18 @@ def _generate(out: Path, config, faces: Path | None, quiet: bool) -> Path:
 
 
 def demo_config(cache_dir: Path, *, model: str, size: int, epochs: int, seed: int):
-    """The LOSO configuration of the demo: the paper's optimiser and learning rate, few epochs, small input."""
+    """The LOSO configuration of the demo: the paper's network and optimiser (Adam) at a small input size.
+
+    With only a few epochs, the paper's learning rate 1e-4 barely starts to fit (training loss 0.96 after 10 epochs
+    on 90 clips, against 0.25 with 1e-3), so the demo uses 1e-3 and batches of 8 (more steps for the same work).
+    """
     from pamer.config import Config
 
     return Config.from_dict(
         {
             "data": {"cache": str(cache_dir), "dataset": "synthetic"},
             "model": {"name": model},
-            "train": {"epochs": epochs, "batch_size": 16, "lr": 1e-4, "input_size": size},
+            "train": {"epochs": epochs, "batch_size": 8, "lr": 1e-3, "input_size": size},
             "seed": seed,
         },
         source="pamer demo",
