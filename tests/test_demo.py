@@ -76,6 +76,7 @@ def test_demo_end_to_end_tiny(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 4 minutes on 2 idle cores, several times that on a busy machine
 def test_pamnet_learns_the_default_demo_set(tmp_path: Path) -> None:
     """The default `pamer demo`: pooled LOSO accuracy of pamnet clearly above chance (1/3).
 
