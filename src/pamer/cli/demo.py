@@ -216,7 +216,7 @@ def demo(
     _echo(quiet, f"[1/4] rendering {n_clips} clips of {subjects} subjects into {out / 'data'}")
     try:
         root = _generate(out / "data", synthetic, faces, quiet)
-    except SyntheticError as err:
+    except (SyntheticError, ImportError, OSError) as err:  # bad faces folder, dlib missing, disk full or read-only
         raise fail(str(err)) from None
     protocol = PROTOCOLS[classes]
     index = read("casme2", root, protocol)
@@ -224,7 +224,10 @@ def demo(
     from pamer.preprocess.cache import load_cache, prepare, read_manifest
 
     _echo(quiet, f"[2/4] aligning the faces of {len(index)} clips (dlib, 68 landmarks) into {out / 'cache'}")
-    cache_dir = prepare(index, out / "cache", size=size, workers=workers, progress=not quiet, protocol=protocol)
+    try:
+        cache_dir = prepare(index, out / "cache", size=size, workers=workers, progress=not quiet, protocol=protocol)
+    except (ValueError, ImportError, OSError) as err:
+        raise fail(str(err)) from None
     faceless = [r["clip"] for r in read_manifest(cache_dir) if r.get("face") == "none"]
     if faceless:
         typer.secho(
@@ -244,7 +247,7 @@ def demo(
     except (RunDirError, ValueError) as err:
         raise fail(str(err)) from None
     (out / "demo.yaml").write_text(
-        "# the demo's last LOSO configuration: pamer loso pamer-demo/demo.yaml --out RUN_DIR\n"
+        f"# the demo's last LOSO configuration: pamer loso {out / 'demo.yaml'} --out RUN_DIR\n"
         + yaml.safe_dump(config.to_dict(), sort_keys=False)
     )
 
