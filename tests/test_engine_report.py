@@ -94,6 +94,6 @@ def test_pictures_are_written(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     face = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     motion = rng.normal(size=(3, 32, 32)).astype(np.float32)
-    maps = [rng.random((1, s, s)) for s in (16, 8, 4, 2)]
+    maps = [rng.random((1, s, s)) for s in (16, 8, 4, 1)]  # a 1 x 1 map (tiny input) must draw too
     image = matplotlib.image.imread(plot_attention(face, motion, maps, tmp_path / "a.png"))
     assert image.shape[1] > 2 * image.shape[0]  # face, motion and four maps side by side

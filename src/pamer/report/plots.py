@@ -86,7 +86,7 @@ def plot_attention(
     axes[1].imshow(magnitude, cmap="magma")
     axes[1].set_title("motion |apex - onset|")
     for k, (ax, m) in enumerate(zip(axes[2:], maps, strict=True), start=1):
-        m = np.asarray(m, dtype=np.float32).squeeze()
+        m = np.asarray(m, dtype=np.float32).reshape(np.shape(m)[-2:])  # (1, h, w) -> (h, w), also for 1 x 1 maps
         # bilinear upsampling to the face so the coarse maps line up with it
         up = F.interpolate(torch.from_numpy(m)[None, None], size=face.shape[:2], mode="bilinear", align_corners=False)
         ax.imshow(face)
