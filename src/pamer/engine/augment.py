@@ -1,11 +1,11 @@
 """Network inputs on the device: the motion image of every clip, batched geometric augmentation, normalisation.
 
 The motion image is apex - onset (paper section 1.2). Flip, rotation and crop-resize are one affine map per
-clip, applied to the whole batch in one `grid_sample` call: kornia's separate RandomHorizontalFlip /
-RandomRotation / RandomResizedCrop would resample the image three times. Because bilinear sampling with zero
-padding is linear in the pixel values, warping the difference image equals the difference of the warped
-onset and apex under the same map (SPEC section 2, decision 3); `warp` works on any channel count, so a
-stacked (B, 6, H, W) onset/apex pair gets one transform for both frames.
+clip, applied to the whole batch in one `grid_sample` call; kornia's separate RandomHorizontalFlip /
+RandomRotation / RandomResizedCrop would resample the image three times, so pamer does not use kornia.
+Because bilinear sampling with zero padding is linear in the pixel values, warping the difference image equals
+the difference of the warped onset and apex under the same map (SPEC section 2, decision 3); `warp` works on
+any channel count, so a stacked (B, 6, H, W) onset/apex pair gets one transform for both frames.
 """
 
 from __future__ import annotations

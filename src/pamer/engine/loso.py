@@ -236,7 +236,6 @@ def _fold_frame(output: FoldOutput, cache: Cache) -> pd.DataFrame:
 
 
 def _provenance(config: Config, cache: Cache, executor: str) -> dict:
-    import kornia
     import torch
 
     try:
@@ -259,7 +258,6 @@ def _provenance(config: Config, cache: Cache, executor: str) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "kornia": kornia.__version__,
         "numpy": np.__version__,
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or "cpu",
         "executor": executor,
