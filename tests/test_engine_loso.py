@@ -265,3 +265,15 @@ def test_flow_representation_and_class_weights(cache: Cache) -> None:
     assert inputs.shape == (len(cache), 3, 32, 32)
     result = fit(config, inputs, cache.labels, 3, np.arange(12), np.arange(12, 18), seed=0)
     assert result.probs.shape == (6, 3) and np.isfinite(result.probs).all()
+
+
+@pytest.mark.gpu
+def test_cuda_run_trains_with_bf16_and_channels_last(tmp_path: Path) -> None:
+    """The CUDA path (bf16 autocast, channels_last) runs every fold and gives a probability row per clip."""
+    cache = make_cache()
+    metrics = run_loso(tiny_config("train.device=cuda"), tmp_path / "gpu", "local", cache=cache, quiet=True)
+    probs = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "gpu" / "folds").glob("*.csv")))
+    columns = [f"prob_{c}" for c in CLASSES]
+    assert np.allclose(probs[columns].sum(axis=1), 1.0, atol=1e-6)
+    assert sorted(probs["clip"]) == sorted(cache.clips)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
