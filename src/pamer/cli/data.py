@@ -34,6 +34,23 @@ def _roots(name: str, roots: list[str]) -> Path | dict[str, Path]:
     return parts
 
 
+def read_dataset(name: str, roots: list[str], protocol: str | None, sheet: Path | None):
+    """`pamer.data.read` from the command line's --root/--protocol/--sheet; bad input -> one error line."""
+    from pamer.data import DATASETS, DatasetError, read
+
+    if name not in DATASETS:
+        raise fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    options = {}
+    if sheet is not None:
+        if name in ("composite", "smic"):
+            raise fail(f"--sheet does not apply to {name} (it has no single sheet)")
+        options["sheet"] = sheet
+    try:
+        return read(name, _roots(name, roots), protocol, **options)
+    except (DatasetError, ValueError) as exc:
+        raise fail(str(exc)) from None
+
+
 @datasets_app.command("check")
 def check_command(
     name: Annotated[str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme or composite.")],
@@ -50,19 +67,7 @@ def check_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a report.")] = False,
 ) -> None:
     """Parse a dataset and print its samples, subjects, per-class counts and every problem found."""
-    from pamer.data import DATASETS, DatasetError, read
-
-    if name not in DATASETS:
-        raise fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    options = {}
-    if sheet is not None:
-        if name in ("composite", "smic"):
-            raise fail(f"--sheet does not apply to {name} (it has no single sheet)")
-        options["sheet"] = sheet
-    try:
-        index = read(name, _roots(name, root), protocol, **options)
-    except (DatasetError, ValueError) as exc:
-        raise fail(str(exc)) from None
+    index = read_dataset(name, root, protocol, sheet)
     summary = index.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

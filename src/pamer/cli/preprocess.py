@@ -34,17 +34,12 @@ def prepare_command(
     clips with a missing or corrupt frame are skipped; both are listed at the end and in the cache's
     manifest.csv. Prints the cache directory, which `pamer loso` / `pamer train` take as `data.cache`.
     """
-    from pamer.cli.data import _roots
-    from pamer.data import DatasetError, get_protocol, read
+    from pamer.cli.data import read_dataset
+    from pamer.data import DatasetError, get_protocol
     from pamer.preprocess.cache import prepare, read_manifest
 
-    options = {}
-    if sheet is not None:
-        if name in ("composite", "smic"):
-            raise fail(f"--sheet does not apply to {name} (it has no single sheet)")
-        options["sheet"] = sheet
+    index = read_dataset(name, root, protocol, sheet)
     try:
-        index = read(name, _roots(name, root), protocol, **options)
         directory = prepare(
             index,
             out,
