@@ -9,20 +9,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from pamer.data import DATASETS, DatasetError, DatasetIndex, read
+from pamer.data import DATASETS, DatasetError, DatasetIndex, casme2, read
 from pamer.data._clips import list_frames
 
-CASME2_HEADER = [
-    "Subject",
-    "Filename",
-    None,
-    "OnsetFrame",
-    "ApexFrame",
-    "OffsetFrame",
-    None,
-    "Action Units",
-    "Estimated Emotion",
-]
+CASME2_HEADER = list(casme2.SHEET_HEADER)
 
 
 def write_sheet(

@@ -19,6 +19,18 @@ COLUMNS = {
     "emotion": ("Estimated Emotion", "Emotion"),
 }
 LAYOUT = "ROOT/sub01/EP02_01f/img46.jpg beside ROOT/CASME2-coding-*.xlsx"
+# the released sheet's first row, blank columns included (what a CASME II-style sheet writer must reproduce)
+SHEET_HEADER = (
+    "Subject",
+    "Filename",
+    None,
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    None,
+    "Action Units",
+    "Estimated Emotion",
+)
 
 
 def subject_folder(cell: str) -> str | None:

@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pamer.data import casme2
+
 SHEET_NAME = "CASME2-coding-synthetic.xlsx"
 MANIFEST_NAME = "synthetic.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -456,19 +458,7 @@ def _write_sheet(path: Path, rows: list[tuple]) -> None:
     wb = Workbook()
     ws = wb.active
     ws.title = "Sheet1"
-    ws.append(
-        [
-            "Subject",
-            "Filename",
-            None,
-            "OnsetFrame",
-            "ApexFrame",
-            "OffsetFrame",
-            None,
-            "Action Units",
-            "Estimated Emotion",
-        ]
-    )
+    ws.append(list(casme2.SHEET_HEADER))
     for row in rows:
         ws.append(list(row))
     wb.save(path)
