@@ -44,12 +44,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Pa
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(name)
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, title, dpi=120)
 
 
 def plot_attention(
@@ -96,9 +91,14 @@ def plot_attention(
         ax.set_title(f"A_{k} {m.shape[0]}x{m.shape[1]} [{m.min():.2f}, {m.max():.2f}]", fontsize=9)
     for ax in axes:
         ax.axis("off")
+    return _save(fig, path, title, dpi=100)
+
+
+def _save(fig, path: str | Path, title: str, dpi: int) -> Path:
+    """Title, write and close a figure; returns the PNG's path."""
     if title:
         fig.suptitle(title)
     path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi)
+    _pyplot().close(fig)
     return path
