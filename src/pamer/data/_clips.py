@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+from pamer.data._sheet import Row
 from pamer.data.labels import EMOTIONS, Protocol, normalise_emotion
 from pamer.data.samples import ApexSource, DatasetError, DatasetIndex, Problem, Sample
 
@@ -67,6 +68,19 @@ class Collector:
 
     def problem(self, subject: str, clip: str, kind: str, detail: str) -> None:
         self.problems.append(Problem(f"{self.dataset}/{subject}/{clip}", kind, detail))
+
+    def add_row(self, row: Row, sheet: Path, *, folder: Path, subject: str | None = None, **fields) -> Sample | None:
+        """`add` with the sheet row's clip, emotion, onset, apex and offset; `fields` override any of them."""
+        values = {
+            "subject": row["subject"] if subject is None else subject,
+            "clip": row["clip"],
+            "emotion": row["emotion"] or "",
+            "onset": row["onset"],
+            "apex": row.cells.get("apex"),  # SMIC-E has no apex column
+            "offset": row["offset"],
+            "where": f"{sheet.name} row {row.number}",
+        }
+        return self.add(folder=folder, **{**values, **fields})
 
     def add(
         self,

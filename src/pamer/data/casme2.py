@@ -60,14 +60,5 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
                 row["subject"], row["clip"], "bad-subject", f"{where}: subject {row['subject']!r} is not a number"
             )
             continue
-        rules.add(
-            subject=subject,
-            clip=row["clip"],
-            emotion=row["emotion"] or "",
-            onset=row["onset"],
-            apex=row["apex"],
-            offset=row["offset"],
-            folder=root / subject / row["clip"],
-            where=where,
-        )
+        rules.add_row(row, path, subject=subject, folder=root / subject / row["clip"])
     return rules.index(root, LAYOUT)

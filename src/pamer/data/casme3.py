@@ -32,14 +32,10 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
     path = find_sheet(root, SHEET_PATTERNS, "CAS(ME)^3 part A label", sheet)
     for row in read_rows(path, COLUMNS, sheets=("label",), layout="a header row Subject, Filename, Onset, Apex, ..."):
         onset = frame_number(row["onset"])
-        rules.add(
-            subject=row["subject"],
+        rules.add_row(
+            row,
+            path,
             clip=f"{row['clip']}_{row['onset'] if onset is None else onset}",
-            emotion=row["emotion"] or "",
-            onset=row["onset"],
-            apex=row["apex"],
-            offset=row["offset"],
             folder=root / row["subject"] / row["clip"] / "color",
-            where=f"{path.name} row {row.number}",
         )
     return rules.index(root, LAYOUT)

@@ -28,14 +28,5 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
     rules = Collector("4dme", get_protocol("4dme", protocol))
     path = find_sheet(root, SHEET_PATTERNS, "4DME labelling", sheet)
     for row in read_rows(path, COLUMNS, layout="a header row sub_ID, fold_name, Onset, Apex, Offset, ..., Emotion"):
-        rules.add(
-            subject=row["subject"],
-            clip=row["clip"],
-            emotion=row["emotion"] or "",
-            onset=row["onset"],
-            apex=row["apex"],
-            offset=row["offset"],
-            folder=root / row["subject"] / row["clip"],
-            where=f"{path.name} row {row.number}",
-        )
+        rules.add_row(row, path, folder=root / row["subject"] / row["clip"])
     return rules.index(root, LAYOUT)

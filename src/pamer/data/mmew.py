@@ -33,14 +33,5 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
     for row in read_rows(path, COLUMNS, layout="a header row Subject, Filename, OnsetFrame, ApexFrame, ..."):
         emotion = row["emotion"] or ""
         parent = emotion_dirs.get(normalise_emotion(emotion), root / emotion)
-        rules.add(
-            subject=row["subject"],
-            clip=row["clip"],
-            emotion=emotion,
-            onset=row["onset"],
-            apex=row["apex"],
-            offset=row["offset"],
-            folder=parent / row["clip"],
-            where=f"{path.name} row {row.number}",
-        )
+        rules.add_row(row, path, folder=parent / row["clip"])
     return rules.index(root, LAYOUT)

@@ -33,18 +33,8 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
     path = find_sheet(root, SHEET_PATTERNS, "SAMM FACS codes", sheet)
     layout = "sheet MICRO_ONLY, a header row Subject, Filename, ..., Onset Frame, Apex Frame, Offset Frame, ..."
     for row in read_rows(path, COLUMNS, sheets=("MICRO_ONLY",), layout=layout):
-        where = f"{path.name} row {row.number}"
         # a number cell (6, read back as `6` or `6.0`) names the folder `006`
         number = frame_number(row["subject"])
         subject = row["subject"] if number is None else f"{number:03d}"
-        rules.add(
-            subject=subject,
-            clip=row["clip"],
-            emotion=row["emotion"] or "",
-            onset=row["onset"],
-            apex=row["apex"],
-            offset=row["offset"],
-            folder=root / subject / row["clip"],
-            where=where,
-        )
+        rules.add_row(row, path, subject=subject, folder=root / subject / row["clip"])
     return rules.index(root, LAYOUT)

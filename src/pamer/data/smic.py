@@ -87,7 +87,6 @@ def read_e(root: Path, protocol: str | None = None, *, sheet: Path | None = None
     for row in read_rows(path, E_COLUMNS, optional=E_OPTIONAL, sheets=("HS",), layout=layout):
         if row["emotion"] is None:
             continue
-        where = f"{path.name} row {row.number}"
         number = row["subject"].lower().removeprefix("s").removesuffix(".0")
         subject = f"s{int(number)}" if number.isdigit() else row["subject"]
         candidates = folders.get(row["clip"].lower(), [])
@@ -97,15 +96,13 @@ def read_e(root: Path, protocol: str | None = None, *, sheet: Path | None = None
         if len(hs or candidates) > 1:
             listed = ", ".join(str(p) for p in hs or candidates)
             rules.problem(subject, row["clip"], "ambiguous-folder", f"several folders ({listed}); using {folder}")
-        rules.add(
+        rules.add_row(
+            row,
+            path,
             subject=subject,
-            clip=row["clip"],
-            emotion=row["emotion"],
-            onset=row["onset"],
-            apex=None,
-            offset=row["offset"],
             folder=folder,
-            where=where,
+            emotion=row["emotion"],
+            apex=None,
             apex_rule="middle",
             flags=("more-intervals",) if row["onset2"] else (),
         )
