@@ -50,10 +50,14 @@ def test_unknown_key_in_file_names_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_configs_load_and_name_registered_models(path: Path) -> None:
+    from pamer.classic import check_classic, is_classic
     from pamer.models import list_models
 
     config = load_config(path)
-    assert config.model.name in list_models()
+    if is_classic(config.model.name):
+        check_classic(config)  # a classic method's options
+    else:
+        assert config.model.name in list_models()
     assert config.train.lr == 1e-4  # the paper's
     assert yaml.safe_load(path.read_text())  # not empty
 
