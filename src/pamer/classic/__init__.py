@@ -189,7 +189,8 @@ def check_classic(config: Config, cache: Cache | None = None) -> None:
 
     Raises:
         ConfigError: an unknown option or a bad value in `model.args`, `oracle: true` (a classic method has no
-            epochs to choose from), or a cache without what the method reads.
+            epochs to choose from), a cache without what the method reads, or a `c_grid` with fewer than 3
+            subjects.
     """
     method = get_classic(config.model.name)
     options = _options(method, config.model.args)
@@ -214,6 +215,12 @@ def check_classic(config: Config, cache: Cache | None = None) -> None:
     problem = method.check(cache, options)
     if problem:
         raise ConfigError(f"cache {where}: {problem}")
+    subjects = len(set(cache.subjects))
+    if options["c_grid"] and subjects < 3:
+        raise ConfigError(
+            f"model.args.c_grid: choosing C by a leave-one-subject-out inside each fold's training subjects needs "
+            f"at least 3 subjects, cache {where} has {subjects}; set model.args.C instead"
+        )
 
 
 def classic_features(config: Config, cache: Cache) -> np.ndarray:
