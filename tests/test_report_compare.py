@@ -140,10 +140,13 @@ def test_composite_run_scores_each_dataset_and_prints_the_megc2019_table(tmp_pat
     text = compare_runs([tmp_path / "c"])
     row = next(line for line in text.splitlines() if line.startswith("| STSTNet | ststnet | pamer, last epoch |"))
     by = metrics["by_dataset"]
-    expected = [f"{metrics['uf1']:.3f} / {metrics['uar']:.3f}"]
-    expected += [f"{by[p]['uf1']:.3f} / {by[p]['uar']:.3f}" for p in ("smic", "casme2", "samm")]
+    expected = [f"{metrics['uf1']:.4f} / {metrics['uar']:.4f}"]
+    expected += [f"{by[p]['uf1']:.4f} / {by[p]['uar']:.4f}" for p in ("smic", "casme2", "samm")]
     assert row == "| STSTNet | ststnet | pamer, last epoch | " + " | ".join(expected) + f" | {tmp_path / 'c'} |"
-    assert "| STSTNet | ststnet | paper | 0.735 / 0.760 |  |  |  |  |" in text
+    assert (
+        "| STSTNet | ststnet | paper | 0.7353 / 0.7605 | 0.6801 / 0.7013 | 0.8382 / 0.8686 | 0.6588 / 0.6810 |  |"
+        in text
+    )
     assert "| Full | SMIC | CASME II | SAMM |" in text
     assert "Other runs" not in text  # a composite run is placed, not left over
     assert "| samm | 20 |" in run_report(metrics)
@@ -261,10 +264,12 @@ def test_composite_columns_and_published_megc2019(tmp_path: Path) -> None:
     assert full["value"] == pytest.approx(metrics["uf1"]) and full["reported"] == 0.7353
     assert _cell(frame, "ststnet", "full", "uar")["reported"] == 0.7605
     samm = _cell(frame, "ststnet", "samm", "uar")
-    assert samm["value"] == pytest.approx(metrics["by_dataset"]["samm"]["uar"]) and pd.isna(samm["reported"])
+    assert samm["value"] == pytest.approx(metrics["by_dataset"]["samm"]["uar"]) and samm["reported"] == 0.6810
     assert samm["ci_low"] <= samm["value"] <= samm["ci_high"]
     assert "LBP-TOP (reported only)" in set(frame["method"])
-    text = compare_tables([tmp_path / "c"])
+    text = compare_tables([tmp_path / "c", tmp_path / "c" / ".." / "c"])  # one run named twice is one run
+    assert "Other runs" not in text
+    assert f"{full['value']:.3f} [{full['ci_low']:.2f}, {full['ci_high']:.2f}] (reported 0.7353)" in text
     assert "| method | Full UF1 | Full UAR | SMIC UF1 | SMIC UAR | CASME II UF1 | CASME II UAR | SAMM UF1 |" in text
 
 
@@ -312,3 +317,28 @@ def test_cli_compare_writes_markdown_or_csv(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["compare", str(tmp_path / "a"), "--out", str(tmp_path / "no" / "dir" / "t.md")])
     assert bad.exit_code != 0 and "t.md" in bad.output and "Traceback" not in bad.output
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["label_protocol"]["protocol"] == "5class"
+
+
+def test_loso_on_a_composite_cache_writes_by_dataset_and_its_report(tmp_path: Path) -> None:
+    """The whole engine path: a cache recording each clip's dataset -> fold files -> metrics.json -> report.md."""
+    from pamer.engine import run_loso
+
+    rng = np.random.default_rng(0)
+    parts = ["casme2", "samm", "smic"]
+    subjects = [f"{p}_0" for p in parts for _ in range(8)]  # one subject per part: three folds
+    datasets = [name.split("_")[0] for name in subjects]
+    cache = tiny_cache(subjects, rng.integers(0, 3, len(subjects)), MEGC, "composite", "megc2019", datasets)
+    cache.onset = rng.integers(0, 255, (len(subjects), 16, 16, 3), dtype=np.uint8)
+    cache.apex = cache.onset.copy()
+    config = config_for("train.input_size=16", "train.batch_size=8", "train.threads=1", "train.device=cpu")
+    metrics = run_loso(config, tmp_path / "run", cache=cache, quiet=True)
+    folds = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
+    assert set(folds["dataset"]) == set(parts)
+    assert {k: v["clips"] for k, v in metrics["by_dataset"].items()} == dict.fromkeys(parts, 8)
+    for part, group in folds.groupby("dataset"):
+        assert metrics["by_dataset"][part]["uar"] == pytest.approx(
+            balanced_accuracy_score(group["true"], group["pred"])
+        )
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["label_protocol"]["protocol"] == "megc2019"
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "| part | clips | UF1 | UAR | accuracy |" in report and "| smic | 8 |" in report

@@ -337,8 +337,12 @@ def _reported(model: str, table: Table, column: str, metric: str) -> tuple[float
 # rendering
 
 
-def _num(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
+def _published(v: float | None) -> str:
+    """A published number as printed: three decimals (the paper's tables) or four (MEGC2019's)."""
+    if v is None:
+        return "-"
+    text = f"{v:.4f}"
+    return text[:-1] if text.endswith("0") else text
 
 
 def _ours(stat: Stat, runs: list[RunData]) -> str:
@@ -503,7 +507,7 @@ def _markdown(tables: dict[str, Table], records: list[dict]) -> str:
     if len(measured):
         out += ["## Runs", ""]
         for (table, method), group in measured.groupby(["table", "method"], sort=False):
-            cells = group.drop_duplicates("column")
+            cells = group.drop_duplicates("run_dirs")  # a composite run fills its part columns too: name it once
             where = "; ".join(
                 f"{c}: {d} (seeds {s})"
                 for c, d, s in zip(cells["column"], cells["run_dirs"], cells["seeds"], strict=True)
@@ -521,7 +525,7 @@ def _cell_text(record: pd.Series) -> str:
         parts.append(f"{record['value']:.3f}{spread} [{low:.2f}, {high:.2f}]")
     if pd.notna(record["reported_source"]):
         reported = record["reported"]
-        parts.append(f"(reported {_num(None if pd.isna(reported) else float(reported))})")
+        parts.append(f"(reported {_published(None if pd.isna(reported) else float(reported))})")
     return " ".join(parts)
 
 
@@ -541,7 +545,13 @@ def compare_tables(run_dirs: list[str | Path], fmt: str = "md") -> str:
         raise ReportError(f"unknown format {fmt!r}; expected md or csv")
     if not run_dirs:
         raise ReportError("no run directories to compare")
-    runs = [load_run_data(d) for d in run_dirs]
+    # a directory named twice (runs/*/pamnet and runs/composite/*) is one run, in the place it was first named
+    seen: set[Path] = set()
+    runs = []
+    for d in run_dirs:
+        if Path(d).resolve() not in seen:
+            seen.add(Path(d).resolve())
+            runs.append(load_run_data(d))
     tables, others = _place(runs)
     records = _records(tables, others)
     if fmt == "csv":
