@@ -192,6 +192,16 @@ def test_list_frames_numbers_whatever_padding_or_prefix(tmp_path: Path) -> None:
     assert list_frames(tmp_path)[2] == ["img7.jpg and reg_img7.PNG"]
 
 
+def test_list_frames_leaves_junk_out(tmp_path: Path) -> None:
+    """macOS AppleDouble twins (`._img46.jpg`, sorted before `img46.jpg`), hidden files, Thumbs.db, non-images."""
+    for name in ["img46.jpg", "img47.jpg", "._img46.jpg", "._img47.jpg", ".DS_Store", "Thumbs.db", ".img48.jpg"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "img49.jpg.txt").write_bytes(b"")
+    (tmp_path / "img50.jpg").mkdir()  # a folder, whatever its name
+    paths, numbers, duplicates = list_frames(tmp_path)
+    assert ([p.name for p in paths], numbers, duplicates) == (["img46.jpg", "img47.jpg"], [46, 47], [])
+
+
 SAMM_HEADER = [
     "Subject",
     "Filename",
