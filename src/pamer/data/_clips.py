@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from pamer.data._layout import is_junk
+from pamer.data._layout import FrameTree, is_junk
 from pamer.data._sheet import Row
 from pamer.data.labels import EMOTIONS, Protocol, normalise_emotion
 from pamer.data.samples import ApexSource, DatasetError, DatasetIndex, Problem, Sample
@@ -203,11 +203,16 @@ class Collector:
         self.samples.append(sample)
         return sample
 
-    def index(self, root: Path, layout: str) -> DatasetIndex:
-        """The finished index; an error when not one clip folder was found (a wrong root, not N problems)."""
+    def index(self, root: Path, layout: str, tree: FrameTree | None = None) -> DatasetIndex:
+        """The finished index, with the frame tree the clips were read from (`tree`, and its note if any); an
+        error when not one clip folder was found (a wrong root, not N problems)."""
         if self.folders_missing and not self.samples:
             raise DatasetError(f"none of the {self.folders_missing} clip folders found under {root}; expected {layout}")
-        return DatasetIndex(self.dataset, self.protocol.classes, self.samples, self.problems)
+        index = DatasetIndex(self.dataset, self.protocol.classes, self.samples, self.problems)
+        if tree is not None:
+            index.frame_trees[self.dataset] = tree.path
+            index.notes += [tree.note] if tree.note else []
+        return index
 
 
 def check_root(root: Path, what: str) -> Path:
