@@ -108,7 +108,7 @@ def _relative(root: Path, folder: Path) -> str:
     return folder.relative_to(root).as_posix() if folder != root else "."
 
 
-def _rank(root: Path, folder: Path, clips: int, prefer: Sequence[str]) -> tuple:
+def _rank(root: Path, folder: Path, clips: int, prefer: Sequence[str]) -> tuple[int, bool, bool, int, list[str]]:
     """The sort key of `TREE_ORDER`, one element per rule."""
     parts = folder.relative_to(root).parts
     words = {word for part in parts for word in _WORD.findall(part.lower())}
