@@ -1,5 +1,5 @@
 """The peer networks (STSTNet, OFF-ApexNet, Dual-Inception, DSSN): layer shapes at each published input size,
-parameter counts, gradients, which flow channels each reads.
+parameter counts, gradients, which flow channels each reads, and a LOSO run of each shipped config.
 
 Parameter counts: none of the four papers' texts that could be read gives one, so each count is checked against
 an independent formula of the layers, and against the graph of the authors' public code where pamer differs from
@@ -10,10 +10,20 @@ reimplementation's (the Off-TANet README: OFF-ApexNet 2.66 M, Dual-Inception 6.4
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+import yaml
+from safetensors.numpy import save_file
 from torch import nn
+from typer.testing import CliRunner
 
+from pamer.cli import app
+from pamer.data import get_protocol
 from pamer.models import (
     ModelConfigError,
     _registry,
@@ -24,8 +34,11 @@ from pamer.models import (
     register_model,
 )
 from pamer.models.peers import NAMES, PeerNetwork
+from pamer.preprocess.cache import FORMAT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
 
 # the published input side of each network
 SIDES = {"ststnet": 28, "off_apexnet": 28, "dual_inception": 28, "dssn": 227}
@@ -261,3 +274,94 @@ def test_register_with_input_size(monkeypatch: pytest.MonkeyPatch) -> None:
         register_model(input_size=0)
     with pytest.raises(ModelConfigError, match="unknown model 'nope'"):
         model_input_size("nope")
+
+
+# ---- the shipped configs and the published numbers ------------------------------------------------------
+
+
+def _flow_cache(path: Path, subjects: int = 3, per_subject: int = 4, size: int = 32) -> Path:
+    """A cache directory in `pamer prepare --representation flow`'s format, with random flow whose u channel
+    carries a class-dependent patch."""
+    rng = np.random.default_rng(0)
+    n = subjects * per_subject
+    labels = np.arange(n) % 3
+    flow = rng.normal(0, 0.3, (n, size, size, 3)).astype(np.float32)
+    for i, label in enumerate(labels):
+        flow[i, 4 + 8 * label : 12 + 8 * label, 6:26, 0] += 1.0
+    frames = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    path.mkdir(parents=True)
+    save_file(
+        {"onset": frames, "apex": frames, "labels": labels.astype(np.int64), "flow": flow}, path / "arrays.safetensors"
+    )
+    config = {"dataset": "synthetic", "size": size, "representation": "flow"}
+    # the key `pamer.preprocess.cache` checks: sha256 of the sorted JSON of [configuration, samples digest]
+    key = hashlib.sha256(json.dumps([config, "synthetic"], sort_keys=True).encode()).hexdigest()
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "samples_digest": "synthetic",
+        "config": config,
+        "classes": ["negative", "positive", "surprise"],
+        "subjects": [f"sub{i % subjects:02d}" for i in range(n)],
+        "clips": [f"clip{i:03d}" for i in range(n)],
+    }
+    (path / "cache.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.fixture(scope="module")
+def flow_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _flow_cache(tmp_path_factory.mktemp("caches") / "synthetic-flow")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pamer_loso_runs_each_config(name: str, flow_cache: Path, tmp_path: Path) -> None:
+    config = CONFIGS / f"{name}.yaml"
+    recipe = yaml.safe_load(config.read_text())
+    assert recipe["model"]["name"] == name and recipe["data"]["representation"] == "flow"
+    assert recipe["train"]["input_size"] == SIDES[name]
+    sets = [f"data.cache={flow_cache}", "train.epochs=1", "train.threads=1", "train.device=cpu"]
+    args = ["loso", str(config), "--out", str(tmp_path / "run"), "--quiet"] + [a for s in sets for a in ("--set", s)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["model"] == name and metrics["folds"] == 3
+    ran = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert ran["train"]["input_size"] == SIDES[name] and ran["train"]["lr"] == recipe["train"]["lr"]
+    assert len(list((tmp_path / "run" / "folds").glob("*.csv"))) == 3
+
+
+def test_pamer_loso_refuses_another_input_size(flow_cache: Path, tmp_path: Path) -> None:
+    sets = [f"data.cache={flow_cache}", "train.input_size=32"]
+    args = ["loso", str(CONFIGS / "ststnet.yaml"), "--out", str(tmp_path / "run")] + [
+        a for s in sets for a in ("--set", s)
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "train.input_size = 32, but 'ststnet' takes 28 x 28 inputs only" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run" / "folds").exists()
+
+
+def test_published_numbers_are_well_formed() -> None:
+    published = yaml.safe_load((CONFIGS / "published.yaml").read_text())["methods"]
+    assert set(NAMES) | {"lbptop", "biwoof"} <= set(published)
+    datasets = {"composite", "smic", "casme2", "samm"}
+    for method, entry in published.items():
+        assert entry["title"] and entry["paper"] and entry["cells"], method
+        for cell in entry["cells"]:
+            where = f"{method} {cell}"
+            assert cell["dataset"] in datasets and cell["evaluated_on"] in {"composite", cell["dataset"]}, where
+            protocol = get_protocol(cell["evaluated_on"], cell["protocol"])
+            assert tuple(cell["classes"]) == protocol.classes, where
+            assert cell["metrics"] and set(cell["metrics"]) <= {"uf1", "uar", "accuracy", "f1"}, where
+            assert all(0 < v < 1 for v in cell["metrics"].values()), where
+            assert cell["source"], where
+    composite = {m: c["metrics"] for m, e in published.items() for c in e["cells"] if c["dataset"] == "composite"}
+    # the MEGC2019 composite numbers of issue 11 (See et al. 2019)
+    assert composite["off_apexnet"] == {"uf1": 0.7196, "uar": 0.7096}
+    assert composite["dual_inception"] == {"uf1": 0.7322, "uar": 0.7278}
+    assert composite["lbptop"] == {"uf1": 0.5882, "uar": 0.5785}
+    assert composite["biwoof"] == {"uf1": 0.6296, "uar": 0.6227}
+    ststnet = [c["metrics"] for c in published["ststnet"]["cells"] if c["dataset"] == "composite"]
+    assert ststnet == [{"uf1": 0.7353, "uar": 0.7605}, {"uf1": 0.7209, "uar": 0.7250}]
