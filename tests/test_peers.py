@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -365,3 +366,17 @@ def test_published_numbers_are_well_formed() -> None:
     assert composite["biwoof"] == {"uf1": 0.6296, "uar": 0.6227}
     ststnet = [c["metrics"] for c in published["ststnet"]["cells"] if c["dataset"] == "composite"]
     assert ststnet == [{"uf1": 0.7353, "uar": 0.7605}, {"uf1": 0.7209, "uar": 0.7250}]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", NAMES)
+def test_peer_trains_on_cuda_with_bf16_and_channels_last(name: str, flow_cache: Path, tmp_path: Path) -> None:
+    """The CUDA path (bf16 autocast, channels_last; DSSN's grouped convolution and LRN) trains and predicts."""
+    sets = [f"data.cache={flow_cache}", "train.epochs=2", "train.device=cuda"]
+    args = ["loso", str(CONFIGS / f"{name}.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
+    result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    table = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
+    probs = table[[f"prob_{c}" for c in ("negative", "positive", "surprise")]].to_numpy()
+    assert probs.shape == (12, 3) and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
