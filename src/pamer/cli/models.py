@@ -34,7 +34,9 @@ def models_command(
         with torch.device("meta"):  # shapes only: no memory, no weight initialisation
             model = create_model(name)
         fixed = model_input_size(name)
-        row = [name, str(fixed) if fixed else "any", f"{count_parameters(model) / 1e6:.2f}"]
+        params = count_parameters(model) / 1e6
+        # four decimals for the tiny networks (STSTNet: 1.7 thousand parameters) that would read as 0.00
+        row = [name, str(fixed) if fixed else "any", f"{params:.2f}" if params >= 0.01 else f"{params:.4f}"]
         if flops:
             row.append(f"{count_flops(name, fixed or size) / 1e9:.2f}")
         table.add_row(*row, describe_model(name))
