@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pamer.cli._app import app, fail
+from pamer.cli.data import FRAMES_HELP, SHEET_HELP, frame_tree_lines, read_dataset
 
 
 @app.command("prepare")
@@ -19,7 +20,8 @@ def prepare_command(
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder of caches; the cache is written in a subfolder of it.")],
     protocol: Annotated[str | None, typer.Option("--protocol", help="Label set (default: the paper's).")] = None,
-    sheet: Annotated[Path | None, typer.Option("--sheet", help="The annotation sheet, if not in the root.")] = None,
+    sheet: Annotated[list[str] | None, typer.Option("--sheet", help=SHEET_HELP, metavar="[PART=]PATH")] = None,
+    frames: Annotated[list[str] | None, typer.Option("--frames", help=FRAMES_HELP, metavar="[PART=]DIR")] = None,
     size: Annotated[int, typer.Option("--size", help="Side of the square face crops in pixels.")] = 256,
     margin: Annotated[float, typer.Option("--margin", help="Crop margin, fraction of the face box.")] = 0.2,
     workers: Annotated[int, typer.Option("--workers", help="Processes aligning clips in parallel.")] = 1,
@@ -38,15 +40,19 @@ def prepare_command(
 ) -> None:
     """Align every clip (dlib face, eye-level rotation, square crop) and cache the onset/apex crops.
 
+    The frames are read from the folder under the root that holds the clips (printed first; `--frames DIR`
+    names another).
+
     A killed run resumes when rerun with the same arguments. Clips with no face are kept with a centre crop,
     clips with a missing or corrupt frame are skipped; both are listed at the end and in the cache's
     manifest.csv. Prints the cache directory, which `pamer loso` / `pamer train` take as `data.cache`.
     """
-    from pamer.cli.data import read_dataset
     from pamer.data import DatasetError, get_protocol
     from pamer.preprocess.cache import prepare, read_manifest
 
-    index = read_dataset(name, root, protocol, sheet)
+    index = read_dataset(name, root, protocol, sheet, frames)
+    for line in frame_tree_lines(index):
+        typer.echo(line, err=True)
     try:
         directory = prepare(
             index,

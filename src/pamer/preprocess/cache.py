@@ -8,7 +8,8 @@ overwrites or reuses another's cache. The directory holds:
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
   for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain), and with
   `clip_frames=K` also `frames` (uint8 N x K x H x W, grey: onset to offset resampled to K, linear in time);
-- `cache.json`: format version, configuration, key, class names, and each cached clip's subject and id;
+- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, and the
+  folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`);
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
 
 No pickle anywhere. Every clip's result is first written to `parts/<n>.safetensors` (temp file + rename), so a
@@ -522,6 +523,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
         "classes": list(index.classes),
         "subjects": subjects,
         "clips": clips,
+        "frame_trees": {name: str(path) for name, path in index.frame_trees.items()},
     }
     _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
     shutil.rmtree(directory / "parts")
