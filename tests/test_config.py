@@ -53,10 +53,14 @@ RUN_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))  # every shipped YAML is a run con
 
 @pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_configs_load_and_name_registered_models(path: Path) -> None:
+    from pamer.classic import check_classic, is_classic
     from pamer.models import list_models
 
     config = load_config(path)
-    assert config.model.name in list_models()
+    if is_classic(config.model.name):
+        check_classic(config)  # a classic method's options
+    else:
+        assert config.model.name in list_models()
     if path.parent.name != "peers":  # the peers carry their authors' own recipes
         assert config.train.lr == 1e-4  # the paper's
     assert yaml.safe_load(path.read_text())  # not empty

@@ -28,6 +28,14 @@ def prepare_command(
     representation: Annotated[
         str, typer.Option("--representation", help="diff (crops) or flow (+ TV-L1 flow; needs the flow extra).")
     ] = "diff",
+    clip_frames: Annotated[
+        int,
+        typer.Option(
+            "--clip-frames",
+            help="Also cache each clip's aligned grey frames, onset to offset, resampled to this many frames "
+            "(linear in time): the input of the classic method lbptop (10 in its recipe). 0: none.",
+        ),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Align every clip (dlib face, eye-level rotation, square crop) and cache the onset/apex crops.
@@ -55,6 +63,7 @@ def prepare_command(
             margin=margin,
             progress=not quiet,
             protocol=get_protocol(name, protocol).name,  # the default named, so both spellings share a cache
+            clip_frames=clip_frames,
         )
     except (DatasetError, ValueError, ImportError) as exc:
         raise fail(str(exc)) from None

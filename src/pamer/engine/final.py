@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import save_file
 
 import pamer
-from pamer.config import Config
+from pamer.classic import is_classic
+from pamer.config import Config, ConfigError
 from pamer.engine.fold import EpochCallback, check_model, fit
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
 from pamer.preprocess.cache import Cache
@@ -29,6 +30,8 @@ def train_final(
     Returns:
         `out_dir`.
     """
+    if is_classic(config.model.name):
+        raise ConfigError(f"{config.model.name!r} is a classic method (features + SVM): run it with `pamer loso`")
     cache = load_cache_for(config) if cache is None else cache
     check_model(config, len(cache.classes))
     device = device_for(config)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pamer.classic import check_classic, is_classic
 from pamer.config import Config, ConfigError
 from pamer.engine.augment import channel_stats, normalize, random_affine, warp
 from pamer.models import create_model, model_input_size
@@ -86,8 +87,14 @@ class FitResult:
     seconds: float
 
 
-def check_model(config: Config, num_classes: int) -> None:
-    """Build the configured network once, so a bad name, option or input size fails before any fold starts."""
+def check_model(config: Config, num_classes: int, cache: Cache | None = None) -> None:
+    """Build the configured network once, so a bad name, option or input size fails before any fold starts.
+
+    A classic method (`pamer.classic`) is checked instead: its options, and, given, that `cache` holds what it reads.
+    """
+    if is_classic(config.model.name):
+        check_classic(config, cache)
+        return
     try:
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take

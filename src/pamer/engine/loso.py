@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pamer.classic import describe_fit, is_classic
 from pamer.config import Config
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
 from pamer.engine.executors import EXECUTORS, clear_inputs, run_folds
@@ -83,7 +84,7 @@ def run_loso(
     subjects = sorted(set(cache.subjects))
     if len(subjects) < 2:
         raise ValueError(f"LOSO needs at least 2 subjects; cache {config.data.cache or '(in memory)'} has {subjects}")
-    check_model(config, len(cache.classes))
+    check_model(config, len(cache.classes), cache)
     names = [safe_name(s) for s in subjects]
     if len(set(names)) != len(names):
         raise ValueError(f"subject names collide as file names: {subjects}")
@@ -141,10 +142,13 @@ def collect_metrics(out_dir: Path, cache: Cache, config: Config) -> dict:
     table = read_folds(out_dir, subjects)
     y_true = table["true"].map(index).to_numpy()
     y_pred = table["pred"].map(index).to_numpy()
+    fitted = f"model after the last of {config.train.epochs} epochs"
+    if is_classic(config.model.name):
+        fitted = describe_fit(config)
     metrics = {
         "dataset": config.data.dataset or str(cache.config.get("dataset", "")),
         "model": config.model.name,
-        "protocol": f"LOSO, {len(subjects)} folds, model after the last of {config.train.epochs} epochs",
+        "protocol": f"LOSO, {len(subjects)} folds, {fitted}",
         "label_protocol": label_protocol(cache),
         "clips": len(table),
         "folds": len(subjects),

@@ -69,7 +69,7 @@ def cache_fingerprint(cache: Cache) -> str:
     """A hash of the cache's clips, subjects, labels, classes and pixels (resume refuses a changed cache)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(json.dumps([cache.clips, list(cache.subjects), list(cache.classes)]).encode())
-    for array in (cache.labels, cache.onset, cache.apex, cache.flow):
+    for array in (cache.labels, cache.onset, cache.apex, cache.flow, cache.frames):
         if array is not None:
             h.update(str(array.shape).encode())
             h.update(np.ascontiguousarray(array).data)

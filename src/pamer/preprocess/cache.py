@@ -6,7 +6,8 @@ preprocessing configuration and the clips that went in, so a different configura
 overwrites or reuses another's cache. The directory holds:
 
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
-  and for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain);
+  for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain), and with
+  `clip_frames=K` also `frames` (uint8 N x K x H x W, grey: onset to offset resampled to K, linear in time);
 - `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, and the
   folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`);
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
@@ -163,6 +164,8 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
     shapes = {"onset": (n, size, size, 3), "apex": (n, size, size, 3), "labels": (n,)}
     if config["representation"] == "flow":
         shapes["flow"] = (n, size, size, 3)
+    if config.get("frames"):
+        shapes["frames"] = (n, config["frames"], size, size)
     for name, shape in shapes.items():
         if name not in arrays or arrays[name].shape != shape:
             got = arrays[name].shape if name in arrays else "nothing"
@@ -176,6 +179,7 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
         classes=tuple(meta["classes"]),
         config=config,
         flow=arrays.get("flow"),
+        frames=arrays.get("frames"),
     )
 
 
@@ -201,9 +205,10 @@ class _Task:
     apex: Path | None
     search: tuple[tuple[int, Path], ...]  # frames searched for a face after onset and apex, (number, path)
     missing: str  # why onset or apex has no file ("" when both do)
+    clip: tuple[tuple[int, Path], ...] = ()  # onset..offset, (number, path), when the clip's frames are cached
 
 
-def _task(number: int, sample: Sample, max_frames: int) -> _Task:
+def _task(number: int, sample: Sample, max_frames: int, clip_frames: int = 0) -> _Task:
     from pamer.data.samples import DatasetError
 
     try:
@@ -216,7 +221,13 @@ def _task(number: int, sample: Sample, max_frames: int) -> _Task:
     wanted = max(max_frames - 2, 0)
     if len(between) > wanted:
         between = [between[i] for i in np.linspace(0, len(between) - 1, wanted).round().astype(int)]
-    return _Task(number, sample.uid, sample.onset, sample.apex, onset, apex, tuple(between), missing)
+    clip = ()
+    if clip_frames:
+        last = max(sample.offset, sample.apex)
+        clip = tuple(
+            (n, p) for n, p in zip(sample.frame_numbers, sample.frames, strict=True) if sample.onset <= n <= last
+        )
+    return _Task(number, sample.uid, sample.onset, sample.apex, onset, apex, tuple(between), missing, clip)
 
 
 def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
@@ -258,6 +269,10 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
         from pamer.preprocess.motion import flow_image
 
         crops["flow"] = flow_image(crops["onset"], crops["apex"])
+    if config.get("frames"):
+        crops["frames"] = _clip_frames(
+            task, transform, config["frames"], {task.onset_frame: onset, task.apex_frame: apex}, info
+        )
     described = transform.describe()
     info.update(
         status="cached",
@@ -277,6 +292,43 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
         used = searched[transform.frame]
         info["problems"].append(f"no face in the onset frame {task.onset.name}: aligned on frame {used}")
     return crops, info
+
+
+def _clip_frames(task: _Task, transform, k: int, have: dict[int, np.ndarray], info: dict) -> np.ndarray:
+    """The clip's aligned grey frames from onset to offset, resampled to `k` (linear in time, `temporal_resample`).
+
+    Only the frames the resampling reads are loaded; an unreadable one is noted in `info` and left out, and its
+    neighbours take its place (onset and apex, already read, are in `have`).
+    """
+    from pamer.preprocess.face import ImageError, read_rgb, to_gray
+    from pamer.preprocess.motion import resample_needs, temporal_resample
+
+    available: dict[int, Path | None] = dict(task.clip)
+    for n in have:  # onset and apex are read already
+        available.setdefault(n, None)
+    grey: dict[int, np.ndarray] = {}
+    while True:
+        numbers = sorted(available)
+        wanted = [numbers[i] for i in resample_needs(numbers, k)]
+        for n in wanted:
+            if n in grey:
+                continue
+            if n in have:
+                grey[n] = transform.apply(to_gray(have[n]))
+                continue
+            try:
+                frame = read_rgb(available[n])
+            except ImageError as error:
+                info["problems"].append(f"{error}: left out of the clip's frames")
+                del available[n]
+                break
+            if frame.shape[:2] != transform.frame_shape:
+                info["problems"].append(f"{available[n]}: size differs from the onset's; left out of the clip's frames")
+                del available[n]
+                break
+            grey[n] = transform.apply(to_gray(frame))
+        else:
+            return temporal_resample([grey.get(n) for n in numbers], numbers, k)
 
 
 def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
@@ -317,6 +369,7 @@ def prepare(
     margin: float = 0.2,
     progress: bool = True,
     protocol: str | None = None,
+    clip_frames: int = 0,
 ) -> Path:
     """Align every clip of `index` and write (or finish) its cache under `out`; return the cache directory.
 
@@ -329,6 +382,8 @@ def prepare(
         margin: crop margin around the face box, as a fraction of its side (see `FaceAligner`).
         progress: show a progress bar on stderr.
         protocol: the protocol name the index was read with, recorded in the directory name and config.
+        clip_frames: K > 0 also caches each clip's frames from onset to offset, aligned with the clip's one
+            transform, grey, resampled to K frames linear in time (`Cache.frames`, for LBP-TOP); 0: none.
 
     Clips with no face anywhere are cached with a centre crop (`face: none` in the manifest); clips with a
     missing, corrupt or unreadable onset or apex frame are skipped; both are listed in `manifest.csv` with the
@@ -338,7 +393,8 @@ def prepare(
     replacing frame files delete the cache directory to rebuild it.
 
     Raises:
-        ValueError: a bad `representation`, `size`, `margin` or `workers`, or an index with no clips.
+        ValueError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`, or an index with no
+            clips.
         ImportError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
     """
     from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, _dlib_models
@@ -347,6 +403,8 @@ def prepare(
         raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if clip_frames < 0 or clip_frames == 1:
+        raise ValueError(f"clip_frames must be 0 (none) or at least 2, got {clip_frames}")
     if not index.samples:
         raise ValueError(f"dataset {index.name} has no clips to prepare")
     aligner = FaceAligner(size=size, margin=margin)  # checks size and margin
@@ -364,6 +422,8 @@ def prepare(
         "aligner": f"dlib frontal detector + {MODEL_FILE}, pamer aligner v{ALIGNER_VERSION}",
         **aligner.config(),
     }
+    if clip_frames:  # only then: caches made without frames keep their key
+        config["frames"] = clip_frames
     samples_digest = _digest([_sample_facts(s) for s in index.samples])
     key = _digest([config, samples_digest])
     name = "-".join(part for part in (index.name, protocol, key[:12]) if part)
@@ -373,7 +433,7 @@ def prepare(
     (directory / "parts").mkdir(parents=True, exist_ok=True)
 
     todo = [
-        (_task(i, s, aligner.max_frames), config)
+        (_task(i, s, aligner.max_frames, clip_frames), config)
         for i, s in enumerate(index.samples)
         if not _part_path(directory, i).is_file()
     ]
@@ -446,6 +506,9 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
             continue
         parts = stacks.get(name, [])
         arrays[name] = np.stack(parts) if parts else np.zeros((0, size, size, 3), channels_dtype)
+    if config.get("frames"):
+        parts = stacks.get("frames", [])
+        arrays["frames"] = np.stack(parts) if parts else np.zeros((0, config["frames"], size, size), np.uint8)
     _save_arrays(directory / "arrays.safetensors", arrays)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
