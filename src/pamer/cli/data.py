@@ -10,6 +10,14 @@ import typer
 
 from pamer.cli._app import app, fail
 
+# the generic reader `images`: one image per clip listed in a csv
+LabelsOption = Annotated[
+    Path | None, typer.Option("--labels", help="images: the csv of subject, clip, label, file[, dataset] per clip.")
+]
+ClassesOption = Annotated[
+    str | None, typer.Option("--classes", help="images: class names in code order, e.g. negative,positive,surprise.")
+]
+
 datasets_app = typer.Typer(help="Read the micro-expression datasets from their own sheets and folders.")
 app.add_typer(datasets_app, name="datasets")
 
@@ -34,17 +42,31 @@ def _roots(name: str, roots: list[str]) -> Path | dict[str, Path]:
     return parts
 
 
-def read_dataset(name: str, roots: list[str], protocol: str | None, sheet: Path | None):
-    """`pamer.data.read` from the command line's --root/--protocol/--sheet; bad input -> one error line."""
+def read_dataset(
+    name: str,
+    roots: list[str],
+    protocol: str | None,
+    sheet: Path | None,
+    labels: Path | None = None,
+    classes: str | None = None,
+):
+    """`pamer.data.read` from the command line's --root/--protocol/--sheet (and for images --labels/--classes);
+    bad input -> one error line."""
     from pamer.data import DATASETS, DatasetError, read
 
     if name not in DATASETS:
         raise fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    options = {}
+    options: dict = {}
     if sheet is not None:
+        if name == "images":
+            raise fail("--sheet does not apply to images: give its csv with --labels")
         if name in ("composite", "smic"):
             raise fail(f"--sheet does not apply to {name} (it has no single sheet)")
         options["sheet"] = sheet
+    if name == "images":
+        options.update(labels=labels, classes=classes)
+    elif labels is not None or classes is not None:
+        raise fail(f"--labels and --classes apply to images only, not {name}")
     try:
         return read(name, _roots(name, roots), protocol, **options)
     except (DatasetError, ValueError) as exc:
@@ -53,7 +75,9 @@ def read_dataset(name: str, roots: list[str], protocol: str | None, sheet: Path 
 
 @datasets_app.command("check")
 def check_command(
-    name: Annotated[str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme or composite.")],
+    name: Annotated[
+        str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme, composite, htnet or images.")
+    ],
     root: Annotated[
         list[str],
         typer.Option(
@@ -64,10 +88,12 @@ def check_command(
     sheet: Annotated[
         Path | None, typer.Option("--sheet", help="The annotation sheet, when it is not in the root.")
     ] = None,
+    labels: LabelsOption = None,
+    classes: ClassesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a report.")] = False,
 ) -> None:
     """Parse a dataset and print its samples, subjects, per-class counts and every problem found."""
-    index = read_dataset(name, root, protocol, sheet)
+    index = read_dataset(name, root, protocol, sheet, labels, classes)
     summary = index.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
