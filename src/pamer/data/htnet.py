@@ -242,5 +242,6 @@ def _check_fold_part(
     for uid in expected:
         if uid not in found:
             sample = samples[uid]
-            add(folder / flow_name(sample.subject, sample.clip), kind, f"not found (clip {uid} of the csv)")
+            expected_at = folder / str(classes.index(sample.label)) / flow_name(sample.subject, sample.clip)
+            add(expected_at, kind, f"not found (clip {uid} of the csv)")
     return problems

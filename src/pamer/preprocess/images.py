@@ -119,8 +119,7 @@ def prepare_images(
             height, width = image.shape[:2]
             row.update(status="cached", source_size=f"{width}x{height}")
             if (height, width) != (size, size):
-                shrink = max(height, width) > size
-                image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+                image = to_square(image, size)
                 row["problems"] = f"resized from {width}x{height} to {size}x{size}"
             kept.append(image)
             labels.append(index.classes.index(sample.label))
@@ -159,6 +158,16 @@ def prepare_images(
     return directory
 
 
+def to_square(image: np.ndarray, size: int) -> np.ndarray:
+    """`image` resized to `size` x `size` as the cache stores it (area interpolation when shrinking, bilinear when
+    enlarging; aspect not kept, as the HTNet/STSTNet code resizes). `pamer predict` crops given frames the same way.
+    """
+    if image.shape[:2] == (size, size):
+        return image
+    shrink = max(image.shape[:2]) > size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def _read(sample: ImageSample, representation: str) -> tuple[np.ndarray | None, dict]:
     """One clip's image (RGB uint8) and its manifest facts; None with the reason when it has none or it is bad."""
     path = sample.file_for(representation)
@@ -176,4 +185,4 @@ def _facts(sample: ImageSample, representation: str) -> list:
     return [sample.uid, sample.label, str(path), size]
 
 
-__all__ = ["REPRESENTATIONS", "prepare_images"]
+__all__ = ["REPRESENTATIONS", "prepare_images", "to_square"]
