@@ -161,8 +161,8 @@ def read(
     if not path.is_file():
         hint = "" if labels is not None else " (pass the labels csv with --labels)"
         raise DatasetError(f"labels csv {path} does not exist{hint}; expected {LAYOUT}")
+    names = parse_classes(classes)  # a bad option fails before the csv is read
     rows = read_csv_rows(path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
-    names = parse_classes(classes)
     if names is None:
         found = {cells["label"] for _, cells in rows if cells["label"]}
         codes = sorted(c for c in found if c.lstrip("-").isdigit())
