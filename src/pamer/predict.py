@@ -479,9 +479,10 @@ class Recognizer:
     ) -> Prediction:
         """Recognise the micro-expression between `onset` and `apex` of a clip.
 
-        A model of the apex frame alone (`representation: apex`) needs only the apex: given `apex`, or a clip of
-        one frame, the onset is not used. A model trained on ready-made crops takes each frame as a face crop (no
-        face detection), resized to the training cache's side.
+        A model of the apex frame alone (`representation: apex`) needs only the apex: given `apex` without
+        `onset`, or a clip of one frame, no onset is used (the face is found in the apex frame); a given onset
+        still anchors the alignment, as the training cache's crops were aligned on their onset. A model trained on
+        ready-made crops takes each frame as a face crop (no face detection), resized to the training cache's side.
 
         Args:
             clip: a video file, a folder of frames, a `Clip`, or a sequence of uint8 RGB frames.
@@ -499,7 +500,8 @@ class Recognizer:
 
         clip = read_clip(clip)
         timings = {"decode": clip.decode_s}
-        apex_alone = self.card.representation == "apex" and (apex is not None or len(clip) == 1)
+        # a model of the apex alone needs no onset; a given onset still anchors the alignment, as in training
+        apex_alone = self.card.representation == "apex" and onset is None and (apex is not None or len(clip) == 1)
         if apex_alone:
             onset_i, apex_i = None, 0 if apex is None else clip.index(apex, "apex")
         else:
