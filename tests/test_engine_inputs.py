@@ -78,7 +78,7 @@ def test_normalised_centring_leaves_the_cache_untouched() -> None:
     x = motion_inputs(flow, None, 8, representation="flow", flow_kind="normalised")
     assert torch.all(x[:, :2] == 72.5) and torch.all(x[:, 2] == 200.0)
     assert np.all(flow == 200.0)
-    with pytest.raises(ValueError, match="unknown flow_kind 'stretched'"):
+    with pytest.raises(ValueError, match="unknown flow_kind 'stretched'; expected one of metric, normalised"):
         motion_inputs(flow, None, 8, representation="flow", flow_kind="stretched")
 
 

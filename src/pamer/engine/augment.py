@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pamer.preprocess.cache import FLOW_KINDS
+
 __all__ = ["channel_stats", "model_input", "motion_inputs", "normalize", "random_affine", "warp"]
 
 # the middle of a 0..255 min-max stretch: centred there, a stretched u flips as a metric one does (u -> 255 - u)
@@ -65,8 +67,8 @@ def motion_inputs(
         raise ValueError(
             f"onset and apex frames differ in shape: {onset.shape} vs {None if apex is None else apex.shape}"
         )
-    if flow_kind not in ("metric", "normalised"):
-        raise ValueError(f"unknown flow_kind {flow_kind!r}; expected 'metric' or 'normalised'")
+    if flow_kind not in FLOW_KINDS:
+        raise ValueError(f"unknown flow_kind {flow_kind!r}; expected one of {', '.join(FLOW_KINDS)}")
     out = torch.empty(len(frames), 3, size, size, device=device)
     for start in range(0, len(frames), chunk):  # chunks of clips bound the float memory on the device
         part = slice(start, start + chunk)
