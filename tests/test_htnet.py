@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -200,6 +201,18 @@ def test_wrong_roots_are_explained(tmp_path: Path) -> None:
         read("htnet", empty)
     with pytest.raises(ValueError, match="unknown protocol '5class' for htnet"):
         read("htnet", root, "5class")
+
+
+def test_a_missing_folder_is_one_problem_and_its_cache_is_refused(tmp_path: Path) -> None:
+    root = build_htnet_tree(tmp_path / "HTNet", folds=False)
+    shutil.rmtree(root / FLOW)
+    index = read("htnet", root)
+    assert len(index) == 11 and [(p.kind, p.clip) for p in index.problems] == [
+        ("missing-folder", "'datasets/STSNet_whole_norm_u_v_os'")
+    ]
+    with pytest.raises(ValueError, match="none of the 11 clips of htnet has a readable flow image"):
+        prepare_images(index, tmp_path / "caches", "flow")
+    assert len(load_cache(prepare_images(index, tmp_path / "caches", "apex"))) == 11
 
 
 def test_caches_hold_the_images_as_given(tree: Path, tmp_path: Path) -> None:

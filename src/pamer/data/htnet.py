@@ -21,8 +21,8 @@ when present, is checked against the csv, never read for labels: each fold's tes
 subject's clips, each in its csv label's folder, byte for byte the file of the whole folder; its training folder
 every other clip and none of its subject. Each difference is a problem naming the file.
 
-Problem kinds: bad-label, unknown-dataset, duplicate-row, missing-flow-image, flow-name-variant (found without
-the space; used), missing-apex-image, no-files, unlisted-file, missing-folder, and for the per-fold copy
+Problem kinds: blank-cell, bad-label, unknown-dataset, duplicate-row, missing-flow-image, flow-name-variant
+(found without the space; used), missing-apex-image, no-files, unlisted-file, missing-folder, and for the per-fold copy
 fold-label-mismatch, fold-wrong-subject, fold-test-clip-in-train, fold-test-missing, fold-train-missing,
 fold-unknown-file, fold-duplicate, fold-copy-differs, fold-unknown-subject, fold-missing, fold-bad-folder.
 """
@@ -96,7 +96,7 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
         origin, subject, clip = cells["dataset"].lower(), cells["sub"], cells["filename_o"]
         name = f"{origin}/{subject}/{clip}"
         if not subject or not clip:
-            report(Problem(name, "no-files", f"{where}: sub or filename_o empty; left out"))
+            report(Problem(name, "blank-cell", f"{where}: sub or filename_o empty; left out"))
             continue
         try:
             label = classes[int(cells["label"])] if int(cells["label"]) >= 0 else None
