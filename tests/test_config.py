@@ -48,13 +48,17 @@ def test_unknown_key_in_file_names_file(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
+RUN_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))  # every shipped YAML is a run config
+
+
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_configs_load_and_name_registered_models(path: Path) -> None:
     from pamer.models import list_models
 
     config = load_config(path)
     assert config.model.name in list_models()
-    assert config.train.lr == 1e-4  # the paper's
+    if path.parent.name != "peers":  # the peers carry their authors' own recipes
+        assert config.train.lr == 1e-4  # the paper's
     assert yaml.safe_load(path.read_text())  # not empty
 
 

@@ -282,6 +282,10 @@ def test_check_prepare_loso_report(tree: Path, tmp_path: Path, representation: s
     assert [origin[(s, c)] for s, c in zip(folds["subject"], folds["clip"], strict=True)] == list(folds["dataset"])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["clips"] == 11 and metrics["dataset"] == "htnet"
+    assert metrics["label_protocol"] == {"dataset": "htnet", "protocol": "megc2019", "classes": list(CLASSES)}
+    assert {name: part["clips"] for name, part in metrics["by_dataset"].items()} == {"casme2": 5, "samm": 3, "smic": 3}
     report = runner.invoke(app, ["report", str(tmp_path / "run")])
     assert report.exit_code == 0, report.output
-    assert "htnet" in report.stdout
+    # placed in the MEGC2019 composite table (Full, SMIC, CASME II, SAMM), not among the other runs
+    megc2019 = report.stdout.split("## MEGC2019 composite")[1].split("\n## ")[0]
+    assert str(tmp_path / "run") in megc2019

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pamer.cli._app import app, fail
-from pamer.cli.data import ClassesOption, LabelsOption
+from pamer.cli.data import FRAMES_HELP, SHEET_HELP, ClassesOption, LabelsOption, frame_tree_lines, read_dataset
 
 
 @app.command("prepare")
@@ -22,7 +22,8 @@ def prepare_command(
     ],
     out: Annotated[Path, typer.Option("--out", help="Folder of caches; the cache is written in a subfolder of it.")],
     protocol: Annotated[str | None, typer.Option("--protocol", help="Label set (default: the paper's).")] = None,
-    sheet: Annotated[Path | None, typer.Option("--sheet", help="The annotation sheet, if not in the root.")] = None,
+    sheet: Annotated[list[str] | None, typer.Option("--sheet", help=SHEET_HELP, metavar="[PART=]PATH")] = None,
+    frames: Annotated[list[str] | None, typer.Option("--frames", help=FRAMES_HELP, metavar="[PART=]DIR")] = None,
     size: Annotated[
         int | None,
         typer.Option("--size", help="Side of the square crops in pixels (default 256; htnet/images: the images' own)."),
@@ -42,6 +43,9 @@ def prepare_command(
 ) -> None:
     """Align every clip (dlib face, eye-level rotation, square crop) and cache the onset/apex crops.
 
+    The frames are read from the folder under the root that holds the clips (printed first; `--frames DIR`
+    names another).
+
     A killed run resumes when rerun with the same arguments. Clips with no face are kept with a centre crop,
     clips with a missing or corrupt frame are skipped; both are listed at the end and in the cache's
     manifest.csv. Prints the cache directory, which `pamer loso` / `pamer train` take as `data.cache`.
@@ -49,12 +53,11 @@ def prepare_command(
     htnet and images (ready-made images, one per clip) are read as they are: no face detection, no alignment;
     --representation flow caches their flow images, apex their apex crops.
     """
-    from pamer.cli.data import read_dataset
     from pamer.data import DatasetError, get_protocol
     from pamer.data.images import ImageIndex
     from pamer.preprocess.cache import prepare, read_manifest
 
-    index = read_dataset(name, root, protocol, sheet, labels, classes)
+    index = read_dataset(name, root, protocol, sheet, frames, labels, classes)
     if isinstance(index, ImageIndex):
         _prepare_images(index, out, representation, size, get_protocol(name, protocol).name)
         return
@@ -63,6 +66,8 @@ def prepare_command(
             f"a {name} cache always holds the aligned apex crops: prepare it with --representation diff (the default) "
             "and train with data.representation: apex"
         )
+    for line in frame_tree_lines(index):
+        typer.echo(line, err=True)
     try:
         directory = prepare(
             index,

@@ -36,12 +36,14 @@ def read(name: str, root: Path | Mapping[str, Path], protocol: str | None = None
         name: one of `DATASETS` (casme2, samm, smic, smic-e, casme3, mmew, 4dme, composite, htnet, images).
         root: the dataset folder as its owners ship it; for composite, {"casme2": ..., "samm": ..., "smic": ...}.
         protocol: a name from `PROTOCOLS[name]`, e.g. "5class", "megc2019", "all".
-        options: reader options, e.g. `sheet=PATH` (the annotation file when it is not in `root`); for images
-            `labels=CSV` and `classes="a,b,c"`.
+        options: reader options: `sheet=PATH` (the annotation file when it is not in `root`), `frames=DIR` (the
+            folder holding the clip folders, instead of the one found under `root`: `pamer.data._layout`); for
+            composite `sheets={"casme2": PATH}`, `frames={"samm": DIR}`; for images `labels=CSV`, `classes="a,b,c"`.
 
     Raises:
         ValueError: an unknown dataset or protocol (the message lists the allowed names).
-        DatasetError: a missing root, a missing or unreadable sheet, a sheet without the expected columns.
+        DatasetError: a missing root, a missing or unreadable sheet, a sheet without the expected columns, no
+            clip folder under the root (the message names the folders searched).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")

@@ -16,6 +16,12 @@ def normalise_emotion(text: str) -> str:
     return _ALIASES.get(word, word)
 
 
+def spellings(text: str) -> tuple[str, ...]:
+    """Every lower-case word `normalise_emotion` takes to the same emotion as `text`: `Other` -> others, other."""
+    word = normalise_emotion(text)
+    return (word, *sorted(alias for alias, target in _ALIASES.items() if target == word))
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A label set: the class names in a fixed order and the (normalised) emotions each class takes."""

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from pamer.config import Config, ConfigError
 from pamer.engine.augment import channel_stats, normalize, random_affine, warp
-from pamer.models import create_model
+from pamer.models import create_model, model_input_size
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -87,11 +87,17 @@ class FitResult:
 
 
 def check_model(config: Config, num_classes: int) -> None:
-    """Build the configured network once, so a bad name or option fails before any fold starts."""
+    """Build the configured network once, so a bad name, option or input size fails before any fold starts."""
     try:
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
+    size = model_input_size(config.model.name)
+    if size is not None and config.train.input_size != size:
+        raise ConfigError(
+            f"train.input_size = {config.train.input_size}, but {config.model.name!r} takes {size} x {size} inputs "
+            f"only (its classifier is sized for them); set train.input_size: {size}"
+        )
 
 
 def fit(

@@ -16,10 +16,11 @@ import pandas as pd
 import torch
 
 from pamer.config import Config
+from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
 from pamer.engine.executors import EXECUTORS, clear_inputs, run_folds
 from pamer.engine.fold import check_model, fold_plan
 from pamer.engine.inputs import cache_path, load_cache_for
-from pamer.engine.metrics import pooled_metrics
+from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
 from pamer.engine.rundir import (
     RunDirError,
@@ -35,7 +36,7 @@ from pamer.preprocess.cache import Cache
 from pamer.report.plots import plot_confusion
 from pamer.report.tables import run_report
 
-__all__ = ["EXECUTORS", "ORACLE_NOTE", "RunDirError", "collect_metrics", "fold_plan", "run_loso"]
+__all__ = ["EXECUTORS", "ORACLE_NOTE", "RunDirError", "collect_metrics", "fold_plan", "label_protocol", "run_loso"]
 
 ORACLE_NOTE = (
     "best epoch per fold chosen by looking at the test subject: optimistic, for comparison with papers that "
@@ -127,7 +128,13 @@ def run_loso(
 
 
 def collect_metrics(out_dir: Path, cache: Cache, config: Config) -> dict:
-    """Pooled metrics from the fold files of a finished run (so fresh and resumed runs give the same numbers)."""
+    """Pooled metrics from the fold files of a finished run (so fresh and resumed runs give the same numbers).
+
+    Besides the pooled numbers, `label_protocol` records the labels the run was scored on (the cache's reader
+    name, protocol name and classes: what reports place a run by), and where the fold files have a `dataset`
+    column (a cache mixing datasets) `by_dataset` holds each dataset's own pooled numbers (MEGC2019's
+    per-part UF1 and UAR).
+    """
     classes = list(cache.classes)
     index = {name: i for i, name in enumerate(classes)}
     subjects = [s for s, _, _ in fold_plan(cache.subjects)]
@@ -138,13 +145,36 @@ def collect_metrics(out_dir: Path, cache: Cache, config: Config) -> dict:
         "dataset": config.data.dataset or str(cache.config.get("dataset", "")),
         "model": config.model.name,
         "protocol": f"LOSO, {len(subjects)} folds, model after the last of {config.train.epochs} epochs",
+        "label_protocol": label_protocol(cache),
         "clips": len(table),
         "folds": len(subjects),
     }
     metrics.update(pooled_metrics(y_true, y_pred, table["subject"].to_numpy(), classes))
+    if "dataset" in table.columns:
+        metrics["by_dataset"] = {}
+        for name in sorted(set(table["dataset"])):
+            mask = (table["dataset"] == name).to_numpy()
+            part = scores(confusion_matrix(y_true[mask], y_pred[mask], len(classes)))
+            metrics["by_dataset"][name] = {"clips": int(mask.sum()), **part}
     if config.oracle:
         metrics["oracle"] = _oracle(table, index, classes, config.train.epochs)
     return metrics
+
+
+def label_protocol(cache: Cache) -> dict:
+    """The labels a cache holds: `{"dataset": reader name, "protocol": protocol name, "classes": [...]}`.
+
+    A cache prepared without a protocol name was read with its reader's default, which is named here when
+    the cache's classes are that default's; a cache of an unknown dataset or with other classes keeps None.
+    The dataset is the cache's (its reader's name), never the free-form `data.dataset` label.
+    """
+    dataset = cache.config.get("dataset") or None
+    name = cache.config.get("protocol")
+    if name is None and dataset in DEFAULT_PROTOCOL:
+        default = get_protocol(dataset)
+        if set(default.classes) == set(cache.classes):
+            name = default.name
+    return {"dataset": dataset, "protocol": name, "classes": list(cache.classes)}
 
 
 def _oracle(table: pd.DataFrame, index: dict[str, int], classes: list[str], epochs: int) -> dict:

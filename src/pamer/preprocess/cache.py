@@ -7,7 +7,8 @@ overwrites or reuses another's cache. The directory holds:
 
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
   and for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain);
-- `cache.json`: format version, configuration, key, class names, and each cached clip's subject and id;
+- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, and the
+  folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`);
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
 
 Caches of ready-made images (`pamer prepare htnet|images`, written by `pamer.preprocess.images`) hold only what
@@ -488,6 +489,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
         "classes": list(index.classes),
         "subjects": subjects,
         "clips": clips,
+        "frame_trees": {name: str(path) for name, path in index.frame_trees.items()},
     }
     if any(s.dataset != index.name for s in index.samples):  # a composite: each clip's part, for by-dataset results
         meta["datasets"] = origins
