@@ -82,7 +82,11 @@ def _rename(source: tuple[str, ...], target: tuple[str, ...]) -> Callable[[Path]
 
 
 def _write(parts: tuple[str, ...], data: bytes) -> Callable[[Path], None]:
-    return lambda root: root.joinpath(*parts).write_bytes(data)
+    def act(root: Path) -> None:
+        root.joinpath(*parts).parent.mkdir(parents=True, exist_ok=True)
+        root.joinpath(*parts).write_bytes(data)
+
+    return act
 
 
 def _edit_csv(old: str, new: str) -> Callable[[Path], None]:
@@ -112,6 +116,7 @@ FLOW_DIR, APEX_DIR, FOLD_DIR = str(FLOW), str(APEX), str(FOLDS)
         ),
         (_write((FLOW_DIR, "sub09_EP01 .png"), b"x"), "unlisted-file", "STSNet_whole_norm_u_v_os/sub09_EP01 .png'"),
         (_write((FLOW_DIR, "._sub01_EP02_01f .png"), b"x"), None, None),  # macOS junk: never a file of the tree
+        (_write((FOLD_DIR, "__MACOSX", "u_test", "0", "x .png"), b"x"), None, None),  # nor a fold
         (_edit_csv("smic,s01,s01_po_01,1", "smic,s01,s01_po_01,7"), "bad-label", "label '7'"),
         (_edit_csv("samm,006,006_5_9", "sam,006,006_5_9"), "unknown-dataset", "dataset 'sam'"),
         (

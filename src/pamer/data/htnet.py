@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pamer.data._layout import is_junk
 from pamer.data.images import ImageIndex, ImageSample, image_files, read_csv_rows
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetError, Problem
@@ -174,7 +175,7 @@ def check_folds(root: Path, by_name: dict[str, ImageSample], classes: tuple[str,
     folds = root / FOLDS_DIR
     subjects = sorted({s.subject for s in by_name.values()})
     samples = {s.uid: s for s in by_name.values()}
-    folders = sorted(p.name for p in folds.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = sorted(p.name for p in folds.iterdir() if p.is_dir() and not is_junk(p.name))
     for subject in subjects:
         if subject not in folders:
             folder = shown(folds / subject, root)
@@ -210,7 +211,7 @@ def _check_fold_part(
         return problems
     found: dict[str, Path] = {}
     for entry in sorted(folder.iterdir()):
-        if entry.name.startswith("."):
+        if is_junk(entry.name):
             continue
         if not entry.is_dir() or entry.name not in {str(i) for i in range(len(classes))}:
             add(entry, "fold-bad-folder", f"expected only label folders 0..{len(classes) - 1}")

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pamer.data._layout import is_junk
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetError, DatasetIndex, Problem
 
@@ -79,7 +80,7 @@ def image_files(folder: Path) -> list[str]:
         return sorted(
             e.name
             for e in entries
-            if not e.name.startswith(".") and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file()
+            if not is_junk(e.name) and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and e.is_file()
         )
 
 
