@@ -29,7 +29,7 @@ def test_yaml_then_set_override(tmp_path: Path) -> None:
         ("trian.batch_size=3", "did you mean 'train.batch_size'"),
         ("train.epochs=two", "train.epochs = 'two' is not a valid int"),
         ("oracle=maybe", "oracle = 'maybe' is not a valid bool"),
-        ("data.representation=rgb", "expected 'diff' or 'flow'"),
+        ("data.representation=rgb", "expected 'diff', 'flow' or 'apex'"),
         ("train.epochs=0", "expected an integer >= 1"),
         ("epochs", "expected key=value"),
     ],

@@ -211,7 +211,7 @@ def _write_cache(cache: Cache, path: Path) -> Path:
     samples_digest = "synthetic"
     meta = {
         "format": cache_module.FORMAT,
-        "key": cache_module._digest([cache.config, samples_digest]),
+        "key": cache_module.digest([cache.config, samples_digest]),
         "samples_digest": samples_digest,
         "config": cache.config,
         "classes": list(cache.classes),

@@ -39,6 +39,8 @@ MODEL_FILES = ("model.safetensors", "model.json")
 MAX_CLIP_BYTES = 2 * 2**30
 # what `pamer train` writes into model.json; predict needs every one of them
 CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "representation", "preprocess")
+# what predict computes from a clip: apex - onset, or the apex crop alone
+PREDICT_REPRESENTATIONS = ("diff", "apex")
 
 
 class PredictError(ValueError):
@@ -259,9 +261,10 @@ class ModelCard:
         classes = tuple(str(c) for c in meta["classes"])
         if len(classes) != meta["num_classes"] or not classes:
             raise PredictError(f"{path}: num_classes is {meta['num_classes']} but classes lists {len(classes)} names")
-        if meta["representation"] != "diff":
+        if meta["representation"] not in PREDICT_REPRESENTATIONS:
             raise PredictError(
-                f"{path}: representation {meta['representation']!r} is not supported by predict (expected 'diff')"
+                f"{path}: representation {meta['representation']!r} is not supported by predict (expected "
+                f"{' or '.join(map(repr, PREDICT_REPRESENTATIONS))}: predict computes no flow field from a clip)"
             )
         model_args = meta.get("model_args") or {}
         if not isinstance(model_args, dict):
@@ -368,24 +371,27 @@ class Prediction:
     """The answer for one clip.
 
     `onset`/`apex` are frame numbers of the clip (see `Clip`), `onset_source` says how the onset was chosen
-    (`given` or `first`: the clip's first frame) and `apex_source` how the apex was (`given` or `spotted`).
-    `attention` holds the four progressive-attention maps (float32, h_i x w_i, in 0..1); `onset_crop` and
-    `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32 C x H x W, normalised).
-    `timings` are seconds per stage: decode, detect, align, model.
+    (`given`, `first`: the clip's first frame, or `unused`: a model of the apex alone was given the apex, so
+    `onset`, `onset_name` and `onset_crop` are None) and `apex_source` how the apex was (`given`, `spotted`, or
+    `only`: the clip's only frame). `attention` holds the four progressive-attention maps (float32, h_i x w_i, in
+    0..1); `onset_crop` and `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32
+    C x H x W, normalised). `face` describes the alignment (`{"face": "given"}` for a model trained on
+    ready-made crops, whose frames are taken as crops). `timings` are seconds per stage: decode, detect, align,
+    model.
     """
 
     label: str
     probabilities: dict[str, float]
-    onset: int
+    onset: int | None
     apex: int
     onset_source: str
     apex_source: str
-    onset_name: str
+    onset_name: str | None
     apex_name: str
     source: str
     face: dict
     attention: list[np.ndarray]
-    onset_crop: np.ndarray
+    onset_crop: np.ndarray | None
     apex_crop: np.ndarray
     motion: np.ndarray
     timings: dict[str, float]
@@ -412,7 +418,10 @@ class Prediction:
         from pamer.report.plots import plot_attention
 
         path = check_picture_path(path)
-        motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
+        if self.onset_crop is None:  # a model of the apex alone: its input is the picture's second panel
+            motion = self.motion
+        else:
+            motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
         title = f"{Path(self.source).name}: {self.label} ({self.probabilities[self.label]:.2f}), apex {self.apex}"
         return plot_attention(self.apex_crop, motion, self.attention, path, title)
 
@@ -446,6 +455,9 @@ class Recognizer:
         self.model = model
         self.card = card
         self.device = device
+        # trained on ready-made crops (`pamer prepare htnet|images`): a user's frames are taken as such crops, resized
+        # as the cache resized them; pamer's face alignment would crop differently from the training images
+        self.given_crops = card.preprocess.get("face") == "given"
         try:
             # the aligner the training cache was made with, so a user's clip is cropped as the training clips were
             self.aligner = FaceAligner.from_config(card.preprocess)
@@ -467,6 +479,11 @@ class Recognizer:
     ) -> Prediction:
         """Recognise the micro-expression between `onset` and `apex` of a clip.
 
+        A model of the apex frame alone (`representation: apex`) needs only the apex: given `apex` without
+        `onset`, or a clip of one frame, no onset is used (the face is found in the apex frame); a given onset
+        still anchors the alignment, as the training cache's crops were aligned on their onset. A model trained on
+        ready-made crops takes each frame as a face crop (no face detection), resized to the training cache's side.
+
         Args:
             clip: a video file, a folder of frames, a `Clip`, or a sequence of uint8 RGB frames.
             onset: onset frame number (see `Clip`); default: the clip's first frame.
@@ -478,12 +495,18 @@ class Recognizer:
                 to spot an apex in, or no face found.
         """
         from pamer.preprocess.face import to_gray
+        from pamer.preprocess.images import to_square
         from pamer.preprocess.motion import spot_apex
 
         clip = read_clip(clip)
         timings = {"decode": clip.decode_s}
-        onset_i = 0 if onset is None else clip.index(onset, "onset")
-        if apex is not None:
+        # a model of the apex alone needs no onset; a given onset still anchors the alignment, as in training
+        apex_alone = self.card.representation == "apex" and onset is None and (apex is not None or len(clip) == 1)
+        if apex_alone:
+            onset_i, apex_i = None, 0 if apex is None else clip.index(apex, "apex")
+        else:
+            onset_i = 0 if onset is None else clip.index(onset, "onset")
+        if apex is not None and onset_i is not None:
             apex_i = clip.index(apex, "apex")
             if apex_i <= onset_i:
                 raise PredictError(
@@ -496,20 +519,28 @@ class Recognizer:
             )
 
         start = time.perf_counter()
-        searched = _search_order(onset_i, None if apex is None else apex_i, len(clip), self.aligner.max_frames)
-        transform = self.aligner.fit(clip.frames[i] for i in searched)
-        if not transform.face:
-            shown = ", ".join(clip.names[i] for i in searched[:4]) + (", ..." if len(searched) > 4 else "")
-            raise PredictError(f"no face found in {clip.source}: searched {len(searched)} frames ({shown})")
-        face = {**transform.describe(), "frame": clip.numbers[searched[transform.frame]]}
+        transform, face = None, {"face": "given"}
+        if not self.given_crops:
+            first = apex_i if onset_i is None else onset_i
+            known_apex = None if apex is None or onset_i is None else apex_i
+            searched = _search_order(first, known_apex, len(clip), self.aligner.max_frames)
+            transform = self.aligner.fit(clip.frames[i] for i in searched)
+            if not transform.face:
+                shown = ", ".join(clip.names[i] for i in searched[:4]) + (", ..." if len(searched) > 4 else "")
+                raise PredictError(f"no face found in {clip.source}: searched {len(searched)} frames ({shown})")
+            face = {**transform.describe(), "frame": clip.numbers[searched[transform.frame]]}
         timings["detect"] = time.perf_counter() - start
+
+        def crop(i: int, grey: bool = False) -> np.ndarray:
+            frame = to_gray(clip.frames[i]) if grey else clip.frames[i]
+            return to_square(frame, self.aligner.size) if transform is None else transform.apply(frame)
 
         start = time.perf_counter()
         # one transform for every frame of the clip
-        if apex is None:
+        if onset_i is not None and apex is None:
             # spotting compares grey levels, so grey frames are warped: a third of the work of warping RGB ones
-            grey = [transform.apply(to_gray(clip.frames[i])) for i in range(onset_i, len(clip))]
-            spotted = spot_apex(grey, region=transform.face_box)
+            grey = [crop(i, grey=True) for i in range(onset_i, len(clip))]
+            spotted = spot_apex(grey, region=None if transform is None else transform.face_box)
             if spotted == 0:
                 raise PredictError(
                     f"{clip.source}: no frame after onset {clip.numbers[onset_i]} differs from it inside the face, "
@@ -518,9 +549,11 @@ class Recognizer:
             apex_i = onset_i + spotted
             apex_source = "spotted"
         else:
-            apex_source = "given"
-        onset_crop, apex_crop = transform.apply(clip.frames[onset_i]), transform.apply(clip.frames[apex_i])
+            apex_source = "given" if apex is not None else "only"
+        onset_crop, apex_crop = None if onset_i is None else crop(onset_i), crop(apex_i)
         timings["align"] = time.perf_counter() - start
+        if transform is None:
+            face["frame"] = clip.numbers[apex_i]
 
         start = time.perf_counter()
         probabilities, maps, motion = self._infer(onset_crop, apex_crop)
@@ -530,11 +563,11 @@ class Recognizer:
         return Prediction(
             label=self.classes[best],
             probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
-            onset=clip.numbers[onset_i],
+            onset=None if onset_i is None else clip.numbers[onset_i],
             apex=clip.numbers[apex_i],
-            onset_source="first" if onset is None else "given",
+            onset_source="unused" if onset_i is None else "first" if onset is None else "given",
             apex_source=apex_source,
-            onset_name=clip.names[onset_i],
+            onset_name=None if onset_i is None else clip.names[onset_i],
             apex_name=clip.names[apex_i],
             source=clip.source,
             face=face,
@@ -545,14 +578,16 @@ class Recognizer:
             timings=timings,
         )
 
-    def _infer(self, onset_crop: np.ndarray, apex_crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    def _infer(
+        self, onset_crop: np.ndarray | None, apex_crop: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         import torch
 
         from pamer.engine.augment import model_input
 
         card = self.card
         x = model_input(
-            onset_crop[None],
+            None if onset_crop is None else onset_crop[None],
             apex_crop[None],
             input_size=card.input_size,
             mean=card.mean,

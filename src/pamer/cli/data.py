@@ -14,6 +14,14 @@ from pamer.cli._app import app, fail
 if TYPE_CHECKING:  # pamer.data is imported when a command runs: `pamer --help` stays quick
     from pamer.data import DatasetIndex
 
+# the generic reader `images`: one image per clip listed in a csv
+LabelsOption = Annotated[
+    Path | None, typer.Option("--labels", help="images: the csv of subject, clip, label, file[, dataset] per clip.")
+]
+ClassesOption = Annotated[
+    str | None, typer.Option("--classes", help="images: class names in code order, e.g. negative,positive,surprise.")
+]
+
 datasets_app = typer.Typer(help="Read the micro-expression datasets from their own sheets and folders.")
 app.add_typer(datasets_app, name="datasets")
 
@@ -72,8 +80,11 @@ def read_dataset(
     protocol: str | None,
     sheets: list[str] | None = None,
     frames: list[str] | None = None,
+    labels: Path | None = None,
+    classes: str | None = None,
 ) -> DatasetIndex:
-    """`pamer.data.read` from the command line's --root/--protocol/--sheet/--frames; bad input -> one error line.
+    """`pamer.data.read` from the command line's --root/--protocol/--sheet/--frames (and for
+    images --labels/--classes); bad input -> one error line.
 
     `sheets` and `frames` are the values of the repeatable options: one PATH, or for composite `PART=PATH`.
     """
@@ -82,6 +93,10 @@ def read_dataset(
     if name not in DATASETS:
         raise fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     options = _options(name, sheets or [], frames or [])
+    if name == "images":
+        options.update(labels=labels, classes=classes)
+    elif labels is not None or classes is not None:
+        raise fail(f"--labels and --classes apply to images only, not {name}")
     try:
         return read(name, _roots(name, roots), protocol, **options)
     except (DatasetError, ValueError) as exc:
@@ -105,7 +120,9 @@ FRAMES_HELP = (
 
 @datasets_app.command("check")
 def check_command(
-    name: Annotated[str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme or composite.")],
+    name: Annotated[
+        str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme, composite, htnet or images.")
+    ],
     root: Annotated[
         list[str],
         typer.Option(
@@ -115,11 +132,13 @@ def check_command(
     protocol: Annotated[str | None, typer.Option("--protocol", help="Label set (default: the paper's).")] = None,
     sheet: Annotated[list[str] | None, typer.Option("--sheet", help=SHEET_HELP, metavar="[PART=]PATH")] = None,
     frames: Annotated[list[str] | None, typer.Option("--frames", help=FRAMES_HELP, metavar="[PART=]DIR")] = None,
+    labels: LabelsOption = None,
+    classes: ClassesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a report.")] = False,
 ) -> None:
     """Parse a dataset and print its samples, subjects, per-class counts, where its frames were read from and
     every problem found."""
-    index = read_dataset(name, root, protocol, sheet, frames)
+    index = read_dataset(name, root, protocol, sheet, frames, labels, classes)
     summary = index.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

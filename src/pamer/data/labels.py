@@ -113,6 +113,9 @@ PROTOCOLS: Mapping[str, Mapping[str, Protocol]] = MappingProxyType(
         "4dme": {"all": _identity("all", EMOTIONS["4dme"])},
         # the composite labels each part with that part's megc2019 protocol; this one names the classes
         "composite": {"megc2019": MEGC2019_SMIC},
+        # preprocessed folders: the HTNet/STSTNet csv's labels 0, 1, 2; a generic csv's own labels (`--classes`)
+        "htnet": {"megc2019": MEGC2019_SMIC},
+        "images": {"labels": Protocol("labels", ())},
     }
 )
 
@@ -127,6 +130,8 @@ DEFAULT_PROTOCOL: Mapping[str, str] = MappingProxyType(
         "mmew": "all",
         "4dme": "all",
         "composite": "megc2019",
+        "htnet": "megc2019",
+        "images": "labels",
     }
 )
 

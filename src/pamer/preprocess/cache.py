@@ -12,6 +12,16 @@ overwrites or reuses another's cache. The directory holds:
   folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`);
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
 
+Caches of ready-made images (`pamer prepare htnet|images`, written by `pamer.preprocess.images`) hold only what
+their inputs give: `flow` (flow images) or `apex` (apex face crops), never an onset. Their config lists the arrays
+(`config["arrays"]`); a cache without that key holds `onset` and `apex` (and `flow` for `representation: flow`),
+as pamer's own caches always did. `load_cache` gives None for an array the cache does not hold.
+
+`config["flow_kind"]` says what the flow values mean: "metric" (pamer's own TV-L1, in pixels: zero is no motion and
+the sign is the direction) or "normalised" (flow images whose channels were min-max stretched to 0..255 per image,
+so zero and scale are lost); caches made before the key existed are metric. `datasets` in cache.json names each
+clip's dataset of origin where a cache mixes datasets (composite, htnet, images with a dataset column).
+
 No pickle anywhere. Every clip's result is first written to `parts/<n>.safetensors` (temp file + rename), so a
 killed run resumes where it stopped; the final files are written the same way, `cache.json` last, and only then
 are the parts removed: a directory without `cache.json` never loads.
@@ -25,7 +35,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +50,7 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 REPRESENTATIONS = ("diff", "flow")
+FLOW_KINDS = ("metric", "normalised")
 MANIFEST_COLUMNS = (
     "subject",
     "clip",
@@ -69,13 +80,17 @@ class Cache:
     """A loaded cache. `onset`/`apex` are uint8 RGB arrays N x H x W x 3 (for `representation: flow`, `flow`
     holds float32 N x H x W x 3: u, v, strain); `labels` are int64 indices into `classes`.
 
+    A cache of ready-made images holds one of them only: `apex` (apex crops; `onset` and `flow` None) or `flow`
+    (flow images as float32 0..255; `onset` and `apex` None). `config["arrays"]` lists what a cache holds and
+    `flow_kind(config)` what its flow values mean.
+
     `datasets` names each clip's dataset of origin where a cache mixes datasets (composite, preprocessed MEGC2019
     folders); `frames` holds each clip's aligned grey frames from onset to offset resampled to K, (N, K, H, W)
     uint8, where the cache was prepared with `--frames K`.
     """
 
-    onset: np.ndarray
-    apex: np.ndarray
+    onset: np.ndarray | None
+    apex: np.ndarray | None
     labels: np.ndarray
     subjects: list[str]
     clips: list[str]
@@ -89,7 +104,21 @@ class Cache:
         return len(self.labels)
 
 
-def _digest(value: object) -> str:
+def cache_arrays(config: dict) -> tuple[str, ...]:
+    """The image arrays a cache with this config holds: its `arrays` list, else pamer's own onset/apex (+ flow)."""
+    if "arrays" in config:
+        return tuple(config["arrays"])
+    return ("onset", "apex", "flow") if config["representation"] == "flow" else ("onset", "apex")
+
+
+def flow_kind(config: dict) -> str:
+    """What a cache's flow values mean: "metric" (pamer's TV-L1; also every cache made before the key) or
+    "normalised" (min-max-stretched flow images)."""
+    return config.get("flow_kind", "metric")
+
+
+def digest(value: object) -> str:
+    """The sha256 of a JSON-able value (keys sorted): how cache keys and sample digests are made."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
@@ -145,7 +174,7 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
             f"{path}: made in cache format {fmt}, this pamer reads format {FORMAT}; rerun `pamer prepare` to rebuild it"
         )
     config = meta["config"]
-    if _digest([config, meta["samples_digest"]]) != meta["key"]:
+    if digest([config, meta["samples_digest"]]) != meta["key"]:
         raise CacheError(f"{meta_path}: its configuration does not match its key (edited by hand?); rerun prepare")
     if expect:
         wrong = {k: v for k, v in expect.items() if config.get(k) != v}
@@ -161,24 +190,27 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
     except (OSError, SafetensorError) as error:
         raise CacheError(f"{path / 'arrays.safetensors'}: damaged or missing ({error}); rerun prepare") from None
     n, size = len(meta["clips"]), config["size"]
-    shapes = {"onset": (n, size, size, 3), "apex": (n, size, size, 3), "labels": (n,)}
-    if config["representation"] == "flow":
-        shapes["flow"] = (n, size, size, 3)
+    shapes = {name: (n, size, size, 3) for name in cache_arrays(config)}
+    shapes["labels"] = (n,)
     if config.get("frames"):
         shapes["frames"] = (n, config["frames"], size, size)
     for name, shape in shapes.items():
         if name not in arrays or arrays[name].shape != shape:
             got = arrays[name].shape if name in arrays else "nothing"
             raise CacheError(f"{path / 'arrays.safetensors'}: {name} should be {shape}, found {got}; rerun prepare")
+    datasets = meta.get("datasets")
+    if datasets is not None and len(datasets) != n:
+        raise CacheError(f"{meta_path}: {len(datasets)} datasets of origin for {n} clips; rerun prepare")
     return Cache(
-        onset=arrays["onset"],
-        apex=arrays["apex"],
+        onset=arrays.get("onset") if "onset" in shapes else None,
+        apex=arrays.get("apex") if "apex" in shapes else None,
         labels=arrays["labels"].astype(np.int64),
         subjects=list(meta["subjects"]),
         clips=list(meta["clips"]),
         classes=tuple(meta["classes"]),
         config=config,
-        flow=arrays.get("flow"),
+        flow=arrays.get("flow") if "flow" in shapes else None,
+        datasets=None if datasets is None else list(datasets),
         frames=arrays.get("frames"),
     )
 
@@ -424,8 +456,10 @@ def prepare(
     }
     if clip_frames:  # only then: caches made without frames keep their key
         config["frames"] = clip_frames
-    samples_digest = _digest([_sample_facts(s) for s in index.samples])
-    key = _digest([config, samples_digest])
+    if representation == "flow":
+        config["flow_kind"] = "metric"  # TV-L1 in pixels: the augmentation may negate and turn it
+    samples_digest = digest([_sample_facts(s) for s in index.samples])
+    key = digest([config, samples_digest])
     name = "-".join(part for part in (index.name, protocol, key[:12]) if part)
     directory = Path(out) / name
     if (directory / "cache.json").is_file():
@@ -475,7 +509,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     from safetensors import safe_open
 
     stacks: dict[str, list[np.ndarray]] = {}
-    labels, subjects, clips, rows = [], [], [], []
+    labels, subjects, clips, origins, rows = [], [], [], [], []
     reader_problems: dict[str, list[str]] = {}
     for problem in index.problems:  # what the reader already fixed or noted, e.g. a substituted apex frame
         reader_problems.setdefault(problem.clip, []).append(f"{problem.kind}: {problem.detail}")
@@ -488,6 +522,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
             labels.append(index.classes.index(sample.label))
             subjects.append(sample.subject)
             clips.append(sample.clip)
+            origins.append(sample.dataset)
         row = {c: info.get(c, "") for c in MANIFEST_COLUMNS}
         row.update(
             subject=sample.subject,
@@ -509,12 +544,6 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     if config.get("frames"):
         parts = stacks.get("frames", [])
         arrays["frames"] = np.stack(parts) if parts else np.zeros((0, config["frames"], size, size), np.uint8)
-    _save_arrays(directory / "arrays.safetensors", arrays)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(directory / "manifest.csv", text.getvalue().encode())
     meta = {
         "format": FORMAT,
         "key": key,
@@ -525,5 +554,23 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
         "clips": clips,
         "frame_trees": {name: str(path) for name, path in index.frame_trees.items()},
     }
-    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
+    if any(s.dataset != index.name for s in index.samples):  # a composite: each clip's part, for by-dataset results
+        meta["datasets"] = origins
+    write_cache(directory, arrays, meta, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
     shutil.rmtree(directory / "parts")
+
+
+def write_cache(
+    directory: Path, arrays: dict[str, np.ndarray], meta: dict, tables: dict[str, tuple[Sequence[str], list[dict]]]
+) -> None:
+    """Write a finished cache into `directory`: `arrays.safetensors`, the csv `tables` (file name -> columns, rows;
+    `manifest.csv` at least), then `cache.json` (`meta`) last, each atomically: a directory without cache.json
+    never loads, so a killed write leaves nothing that looks finished."""
+    _save_arrays(directory / "arrays.safetensors", arrays)
+    for name, (columns, rows) in tables.items():
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_atomic(directory / name, text.getvalue().encode())
+    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
