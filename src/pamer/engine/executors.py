@@ -41,9 +41,9 @@ __all__ = [
 EXECUTORS = ("auto", "local", "process", "ray", "stacked")
 
 # `auto` on a CPU: a training step whose forward pass costs less than this (at the run's input size and batch) has
-# operations too small for intra-op threads to pay (STSTNet's recipe: 0.26 GFLOP a step, and one fold per core
-# trains about twice as fast as one fold on both cores of a 2-core machine); above it (pamnet at 112 px: 38 GFLOP a
-# step) one fold on all threads keeps the memory of a single fold and loses little to thread synchronisation
+# operations too small for intra-op threads to pay: STSTNet's recipe costs about 0.2 GFLOP a step, and for such
+# networks one fold per core trains about twice as fast as one fold on every core (issue 12's measurement on 2
+# cores). Above it (pamnet at 112 px: 38 GFLOP a step) one fold on all threads scales, and keeps one fold's memory.
 SMALL_STEP_FLOPS = 2e9
 IN_CHANS = 3  # prepare_inputs: every representation is a 3-channel image
 
