@@ -11,11 +11,13 @@ import pytest
 import torch
 from torch import nn
 
+import pamer.engine.fold as fold
+import pamer.engine.stacked as stacked
 from pamer.config import load_config
 from pamer.engine import run_loso
 from pamer.engine.fold import fit
 from pamer.engine.stacked import FoldSpec, StackedError, fit_stacked, stack_size
-from pamer.models import register_model
+from pamer.models import create_model
 from test_engine_loso import make_cache, tiny_config
 
 
@@ -44,16 +46,20 @@ class SpatialDropoutNet(MomentumFreeNet):
         self.drop = nn.Dropout1d(0.5)
 
 
-@register_model
-def stacked_test_net(**kwargs) -> nn.Module:
-    """Test-only network for the stacked executor's tests."""
-    return MomentumFreeNet(**kwargs)
+TEST_NETWORKS = {"stacked_test_net": MomentumFreeNet, "stacked_test_spatial_dropout": SpatialDropoutNet}
 
 
-@register_model
-def stacked_test_spatial_dropout(**kwargs) -> nn.Module:
-    """Test-only network with a layer the stacked executor refuses."""
-    return SpatialDropoutNet(**kwargs)
+@pytest.fixture
+def test_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test networks by name, for `fit` and the stack only (the registry, which other tests list, is untouched)."""
+
+    def create(name: str, num_classes: int = 5, **kwargs) -> nn.Module:
+        if name in TEST_NETWORKS:
+            return TEST_NETWORKS[name](num_classes=num_classes, **kwargs)
+        return create_model(name, num_classes, **kwargs)
+
+    monkeypatch.setattr(fold, "create_model", create)
+    monkeypatch.setattr(stacked, "create_model", create)
 
 
 @pytest.fixture
@@ -96,7 +102,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("extra", CASES.values(), ids=CASES.keys())
-def test_stacked_folds_equal_one_by_one_training(float64: None, extra: list[str]) -> None:
+def test_stacked_folds_equal_one_by_one_training(float64: None, test_networks: None, extra: list[str]) -> None:
     config = load_config(
         None, ["train.epochs=3", "train.input_size=32", "train.batch_size=6", "train.device=cpu", "seed=7", *extra]
     )
@@ -104,8 +110,8 @@ def test_stacked_folds_equal_one_by_one_training(float64: None, extra: list[str]
     labels = np.random.default_rng(0).integers(0, 3, len(SUBJECTS))
     folds = three_folds()
     alone = [fit(config, inputs, labels, 3, f.train_idx, f.test_idx, seed=f.seed) for f in folds]
-    stacked = fit_stacked(config, inputs, labels, 3, folds)
-    for k, (a, b) in enumerate(zip(alone, stacked, strict=True)):
+    together = fit_stacked(config, inputs, labels, 3, folds)
+    for k, (a, b) in enumerate(zip(alone, together, strict=True)):
         weights_a, weights_b = a.model.state_dict(), b.model.state_dict()
         assert weights_a.keys() == weights_b.keys()
         for name, value in weights_a.items():
@@ -122,11 +128,11 @@ def test_stacked_folds_equal_one_by_one_training(float64: None, extra: list[str]
         else:
             assert b.epoch_preds is None
     # the folds really differ (own seeds, data and steps): equal weights would hide a fold trained as another
-    first = [next(iter(r.model.parameters())) for r in stacked]
+    first = [next(iter(r.model.parameters())) for r in together]
     assert not torch.equal(first[0], first[1])
 
 
-def test_refuses_a_random_layer_it_cannot_reproduce() -> None:
+def test_refuses_a_random_layer_it_cannot_reproduce(test_networks: None) -> None:
     config = load_config(None, ["model.name=stacked_test_spatial_dropout", "train.device=cpu", "train.input_size=32"])
     folds = [FoldSpec(np.arange(4), np.arange(4, 6), 1)]
     with pytest.raises(StackedError, match=r"layer drop is a Dropout1d.*--executor local or process"):
@@ -134,8 +140,6 @@ def test_refuses_a_random_layer_it_cannot_reproduce() -> None:
 
 
 def test_stack_size_is_all_folds_when_they_fit_and_fewer_when_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pamer.engine.stacked as stacked
-
     config = tiny_config()
     assert stack_size(config, torch.device("cpu"), 3, 3, 68) == 68  # a tiny network: every fold at once
     per_fold = stacked.fold_bytes(config, 3, 3)
@@ -168,8 +172,8 @@ def test_stacked_folds_on_cuda_match_one_by_one_cuda_training() -> None:
     labels = np.random.default_rng(0).integers(0, 3, len(SUBJECTS))
     folds = three_folds()
     alone = [fit(config, inputs, labels, 3, f.train_idx, f.test_idx, seed=f.seed) for f in folds]
-    stacked = fit_stacked(config, inputs, labels, 3, folds)
-    for a, b in zip(alone, stacked, strict=True):
+    together = fit_stacked(config, inputs, labels, 3, folds)
+    for a, b in zip(alone, together, strict=True):
         assert np.isfinite(b.probs).all()
         # bf16 products: the two paths agree to bf16 rounding after a few steps, not to float32 rounding
         np.testing.assert_allclose(b.probs, a.probs, rtol=0, atol=0.05)
