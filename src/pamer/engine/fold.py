@@ -22,6 +22,7 @@ __all__ = [
     "FitResult",
     "FoldOutput",
     "channel_tensors",
+    "class_weights",
     "check_model",
     "epoch_draws",
     "fit",
@@ -118,6 +119,19 @@ def epoch_draws(
     return order, thetas, spans
 
 
+def class_weights(config: Config, labels: np.ndarray, train_idx: np.ndarray, num_classes: int) -> Tensor | None:
+    """The loss's class weights of a fold with `train.class_weights` (float32, CPU), else None.
+
+    Inverse frequency over the training clips, normalised to mean 1 over the classes present; absent classes weigh
+    nothing.
+    """
+    if not config.train.class_weights:
+        return None
+    counts = np.bincount(labels[train_idx], minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
+    return torch.as_tensor(w, dtype=torch.float32)
+
+
 def channel_tensors(mean: list[float], std: list[float], like: Tensor) -> tuple[Tensor, Tensor]:
     """`normalize`'s per-channel mean and std as (1, C, 1, 1) tensors of `like`'s dtype and device."""
     m = torch.tensor(mean, device=like.device, dtype=like.dtype)[None, :, None, None]
@@ -176,12 +190,8 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
-    weight = None
-    if config.train.class_weights:
-        counts = np.bincount(labels[train_idx], minlength=num_classes).astype(np.float64)
-        # inverse frequency, normalised to mean 1 over the classes present; absent classes weigh nothing
-        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
-        weight = torch.as_tensor(w, dtype=torch.float32, device=device)
+    weight = class_weights(config, labels, train_idx, num_classes)
+    weight = None if weight is None else weight.to(device)
     vector_channels = (0, 1) if config.data.representation == "flow" else None
     aug = config.augment
     batch = config.train.batch_size

@@ -48,19 +48,25 @@ from torch.overrides import TorchFunctionMode
 
 from pamer.config import Config
 from pamer.engine.augment import channel_stats, warp
-from pamer.engine.fold import FitResult, FoldOutput, epoch_draws, fold_plan, fold_seed
+from pamer.engine.fold import FitResult, FoldOutput, class_weights, epoch_draws, fold_plan, fold_seed
 from pamer.models import create_model
 from pamer.preprocess.cache import Cache
 
 __all__ = [
     "FoldSpec",
+    "FoldStack",
+    "IgnoreMemoryFormat",
     "StackedBatchNorm",
     "StackedDropout",
-    "StackedError",
     "StackedEpochCallback",
+    "StackedError",
+    "StepState",
+    "check_stackable",
     "fit_stacked",
     "fold_bytes",
+    "free_bytes",
     "stack_size",
+    "swap_layers",
     "train_folds_stacked",
 ]
 
@@ -510,15 +516,6 @@ class FoldStack:
         state.update({n: v[k].clone() for n, v in self.buffers.items()})
         model.load_state_dict(state)
         return model.eval()
-
-
-def class_weights(config: Config, labels: np.ndarray, train_idx: np.ndarray, num_classes: int) -> Tensor | None:
-    """`fit`'s class weights of a fold (inverse frequency, mean 1 over the classes present), or None."""
-    if not config.train.class_weights:
-        return None
-    counts = np.bincount(labels[train_idx], minlength=num_classes).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
-    return torch.as_tensor(w, dtype=torch.float32)
 
 
 def fit_stacked(
