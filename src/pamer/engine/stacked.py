@@ -20,6 +20,10 @@ How it is built:
 - Batch norm's running statistics are stacked buffers updated in place under vmap. `nn.Dropout` draws its masks
   outside vmap, per fold, from the fold's own generator (on the CPU: the global generator's state after the
   fold's initialisation, exactly what `fit`'s dropout draws from), so they are the masks `fit` draws.
+- On CUDA the step runs under bf16 autocast as `fit`'s does, with the dataset resident on the device and the
+  inputs made once per run (`executors.inputs_for`). It does not run channels_last: vmap cannot query a tensor's
+  layout, so `IgnoreMemoryFormat` drops the networks' own `contiguous(memory_format=...)` requests (a layout hint,
+  no effect on values); whether cuDNN's grouped convolutions in NCHW cost speed is for `benchmarks/gpu_check.sh`.
 - `tests/test_engine_stacked.py` checks every fold's weights and test probabilities against one-by-one `fit` in
   float64 (to 1e-6; they agree to about 1e-8, the rounding of the float32 loss both paths compute).
 
