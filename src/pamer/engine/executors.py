@@ -164,13 +164,16 @@ def choose_executor(
             return ExecutorChoice("local", threads=threads, reason=f"CUDA, but the stack cannot train it: {err}")
         k = stack or stack_size(config, device, IN_CHANS, num_classes, max(n_folds, 1))
         return ExecutorChoice("stacked", threads=threads, stack=k, reason=f"CUDA; {n_folds} folds to train")
-    flops = count_flops(
-        config.model.name,
-        config.train.input_size,
-        batch=config.train.batch_size,
-        num_classes=num_classes,
-        **config.model.args,
-    )
+    try:
+        flops = count_flops(
+            config.model.name,
+            config.train.input_size,
+            batch=config.train.batch_size,
+            num_classes=num_classes,
+            **config.model.args,
+        )
+    except (RuntimeError, NotImplementedError) as err:  # a network the meta device cannot run: cost unknown
+        return ExecutorChoice("local", threads=threads or cores, reason=f"cost not countable ({err}); all threads")
     cost = f"forward pass {flops / 1e9:.2g} GFLOP a step at {config.train.input_size} px, {cores} cores"
     if flops < SMALL_STEP_FLOPS and n_folds > 1 and cores > 1:
         per_fold = threads or 1
