@@ -8,6 +8,7 @@ into `metrics.json`, `confusion.png` and `report.md`.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from pamer.classic import describe_fit, is_classic
 from pamer.config import Config
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
-from pamer.engine.executors import EXECUTORS, clear_inputs, run_folds
+from pamer.engine.executors import EXECUTORS, choose_executor, clear_inputs, run_folds
 from pamer.engine.fold import check_model, fold_plan
 from pamer.engine.inputs import cache_path, load_cache_for
 from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
@@ -48,10 +49,11 @@ ORACLE_NOTE = (
 def run_loso(
     config: Config,
     out_dir: str | Path,
-    executor: str = "local",
+    executor: str = "auto",
     *,
     cache: Cache | None = None,
     workers: int | None = None,
+    stack: int | None = None,
     address: str | None = None,
     cpus_per_fold: float = 1.0,
     gpus_per_fold: float = 0.0,
@@ -66,9 +68,12 @@ def run_loso(
     Args:
         config: the run's configuration.
         out_dir: the run directory.
-        executor: `local` (in this process), `process` (`workers` processes, CPU threads split between them)
-            or `ray` (each fold a task with `cpus_per_fold` CPUs and `gpus_per_fold` GPUs, fractional to
-            share a GPU; `address` of an existing cluster, otherwise a local one).
+        executor: `auto` (the default: chosen from the network's cost, the cores and the device; see
+            `executors.choose_executor`; the choice is printed on stderr and kept in provenance.json),
+            `local` (in this process), `process` (`workers` processes, CPU threads split between them),
+            `ray` (each fold a task with `cpus_per_fold` CPUs and `gpus_per_fold` GPUs, fractional to
+            share a GPU; `address` of an existing cluster, otherwise a local one) or `stacked` (`stack` folds
+            trained at once as one model, default as many as the free memory holds; `engine/stacked.py`).
         cache: the cache (default: loaded from `data.cache`).
         quiet: log one line per fold instead of progress bars.
 
@@ -94,17 +99,20 @@ def run_loso(
     plan = fold_plan(cache.subjects)
     todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
     start = time.perf_counter()
+    choice = choose_executor(executor, config, len(cache.classes), len(todo), workers=workers, stack=stack)
+    run_provenance["executor_choice"] = choice.as_dict()
+    if executor == "auto" and todo:
+        print(f"pamer loso: {choice.describe()}", file=sys.stderr, flush=True)
     threads = torch.get_num_threads()  # a fold may set train.threads; the caller's setting comes back after
     try:
         with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
             outputs = run_folds(
-                executor,
+                choice,
                 config,
                 cache,
                 todo,
                 progress,
                 cache_source=cache_source,
-                workers=workers,
                 address=address,
                 cpus_per_fold=cpus_per_fold,
                 gpus_per_fold=gpus_per_fold,
