@@ -20,10 +20,6 @@ For each workload, all in one run:
 - on CUDA: achieved TFLOP/s (training FLOPs by `count_flops`, convolutions and linear layers) beside a bf16
   matmul rate measured in the same run.
 
-`ststnet` is the registered network when pamer has one (models/peers/ststnet.py); until then the benchmark
-registers `ststnet_shape_fallback`, the same shape (three 3x3 convolution streams of 3, 5 and 8 channels with
-batch norm, 3x3/3 max pool, 2x2 average pool, dropout, one linear layer; Liong et al. 2019), and says so.
-
     python benchmarks/loso_speed.py                                   # everything, full runs (hours on a CPU)
     python benchmarks/loso_speed.py --folds 4 --epochs 3              # measured on 4 folds x 3 epochs, projected
     python benchmarks/loso_speed.py --workloads ststnet --executors local process --folds 2 --epochs 2
@@ -42,55 +38,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from pamer.config import Config, load_config
 from pamer.engine.executors import choose_executor, clear_inputs, run_folds
 from pamer.engine.fold import fit, fold_plan
 from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.engine.progress import LosoProgress
-from pamer.models import count_flops, create_model, list_models, register_model
+from pamer.models import count_flops, create_model
 from pamer.preprocess.cache import Cache
 
 CLASSES = ("negative", "positive", "surprise")
 CLASS_COUNTS = (250, 109, 83)
 SUBJECTS = 68
-FALLBACK = "ststnet_shape_fallback"
-
-
-class STSTNetShape(nn.Module):
-    """STSTNet's shape (Liong et al. 2019, as its public PyTorch ports build it), for timing only: three streams
-    of a 3x3 convolution (3, 5, 8 channels, padding 2) + batch norm + ReLU + 3x3/3 max pool (padding 1) on the
-    28x28 flow image, concatenated (16 x 10 x 10), 2x2 average pool, dropout 0.5, linear 400 -> classes."""
-
-    def __init__(self, num_classes: int = 3, in_chans: int = 3) -> None:
-        super().__init__()
-        self.in_chans = in_chans
-        self.streams = nn.ModuleList(
-            nn.Sequential(
-                nn.Conv2d(in_chans, c, 3, padding=2), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(3, 3, 1)
-            )
-            for c in (3, 5, 8)
-        )
-        self.pool = nn.AvgPool2d(2, 2)
-        self.drop = nn.Dropout(0.5)
-        self.fc = nn.Linear(16 * 5 * 5, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([stream(x) for stream in self.streams], dim=1)
-        return self.fc(self.drop(self.pool(x).flatten(1)))
-
-
-# registered at import, so spawned worker processes (which import this script as __mp_main__) know it too
-if "ststnet" not in list_models() and FALLBACK not in list_models():
-
-    @register_model
-    def ststnet_shape_fallback(**kwargs) -> nn.Module:
-        """STSTNet-shaped network of benchmarks/loso_speed.py (until models/peers/ststnet.py is on main)."""
-        return STSTNetShape(**kwargs)
-
-
-STSTNET = "ststnet" if "ststnet" in list_models() else FALLBACK
 
 
 @dataclass
@@ -105,7 +64,7 @@ class Workload:
 
 
 WORKLOADS = {
-    "ststnet": Workload("ststnet", STSTNET, "flow", 28, 256, 800, 5e-5),
+    "ststnet": Workload("ststnet", "ststnet", "flow", 28, 256, 800, 5e-5),
     "pamnet-112": Workload("pamnet-112", "pamnet", "diff", 112, 32, 40, 1e-4),
     "pamnet-224": Workload("pamnet-224", "pamnet", "diff", 224, 32, 40, 1e-4),
 }
@@ -313,8 +272,6 @@ def main() -> None:
     print(f"loso_speed: {time.strftime('%Y-%m-%d %H:%M %Z')}, {platform.node()}, Python {platform.python_version()}")
     what = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or 'cpu'}"
     print(f"  device {what}; torch {torch.__version__}, {torch.get_num_threads()} threads by default")
-    if STSTNET == FALLBACK:
-        print(f"  ststnet: not registered in pamer yet; timing {FALLBACK} (same shape, defined in this script)")
     peak = matmul_rate(device) if cuda else None
     if peak is not None:
         print(f"  bf16 matmul (8192^3), measured now: {peak / 1e12:.0f} TFLOP/s")
