@@ -125,6 +125,21 @@ def test_stem_layout_is_configurable() -> None:
     assert sides == [16, 32, 64]
 
 
+def test_tiny_net_trains_on_two_threads_at_an_odd_batch() -> None:
+    """pamnet_test in channels_last crashed torch 2.13's oneDNN (SIGSEGV in the 1x1 downsample's weight gradient)
+    with two threads and a batch of 3, which is what `pamer demo --model pamnet_test` retrains for its picture."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = create_model("pamnet_test", num_classes=3)
+        for _ in range(3):
+            model(torch.randn(3, 3, 64, 64)).sum().backward()
+    finally:
+        torch.set_num_threads(threads)
+    assert all(p.grad is not None for p in model.parameters())
+    assert create_model("pamnet", num_classes=3).channels_last and not model.channels_last
+
+
 def test_same_seed_same_weights_and_output() -> None:
     x = torch.randn(2, 3, 48, 48)
     outputs, states = [], []

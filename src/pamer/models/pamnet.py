@@ -43,6 +43,8 @@ class PAMNet(nn.Module):
         drop_rate: dropout before the classifier.
         norm_layer: normalisation built as `norm_layer(num_channels)`; default `nn.BatchNorm2d`.
         zero_init_residual: start each block's last BN at zero so blocks begin as identities (torchvision's option).
+        channels_last: run the network in channels_last memory format (faster with oneDNN on a CPU, see
+            `forward_features`); the result is the same either way.
 
     Shape:
         - Input: (B, in_chans, H, W)
@@ -65,6 +67,7 @@ class PAMNet(nn.Module):
         drop_rate: float = 0.0,
         norm_layer: Callable[[int], nn.Module] | None = None,
         zero_init_residual: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         if len(layers) != 4 or len(widths) != 4:
@@ -75,6 +78,7 @@ class PAMNet(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = widths[-1]
+        self.channels_last = channels_last
 
         self.conv1 = nn.Conv2d(
             in_chans, widths[0], stem_kernel, stride=stem_stride, padding=stem_kernel // 2, bias=False
@@ -121,7 +125,8 @@ class PAMNet(nn.Module):
             )
         # channels_last: oneDNN runs the MSC's large-kernel convolutions 1.3-1.9x faster in it and the stages as fast;
         # a pamnet training step at 224 drops from 1.38x to 1.21x the backbone's time (BENCHMARKS.md)
-        x = x.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = self.msc(self.maxpool(self.relu(self.bn1(self.conv1(x)))))
         maps: list[Tensor] = []
         attention_map = None
@@ -207,9 +212,20 @@ def pamnet_k9999(**kwargs: Any) -> PAMNet:
 
 @register_model
 def pamnet_test(**kwargs: Any) -> PAMNet:
-    """A tiny PA-MSC (one block per stage, 8..64 channels) that exists only so tests run in milliseconds."""
+    """A tiny PA-MSC (one block per stage, 8..64 channels) that exists only so tests run in milliseconds.
+
+    It runs in the contiguous layout: torch 2.13's oneDNN crashes (SIGSEGV in the AVX-512 1x1-convolution
+    weight gradient) on its 8 -> 16 channel stride-2 downsample in channels_last with two or more threads and an
+    odd batch; pamnet's own widths (64 and up) do not hit that path.
+    """
     return _create(
-        {"layers": (1, 1, 1, 1), "widths": (8, 16, 32, 64), "msc_kernels": (3, 5, 7, 9), "attention": True},
+        {
+            "layers": (1, 1, 1, 1),
+            "widths": (8, 16, 32, 64),
+            "msc_kernels": (3, 5, 7, 9),
+            "attention": True,
+            "channels_last": False,
+        },
         kwargs,
         "pamnet_test",
     )
