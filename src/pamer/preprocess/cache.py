@@ -213,7 +213,8 @@ def _task(number: int, sample: Sample, max_frames: int) -> _Task:
 
 def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
     """Align one clip: the crops (and flow) to cache, and its manifest facts. Never raises for bad data."""
-    from pamer.preprocess.face import FaceAligner, ImageError, read_rgb
+    from pamer.frames import ImageError, read_rgb
+    from pamer.preprocess.face import FaceAligner
 
     info: dict = {"status": "skipped", "face": "", "problems": []}
     if task.missing:
