@@ -136,6 +136,8 @@ class Config:
             (self.train.weight_decay >= 0, "train.weight_decay", "a number >= 0"),
             (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
+            # torch.manual_seed takes 64-bit seeds; a negative one fails deep inside the first fold
+            (0 <= self.seed < 2**63, "seed", "an integer >= 0 and < 2**63"),
             (0 <= self.augment.hflip <= 1, "augment.hflip", "a probability in [0, 1]"),
             (0 <= self.augment.rotation <= 180, "augment.rotation", "degrees in [0, 180]"),
             (0 < self.augment.crop_scale <= 1, "augment.crop_scale", "an area share in (0, 1]"),
@@ -157,6 +159,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            if (path / "config.yaml").is_file():  # a run directory of `pamer loso`
+                raise ConfigError(
+                    f"{path} is a run directory, not a config file; to resume it: "
+                    f"pamer loso {path / 'config.yaml'} --out {path}"
+                )
+            raise ConfigError(
+                f"{path} is a folder, not a config file; give a YAML file, e.g. configs/paper/casme2.yaml"
+            )
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
