@@ -205,9 +205,8 @@ def _write_cache(cache: Cache, path: Path) -> Path:
     from pamer.preprocess import cache as cache_module
 
     path.mkdir(parents=True)
-    cache_module._save_arrays(
-        path / "arrays.safetensors", {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
-    )
+    arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
+    cache_module._save_arrays(path / "arrays.safetensors", arrays)
     samples_digest = "synthetic"
     meta = {
         "format": cache_module.FORMAT,
@@ -218,6 +217,7 @@ def _write_cache(cache: Cache, path: Path) -> Path:
         "subjects": cache.subjects,
         "clips": cache.clips,
     }
+    meta["content"] = cache_module.content_digests(arrays, meta)
     (path / "cache.json").write_text(json.dumps(meta))
     return path
 

@@ -45,6 +45,8 @@ def loso(
     quiet: QuietOption = False,
 ) -> None:
     """Leave-one-subject-out evaluation: train one network per subject, pool the predictions, write metrics."""
+    if workers is not None and workers < 1:
+        raise fail(f"--workers must be at least 1, got {workers}")
     config = _config(config_path, overrides)
     from pamer.engine import run_loso
 

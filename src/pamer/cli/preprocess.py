@@ -34,6 +34,8 @@ def prepare_command(
     clips with a missing or corrupt frame are skipped; both are listed at the end and in the cache's
     manifest.csv. Prints the cache directory, which `pamer loso` / `pamer train` take as `data.cache`.
     """
+    if workers < 1:
+        raise fail(f"--workers must be at least 1, got {workers}")
     from pamer.cli.data import read_dataset
     from pamer.data import DatasetError, get_protocol
     from pamer.preprocess.cache import prepare, read_manifest

@@ -7,12 +7,15 @@ overwrites or reuses another's cache. The directory holds:
 
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
   and for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain);
-- `cache.json`: format version, configuration, key, class names, and each cached clip's subject and id;
+- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, and the
+  `content` digests of the arrays and of cache.json's own fields, so a damaged or hand-edited cache is refused;
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
 
 No pickle anywhere. Every clip's result is first written to `parts/<n>.safetensors` (temp file + rename), so a
 killed run resumes where it stopped; the final files are written the same way, `cache.json` last, and only then
-are the parts removed: a directory without `cache.json` never loads.
+are the parts removed: a directory without `cache.json` never loads. One `prepare` at a time writes a cache
+directory (`.prepare.lock`, released by the system when the process ends, however it ends); worker processes
+exit when their parent does.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ import numpy as np
 if TYPE_CHECKING:
     from pamer.data.samples import DatasetIndex, Sample
 
-FORMAT = 1
+FORMAT = 2  # 2: cache.json holds `content` digests of the arrays and of its own fields
+LOCK_FILE = ".prepare.lock"
 REPRESENTATIONS = ("diff", "flow")
 MANIFEST_COLUMNS = (
     "subject",
@@ -82,6 +86,21 @@ class Cache:
 
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def content_digests(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, str]:
+    """The digests `cache.json` keeps under `content`: of every array (name, dtype, shape, bytes) and of every
+    other field of cache.json (classes, subjects, clips and whatever a cache holds beside them).
+
+    `load_cache` recomputes both, so reordered classes, edited subjects or replaced arrays are refused.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, array.dtype.str, list(array.shape)]).encode())
+        h.update(array.data)
+    fields = {k: v for k, v in meta.items() if k != "content"}
+    return {"arrays": h.hexdigest(), "fields": _digest(fields)}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -151,6 +170,20 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
         arrays = load_file(path / "arrays.safetensors")
     except (OSError, SafetensorError) as error:
         raise CacheError(f"{path / 'arrays.safetensors'}: damaged or missing ({error}); rerun prepare") from None
+    content = meta.get("content")
+    if not isinstance(content, dict):
+        raise CacheError(f"{meta_path}: no content digests (damaged or edited by hand); rerun `pamer prepare`")
+    digests = content_digests(arrays, meta)
+    if digests["fields"] != content.get("fields"):
+        raise CacheError(
+            f"{meta_path}: its classes, subjects, clips or other fields differ from what `pamer prepare` wrote "
+            "(edited by hand?); delete the cache directory and rerun `pamer prepare`"
+        )
+    if digests["arrays"] != content.get("arrays"):
+        raise CacheError(
+            f"{path / 'arrays.safetensors'}: its arrays differ from what `pamer prepare` wrote (damaged or "
+            "replaced?); delete the cache directory and rerun `pamer prepare`"
+        )
     n, size = len(meta["clips"]), config["size"]
     shapes = {"onset": (n, size, size, 3), "apex": (n, size, size, 3), "labels": (n,)}
     if config["representation"] == "flow":
@@ -278,11 +311,13 @@ def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
     return task.number, crops, info
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import cv2
 
     from pamer.preprocess.face import _dlib_models
+    from pamer.workers import exit_with_parent
 
+    exit_with_parent(parent)  # a SIGKILLed prepare leaves no worker behind
     cv2.setNumThreads(1)  # one process per core already
     _dlib_models()
 
@@ -364,22 +399,46 @@ def prepare(
     if (directory / "cache.json").is_file():
         return directory
     (directory / "parts").mkdir(parents=True, exist_ok=True)
-
-    todo = [
-        (_task(i, s, aligner.max_frames), config)
-        for i, s in enumerate(index.samples)
-        if not _part_path(directory, i).is_file()
-    ]
-    with _progress(progress, len(index.samples), len(index.samples) - len(todo), f"aligning {name}") as advance:
-        if workers == 1 or len(todo) <= 1:
-            results = map(_run, todo)
-            _write_parts(directory, results, advance)
-        else:
-            context = get_context("spawn")  # fork would copy a parent's torch/OpenMP threads into the workers
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-                _write_parts(directory, pool.map(_run, todo, chunksize=1), advance)
-    _assemble(directory, index, config, key, samples_digest)
+    with _sole_writer(directory):
+        if (directory / "cache.json").is_file():  # finished by another prepare just before this one got the lock
+            return directory
+        todo = [
+            (_task(i, s, aligner.max_frames), config)
+            for i, s in enumerate(index.samples)
+            if not _part_path(directory, i).is_file()
+        ]
+        with _progress(progress, len(index.samples), len(index.samples) - len(todo), f"aligning {name}") as advance:
+            if workers == 1 or len(todo) <= 1:
+                results = map(_run, todo)
+                _write_parts(directory, results, advance)
+            else:
+                context = get_context("spawn")  # fork would copy a parent's torch/OpenMP threads into the workers
+                with ProcessPoolExecutor(
+                    workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+                ) as pool:
+                    _write_parts(directory, pool.map(_run, todo, chunksize=1), advance)
+        _assemble(directory, index, config, key, samples_digest)
     return directory
+
+
+@contextmanager
+def _sole_writer(directory: Path) -> Iterator[None]:
+    """Hold the cache directory's lock while this prepare writes it; refuse at once when another prepare holds it.
+
+    The lock is an `flock` on `.prepare.lock`: the system releases it when its process ends, however it ends, so a
+    killed prepare never blocks the rerun that resumes it.
+    """
+    import fcntl  # POSIX: Linux and macOS, where pamer runs
+
+    with open(directory / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CacheError(
+                f"another `pamer prepare` is writing the cache {directory} right now; let it finish, then rerun "
+                "this one (it returns the finished cache)"
+            ) from None
+        yield
 
 
 def _write_parts(directory: Path, results, advance) -> None:
@@ -439,11 +498,21 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
             continue
         parts = stacks.get(name, [])
         arrays[name] = np.stack(parts) if parts else np.zeros((0, size, size, 3), channels_dtype)
-    _save_arrays(directory / "arrays.safetensors", arrays)
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
+    if not labels:
+        # no cache.json: nothing loads; the manifest says why, and a rerun after fixing the frames starts afresh
+        _write_atomic(directory / "manifest.csv", text.getvalue().encode())
+        shutil.rmtree(directory / "parts")
+        shown = "; ".join(f"{r['subject']}/{r['clip']}: {r['problems']}" for r in rows[:3])
+        more = "; ..." if len(rows) > 3 else ""
+        raise CacheError(
+            f"none of the {len(rows)} clips of {index.name} could be cached ({shown}{more}); "
+            f"every clip is listed in {directory / 'manifest.csv'}"
+        )
+    _save_arrays(directory / "arrays.safetensors", arrays)
     _write_atomic(directory / "manifest.csv", text.getvalue().encode())
     meta = {
         "format": FORMAT,
@@ -454,5 +523,6 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
         "subjects": subjects,
         "clips": clips,
     }
+    meta["content"] = content_digests(arrays, meta)
     _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
     shutil.rmtree(directory / "parts")
