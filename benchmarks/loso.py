@@ -18,8 +18,8 @@ import torch
 
 from pamer.config import load_config
 from pamer.engine.augment import normalize, random_affine, warp
-from pamer.engine.loso import fold_plan
-from pamer.engine.train import device_for, fit, predict_probs, prepare_inputs
+from pamer.engine.fold import fit, fold_plan, predict_probs
+from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.models import create_model
 from pamer.preprocess.cache import Cache
 

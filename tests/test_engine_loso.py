@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pamer.config import load_config
 from pamer.engine import RunDirError, run_loso, train_final
-from pamer.engine.loso import fold_plan
+from pamer.engine.fold import fold_plan
 from pamer.preprocess.cache import Cache
 
 CLASSES = ("negative", "positive", "surprise")
@@ -133,9 +133,9 @@ def test_ray_executor_gives_the_same_predictions(local_run: Path, cache: Cache, 
 def test_killed_run_resumes_to_identical_metrics(
     local_run: Path, cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pamer.engine.loso as loso
+    import pamer.engine.executors as executors
 
-    real = loso._fold_task
+    real = executors.run_fold
     calls = []
 
     def dies_after_first_fold(*args, **kwargs):
@@ -144,12 +144,12 @@ def test_killed_run_resumes_to_identical_metrics(
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loso, "_fold_task", dies_after_first_fold)
+    monkeypatch.setattr(executors, "run_fold", dies_after_first_fold)
     with pytest.raises(KeyboardInterrupt):
         run_loso(tiny_config(), tmp_path, "local", cache=cache, quiet=True)
     assert len(list((tmp_path / "folds").glob("*.csv"))) == 1
     assert not (tmp_path / "metrics.json").exists()
-    monkeypatch.setattr(loso, "_fold_task", real)
+    monkeypatch.setattr(executors, "run_fold", real)
     run_loso(tiny_config(), tmp_path, "local", cache=cache, quiet=True)
     assert (tmp_path / "metrics.json").read_text() == (local_run / "metrics.json").read_text()
     assert json.loads((tmp_path / "provenance.json").read_text())["folds_trained_last_invocation"] == 2
@@ -254,7 +254,8 @@ def test_cli_loso_report_and_errors(cache: Cache, tmp_path: Path) -> None:
 
 
 def test_flow_representation_and_class_weights(cache: Cache) -> None:
-    from pamer.engine.train import fit, prepare_inputs
+    from pamer.engine.fold import fit
+    from pamer.engine.inputs import prepare_inputs
 
     config = tiny_config("data.representation=flow", "train.class_weights=true", "train.epochs=1")
     with pytest.raises(ValueError, match="has no flow field"):

@@ -76,8 +76,9 @@ def attention_picture(config, cache, run_dir: Path, path: Path, quiet: bool = Fa
     import torch
 
     from pamer.engine.augment import normalize
-    from pamer.engine.loso import _safe_name, fold_plan, fold_seed
-    from pamer.engine.train import device_for, fit, prepare_inputs
+    from pamer.engine.fold import fit, fold_plan, fold_seed
+    from pamer.engine.inputs import device_for, prepare_inputs
+    from pamer.engine.rundir import fold_file
     from pamer.report.plots import plot_attention
 
     device = device_for(config)
@@ -101,7 +102,7 @@ def attention_picture(config, cache, run_dir: Path, path: Path, quiet: bool = Fa
         with Progress(*columns, console=Console(stderr=True)) as bar:
             task = bar.add_task(f"fold {subject} again, for its attention maps", total=config.train.epochs)
             result = fit_fold(lambda epoch, loss, acc: bar.update(task, completed=epoch))
-    fold = pd.read_csv(run_dir / "folds" / f"{_safe_name(subject)}.csv", dtype={"subject": str})
+    fold = pd.read_csv(fold_file(run_dir, subject), dtype={"subject": str})
     preds = result.probs.argmax(1)
     if [cache.classes[p] for p in preds] != fold["pred"].tolist():
         typer.secho(

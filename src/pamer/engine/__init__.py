@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
+from pamer.engine.final import train_final
 from pamer.engine.loso import RunDirError, run_loso
-from pamer.engine.train import train_final
 
 __all__ = ["RunDirError", "run_loso", "train_final"]

@@ -69,7 +69,12 @@ class CacheError(ValueError):
 @dataclass
 class Cache:
     """A loaded cache. `onset`/`apex` are uint8 RGB arrays N x H x W x 3 (for `representation: flow`, `flow`
-    holds float32 N x H x W x 3: u, v, strain); `labels` are int64 indices into `classes`."""
+    holds float32 N x H x W x 3: u, v, strain); `labels` are int64 indices into `classes`.
+
+    `datasets` names each clip's dataset of origin where a cache mixes datasets (composite, preprocessed MEGC2019
+    folders); `frames` holds each clip's aligned grey frames from onset to offset resampled to K, (N, K, H, W)
+    uint8, where the cache was prepared with `--frames K`.
+    """
 
     onset: np.ndarray
     apex: np.ndarray
@@ -79,6 +84,8 @@ class Cache:
     classes: tuple[str, ...]
     config: dict = field(default_factory=dict)
     flow: np.ndarray | None = None
+    datasets: list[str] | None = None
+    frames: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -1,36 +1,67 @@
-"""Training of one fold (or of the final model): fixed epochs, Adam, cross-entropy, batched augmentation."""
+"""One fold: which clips it trains and tests on, its seed, and its training (fixed epochs, Adam, cross-entropy,
+batched augmentation) and prediction."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import pamer
 from pamer.config import Config, ConfigError
-from pamer.engine.augment import channel_stats, motion_inputs, normalize, random_affine, warp
+from pamer.engine.augment import channel_stats, normalize, random_affine, warp
+from pamer.models import create_model
 from pamer.preprocess.cache import Cache
 
 __all__ = [
+    "EpochCallback",
     "FitResult",
-    "cache_path",
+    "FoldOutput",
     "check_model",
-    "device_for",
     "fit",
-    "load_cache_for",
-    "prepare_inputs",
-    "train_final",
+    "fold_plan",
+    "fold_seed",
+    "predict_probs",
+    "train_fold",
 ]
 
 # (epoch 1-based, mean training loss, training accuracy) after each epoch
 EpochCallback = Callable[[int, float, float], None]
+
+
+def fold_plan(subjects: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(subject, train indices, test indices) for each subject, sorted by subject name.
+
+    Each subject's clips are the test set of exactly one fold and in no fold's training set beside.
+    """
+    subjects_arr = np.asarray(subjects)
+    plan = []
+    for subject in sorted(set(subjects)):
+        test = np.flatnonzero(subjects_arr == subject)
+        train = np.flatnonzero(subjects_arr != subject)
+        plan.append((subject, train, test))
+    return plan
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """The seed of fold `fold` (its index in the sorted subjects): independent of executor and resume order."""
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
+@dataclass
+class FoldOutput:
+    """What a fold sends back to the driver (plain arrays, so it crosses process and machine boundaries)."""
+
+    subject: str
+    test_idx: np.ndarray
+    probs: np.ndarray
+    epoch_preds: np.ndarray | None
+    history: list[tuple[float, float]]
+    seconds: float
 
 
 @dataclass
@@ -55,65 +86,12 @@ class FitResult:
     seconds: float
 
 
-def device_for(config: Config) -> torch.device:
-    """The device named by `train.device` (`auto`: CUDA when available)."""
-    name = config.train.device
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device = {name!r}, expected auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {name!r} but no CUDA device is available here")
-    return device
-
-
-def cache_path(config: Config) -> Path:
-    """The cache directory named by `data.cache`; also accepts `pamer prepare`'s `--out` folder holding one cache."""
-    if not config.data.cache:
-        raise ConfigError("data.cache is empty: name a cache written by `pamer prepare` (--set data.cache=PATH)")
-    path = Path(config.data.cache)
-    inside = sorted(p.parent for p in path.glob("*/cache.json")) if path.is_dir() else []
-    if not (path / "cache.json").is_file() and len(inside) == 1:
-        return inside[0]
-    return path
-
-
-def load_cache_for(config: Config) -> Cache:
-    """The cache named by `data.cache` (see `cache_path`), checked against `data.representation`."""
-    from pamer.preprocess.cache import load_cache
-
-    expect = {"representation": "flow"} if config.data.representation == "flow" else None
-    return load_cache(cache_path(config), expect=expect)
-
-
 def check_model(config: Config, num_classes: int) -> None:
     """Build the configured network once, so a bad name or option fails before any fold starts."""
-    from pamer.models import create_model
-
     try:
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
-
-
-def prepare_inputs(cache: Cache, config: Config, device: torch.device) -> Tensor:
-    """Every clip's un-normalised network input on `device`, computed once per run.
-
-    Shape:
-        - Output: (N, 3, train.input_size, train.input_size) float32.
-    """
-    if len(cache) == 0:
-        raise ValueError(f"cache {config.data.cache or '(in memory)'} holds no clips")
-    if config.data.representation == "flow":
-        if cache.flow is None:
-            raise ValueError(
-                f"data.representation is 'flow' but cache {config.data.cache or '(in memory)'} has no flow field; "
-                "prepare it with --representation flow"
-            )
-        return motion_inputs(cache.flow, None, config.train.input_size, representation="flow", device=device)
-    return motion_inputs(cache.onset, cache.apex, config.train.input_size, device=device)
 
 
 def fit(
@@ -145,8 +123,6 @@ def fit(
     Shape:
         - inputs: (N, 3, S, S); labels: (N,).
     """
-    from pamer.models import create_model
-
     start = time.perf_counter()
     device = inputs.device
     torch.manual_seed(seed)
@@ -246,51 +222,19 @@ def predict_probs(
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
-def train_final(
-    config: Config, out_dir: str | Path, *, cache: Cache | None = None, on_epoch: EpochCallback | None = None
-) -> Path:
-    """Train on every clip of the cache and save `model.safetensors` + `model.json` into `out_dir`.
-
-    `model.json` holds what inference needs: the model name and options, class names, input size,
-    normalisation, representation and the cache's preprocessing config. Never pickled.
-
-    Returns:
-        `out_dir`.
-    """
-    from safetensors.torch import save_file
-
-    cache = load_cache_for(config) if cache is None else cache
-    check_model(config, len(cache.classes))
-    device = device_for(config)
-    threads = torch.get_num_threads()
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    try:
-        inputs = prepare_inputs(cache, config, device)
-        labels = np.asarray(cache.labels, dtype=np.int64)
-        every = np.arange(len(cache))
-        result = fit(config, inputs, labels, len(cache.classes), every, seed=config.seed, on_epoch=on_epoch)
-    finally:
-        torch.set_num_threads(threads)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    card = {
-        "model": config.model.name,
-        "model_args": config.model.args,
-        "num_classes": len(cache.classes),
-        "classes": list(cache.classes),
-        "input_size": config.train.input_size,
-        "mean": result.mean,
-        "std": result.std,
-        "representation": config.data.representation,
-        "preprocess": cache.config,
-        "pamer_version": pamer.__version__,
-        "dataset": config.data.dataset or cache.config.get("dataset", ""),
-        "trained_on": {"clips": len(cache), "subjects": len(set(cache.subjects))},
-        "config": config.to_dict(),
-        "history": [{"loss": loss, "accuracy": acc} for loss, acc in result.history],
-    }
-    (out_dir / "model.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
-    return out_dir
+def train_fold(
+    config: Config, cache: Cache, inputs: Tensor, fold: int, on_epoch: EpochCallback | None = None
+) -> FoldOutput:
+    """Train fold `fold` of the cache's fold plan on `inputs` (from `prepare_inputs`) and predict its test subject."""
+    subject, train_idx, test_idx = fold_plan(cache.subjects)[fold]
+    result = fit(
+        config,
+        inputs,
+        np.asarray(cache.labels, dtype=np.int64),
+        len(cache.classes),
+        train_idx,
+        test_idx,
+        seed=fold_seed(config.seed, fold),
+        on_epoch=on_epoch,
+    )
+    return FoldOutput(subject, test_idx, result.probs, result.epoch_preds, result.history, result.seconds)

@@ -1,0 +1,63 @@
+"""What a run trains on and where: the cache named by the config, the device, every clip's network input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from pamer.config import Config, ConfigError
+from pamer.engine.augment import motion_inputs
+from pamer.preprocess.cache import Cache, load_cache
+
+__all__ = ["cache_path", "device_for", "load_cache_for", "prepare_inputs"]
+
+
+def device_for(config: Config) -> torch.device:
+    """The device named by `train.device` (`auto`: CUDA when available)."""
+    name = config.train.device
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device = {name!r}, expected auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device = {name!r} but no CUDA device is available here")
+    return device
+
+
+def cache_path(config: Config) -> Path:
+    """The cache directory named by `data.cache`; also accepts `pamer prepare`'s `--out` folder holding one cache."""
+    if not config.data.cache:
+        raise ConfigError("data.cache is empty: name a cache written by `pamer prepare` (--set data.cache=PATH)")
+    path = Path(config.data.cache)
+    inside = sorted(p.parent for p in path.glob("*/cache.json")) if path.is_dir() else []
+    if not (path / "cache.json").is_file() and len(inside) == 1:
+        return inside[0]
+    return path
+
+
+def load_cache_for(config: Config) -> Cache:
+    """The cache named by `data.cache` (see `cache_path`), checked against `data.representation`."""
+    expect = {"representation": "flow"} if config.data.representation == "flow" else None
+    return load_cache(cache_path(config), expect=expect)
+
+
+def prepare_inputs(cache: Cache, config: Config, device: torch.device) -> Tensor:
+    """Every clip's un-normalised network input on `device`, computed once per run.
+
+    Shape:
+        - Output: (N, 3, train.input_size, train.input_size) float32.
+    """
+    if len(cache) == 0:
+        raise ValueError(f"cache {config.data.cache or '(in memory)'} holds no clips")
+    if config.data.representation == "flow":
+        if cache.flow is None:
+            raise ValueError(
+                f"data.representation is 'flow' but cache {config.data.cache or '(in memory)'} has no flow field; "
+                "prepare it with --representation flow"
+            )
+        return motion_inputs(cache.flow, None, config.train.input_size, representation="flow", device=device)
+    return motion_inputs(cache.onset, cache.apex, config.train.input_size, device=device)
