@@ -32,6 +32,8 @@ def test_yaml_then_set_override(tmp_path: Path) -> None:
         ("data.representation=rgb", "expected 'diff' or 'flow'"),
         ("train.epochs=0", "expected an integer >= 1"),
         ("seed=-1", "seed = -1, expected an integer >= 0"),
+        ("train.lr=.inf", "train.lr = inf, expected a positive finite number"),
+        ("train.lr=.nan", "train.lr = nan, expected a positive finite number"),
         ("seed=18446744073709551616", "seed = 18446744073709551616, expected an integer >= 0 and < 2"),
         ("epochs", "expected key=value"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -132,8 +133,8 @@ class Config:
             (self.data.representation in ("diff", "flow"), "data.representation", "'diff' or 'flow'"),
             (self.train.epochs >= 1, "train.epochs", "an integer >= 1"),
             (self.train.batch_size >= 2, "train.batch_size", "an integer >= 2"),
-            (self.train.lr > 0, "train.lr", "a positive number"),
-            (self.train.weight_decay >= 0, "train.weight_decay", "a number >= 0"),
+            (0 < self.train.lr < math.inf, "train.lr", "a positive finite number"),
+            (0 <= self.train.weight_decay < math.inf, "train.weight_decay", "a finite number >= 0"),
             (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
             # torch.manual_seed takes 64-bit seeds; a negative one fails deep inside the first fold

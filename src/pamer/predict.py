@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from pamer.checkpoint import CARD_DIGEST_KEY, CARD_KEYS, MODEL_FILES, card_digest
+
 # one decoder and one frame-number rule for training (pamer prepare) and prediction
 from pamer.frames import IMAGE_SUFFIXES, ImageError, read_rgb
 from pamer.frames import file_frame_number as frame_number
@@ -38,11 +40,8 @@ __all__ = [
     "read_video",
 ]
 
-MODEL_FILES = ("model.safetensors", "model.json")
 # the decoded frames of one clip are held in memory; a clip is seconds around one expression, not a whole film
 MAX_CLIP_BYTES = 2 * 2**30
-# what `pamer train` writes into model.json; predict needs every one of them
-CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "representation", "preprocess")
 MIN_INPUT_SIZE = 16  # the smallest train.input_size a configuration accepts
 
 
@@ -326,7 +325,7 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
             or tensors that do not match the named model (missing, unexpected or wrong-shaped keys, named).
     """
     import torch
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from pamer.models import create_model
@@ -350,8 +349,17 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
     _check_safetensors(weights)
     try:
         state = load_file(str(weights), device="cpu")
+        with safe_open(str(weights), framework="pt") as f:
+            saved_digest = (f.metadata() or {}).get(CARD_DIGEST_KEY)
     except (SafetensorError, OSError) as err:
         raise PredictError(f"{weights} cannot be read as safetensors: {err}") from None
+    # `pamer train` binds model.json to the weights; a hand-made checkpoint without the digest is checked by shape
+    if saved_digest is not None and saved_digest != card_digest(json.loads((model_dir / "model.json").read_text())):
+        raise PredictError(
+            f"{model_dir / 'model.json'} does not describe {weights}: its classes, input_size, mean, std, model or "
+            "preprocess differ from those the weights were saved with (edited by hand?); restore the model.json "
+            "`pamer train` wrote, or train again"
+        )
     try:
         model = create_model(card.model, num_classes=len(card.classes), **card.model_args)
     except ValueError as err:
