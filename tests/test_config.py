@@ -34,6 +34,7 @@ def test_yaml_then_set_override(tmp_path: Path) -> None:
         ("seed=-1", "seed = -1, expected an integer >= 0"),
         ("train.lr=.inf", "train.lr = inf, expected a positive finite number"),
         ("train.lr=.nan", "train.lr = nan, expected a positive finite number"),
+        ("train.lr=1e38", "expected a positive finite number <= 1e30"),
         ("seed=18446744073709551616", "seed = 18446744073709551616, expected an integer >= 0 and < 2"),
         ("epochs", "expected key=value"),
     ],

@@ -133,7 +133,8 @@ class Config:
             (self.data.representation in ("diff", "flow"), "data.representation", "'diff' or 'flow'"),
             (self.train.epochs >= 1, "train.epochs", "an integer >= 1"),
             (self.train.batch_size >= 2, "train.batch_size", "an integer >= 2"),
-            (0 < self.train.lr < math.inf, "train.lr", "a positive finite number"),
+            # Adam's float32 step overflows near 3e37 (a traceback); any rate near the bound diverges anyway
+            (0 < self.train.lr <= 1e30, "train.lr", "a positive finite number <= 1e30"),
             (0 <= self.train.weight_decay < math.inf, "train.weight_decay", "a finite number >= 0"),
             (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
