@@ -18,12 +18,20 @@ Layouts written (frame numbers are those of the sheet):
 - smic-e: `SMIC-HS-E_annotation.xlsx`, `HS/s20/s20_ne_01/image17581039.jpg` (absolute frame numbers).
 - composite: `casme2/`, `samm/` and `smic/` sub-roots as above; pass `root / part` as each part's root.
 
+With `layout="release"` the frames sit one folder below the sheet, as the datasets' owners ship them
+(`RELEASE_FOLDERS`): `CASME2_RAW_selected/sub01/EP02_01f/img46.jpg` (`Cropped/sub01/EP02_01f/reg_img46.jpg` with
+`cropped=True`), `SAMM/006/006_1_2/006_05562.jpg`, `SMIC_HS_E/s01/s1_ne_01/image<n>.jpg` (the release pads the
+subject folder, not the clip name), `HS/s1/micro/...` for SMIC-HS. `frames_dir` puts the frame tree at any path
+below the root instead (`"CASME2_RAW"`, `"SMIC_all_raw/HS"`). `junk=True` then adds what copies made on macOS and
+Windows carry (`add_junk`).
+
 With `quirks=True` (default) the known defects of the real release are reproduced on disk: SAMM clips 028_4_1
 and 032_3_1 have no frames from the apex on (users report the apex lies outside the frames present).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +53,13 @@ SMIC_LABELS = {0: "negative", 1: "positive", 2: "surprise"}
 SMIC_SHORT = {"negative": "ne", "positive": "po", "surprise": "sur"}
 # the clips whose frames on disk stop before the annotated apex in the real SAMM release
 SAMM_SHORT_CLIPS = ("028_4_1", "032_3_1")
+# where the frame trees go below the root: beside the sheet ("flat", SMIC's in HS/), or as released
+FLAT_FOLDERS = {"smic": "HS", "smic-e": "HS"}
+# where each release puts its frame tree, relative to the folder that holds the sheet (layout="release")
+RELEASE_FOLDERS = {"casme2": "CASME2_RAW_selected", "samm": "SAMM", "smic": "HS", "smic-e": "SMIC_HS_E"}
+CROPPED_FOLDERS = {"casme2": "Cropped", "smic": "HS", "smic-e": "SMIC_HS_E"}
+# a macOS AppleDouble header (magic 0x00051607): what `._img46.jpg` holds - not an image
+APPLE_DOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(58)
 
 
 @dataclass(frozen=True)
@@ -115,6 +130,23 @@ def _sheet_rows(path: Path, sheet: str | int, header_cell: str) -> pd.DataFrame:
     return rows[rows["Subject"].notna() & rows["Filename"].notna()]
 
 
+def add_junk(root: Path) -> None:
+    """Add what copies made on macOS and Windows carry to the tree under `root`: an AppleDouble `._NAME` beside
+    every file, `.DS_Store`, `Thumbs.db` and a non-image `notes.txt` in every folder, and `__MACOSX/` mirroring
+    the whole tree with AppleDouble files only (its folders hold every clip folder's name)."""
+    root = Path(root)
+    walked = [(Path(folder), files) for folder, _, files in os.walk(root)]
+    for folder, files in walked:
+        mirror = root / "__MACOSX" / folder.relative_to(root)
+        mirror.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            (folder / f"._{name}").write_bytes(APPLE_DOUBLE)
+            (mirror / f"._{name}").write_bytes(APPLE_DOUBLE)
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+        (folder / "notes.txt").write_text("not a frame\n")
+
+
 def build_tree(
     name: str,
     annotations_dir: Path,
@@ -125,6 +157,9 @@ def build_tree(
     clips: Iterable[str] | None = None,
     cropped: bool = False,
     quirks: bool = True,
+    layout: Literal["flat", "release"] = "flat",
+    frames_dir: str | None = None,
+    junk: bool = False,
 ) -> Path:
     """Write dataset `name`'s tree under `root` and return `root` (the folder to pass to `pamer.data.read`).
 
@@ -139,6 +174,9 @@ def build_tree(
             that name) or subject/clip ("sub01/EP02_01f", "006/006_1_2", "s1/s1_ne_01"); default all.
         cropped: CASME II / SMIC file names of the cropped releases (`reg_img46.jpg`, `reg_image<n>.bmp`).
         quirks: reproduce the known on-disk defects of the releases (see the module docstring).
+        layout: "flat" (frames beside the sheet) or "release" (frames in the release's folder, `RELEASE_FOLDERS`).
+        frames_dir: the frame tree's path below `root`, whatever the layout (e.g. "CASME2_RAW", "Cropped").
+        junk: add macOS / Windows junk to the finished tree (`add_junk`).
     """
     if name not in NAMES:
         raise ValueError(f"unknown tree {name!r}; expected one of {NAMES}")
@@ -151,12 +189,20 @@ def build_tree(
     def keep(subject: str, clip: str) -> bool:
         return wanted is None or clip in wanted or f"{subject}/{clip}" in wanted
 
+    def finish() -> Path:
+        if junk:
+            add_junk(root)
+        return root
+
     if name == "composite":
         for part in ("casme2", "samm", "smic"):
-            build_tree(
-                part, annotations_dir, root / part, frames=frames, write_frame=write, clips=wanted, quirks=quirks
-            )
-        return root
+            options = {"frames": frames, "write_frame": write, "clips": wanted, "quirks": quirks, "layout": layout}
+            build_tree(part, annotations_dir, root / part, **options)
+        return finish()
+    if frames_dir is None:
+        folders = {"flat": FLAT_FOLDERS, "release": CROPPED_FOLDERS if cropped else RELEASE_FOLDERS}[layout]
+        frames_dir = folders.get(name, "")
+    tree = root / frames_dir  # the sheet goes into root, the clip folders into tree
 
     if name == "casme2":
         sheet = annotations_dir / SHEETS["casme2"]
@@ -168,8 +214,8 @@ def build_tree(
                 continue
             onset, apex, offset = (_int(row[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
             roles = _key_frames(onset, apex, offset, frames)
-            _write_clip(root / subject / clip, lambda n: f"{prefix}{n}.jpg", roles, ("casme2", subject, clip), write)
-        return root
+            _write_clip(tree / subject / clip, lambda n: f"{prefix}{n}.jpg", roles, ("casme2", subject, clip), write)
+        return finish()
 
     if name == "samm":
         sheet = annotations_dir / SHEETS["samm"]
@@ -187,8 +233,8 @@ def build_tree(
             def names(n: int, subject: str = subject, width: int = width) -> str:
                 return f"{subject}_{n:0{width}d}.jpg"
 
-            _write_clip(root / subject / clip, names, roles, ("samm", subject, clip), write)
-        return root
+            _write_clip(tree / subject / clip, names, roles, ("samm", subject, clip), write)
+        return finish()
 
     if name == "smic-e":
         sheet = annotations_dir / SHEETS["smic-e"]
@@ -200,9 +246,10 @@ def build_tree(
                 continue
             onset, offset = _int(row["OnsetF"]), _int(row["OffsetF"])
             roles = _key_frames(onset, None, offset, frames)
-            folder = root / "HS" / subject / clip
+            # the release pads the subject folder (`s01`), not the clip name (`s1_ne_01`)
+            folder = tree / (f"s{int(row['Subject']):02d}" if layout == "release" else subject) / clip
             _write_clip(folder, lambda n: f"{prefix}{n}.jpg", roles, ("smic-e", subject, clip), write)
-        return root
+        return finish()
 
     # smic: the folder tree of the 164 SMIC-HS clips, taken from the MEGC2019 list (SMIC-HS has no sheet)
     gt = pd.read_csv(annotations_dir / SHEETS["megc2019"], header=None, names=["dataset", "subject", "clip", "label"])
@@ -217,6 +264,6 @@ def build_tree(
         onset = 1000 + 100 * i
         offset = onset + 12 + i % 5
         roles = _key_frames(onset, None, offset, frames)
-        folder = root / "HS" / subject / "micro" / emotion / clip
+        folder = tree / subject / "micro" / emotion / clip
         _write_clip(folder, lambda n: f"{prefix}{n}.bmp", roles, ("smic", subject, clip), write)
-    return root
+    return finish()

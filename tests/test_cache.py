@@ -239,6 +239,41 @@ def test_cli_prepare(tree, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "optical" in bad.stderr
 
 
+def test_junk_beside_the_frames_is_never_a_frame(annotations_dir: Path, grace: np.ndarray, tmp_path: Path) -> None:
+    """A copy made on macOS carries `._img46.jpg` (an AppleDouble header, not an image) beside every frame, plus
+    `.DS_Store`, `Thumbs.db` and `__MACOSX/`: every clip is still cached from its real frames, with no problem."""
+    clips = (NORMAL, TILTED)
+    root = build_tree(
+        "casme2", annotations_dir, tmp_path / "casme2", clips=clips, write_frame=_writer(grace, grace), junk=True
+    )
+    assert (root / "sub01" / NORMAL / "._img31.jpg").is_file()  # the onset's junk twin, sorted before it
+    args = ["prepare", "casme2", "--root", str(root), "--out", str(tmp_path / "caches"), "--size", "64", "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = _rows(Path(result.stdout.strip().splitlines()[-1]))
+    assert {clip: row["status"] for clip, row in rows.items()} == dict.fromkeys(clips, "cached")
+    assert all(row["face"] == "found" and not row["problems"] for row in rows.values()), rows
+
+
+def test_prepare_reads_a_release_layout(annotations_dir: Path, grace: np.ndarray, tmp_path: Path) -> None:
+    """The sheet beside CASME2_RAW_selected/ and Cropped/ (with junk): the raw tree is taken, said and recorded;
+    --frames takes the other."""
+    clips, write = (NORMAL, TILTED), _writer(grace, grace)
+    root = build_tree("casme2", annotations_dir, tmp_path / "CASME2", clips=clips, write_frame=write, layout="release")
+    build_tree(
+        "casme2", annotations_dir, root, clips=clips, write_frame=write, layout="release", cropped=True, junk=True
+    )
+    args = ["prepare", "casme2", "--root", str(root), "--out", str(tmp_path / "caches"), "--size", "64", "--quiet"]
+    for frames, taken in ((None, "CASME2_RAW_selected"), (root / "Cropped", "Cropped")):
+        result = CliRunner().invoke(app, args + ([] if frames is None else ["--frames", str(frames)]))
+        assert result.exit_code == 0, result.output
+        assert f"frames: {root / taken}\n" in result.stderr
+        assert ("note: CASME II frames taken from CASME2_RAW_selected" in result.stderr) == (frames is None)
+        directory = Path(result.stdout.strip().splitlines()[-1])
+        assert json.loads((directory / "cache.json").read_text())["frame_trees"] == {"casme2": str(root / taken)}
+        assert {row["status"] for row in _rows(directory).values()} == {"cached"} and len(_rows(directory)) == 2
+
+
 @pytest.mark.slow
 def test_killed_prepare_process_resumes(annotations_dir: Path, grace: np.ndarray, faces_dir: Path, tmp_path: Path):
     """The real thing: `pamer prepare --workers 2` killed with SIGKILL part way, rerun, compared byte for byte."""

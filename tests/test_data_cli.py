@@ -23,7 +23,8 @@ def test_check_json(trees: Path) -> None:
     result = runner.invoke(app, ["datasets", "check", "samm", "--root", str(trees / "samm"), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert set(summary) == {"dataset", "samples", "subjects", "classes", "problems"}
+    assert set(summary) == {"dataset", "samples", "subjects", "classes", "problems", "frame_trees", "notes"}
+    assert (summary["frame_trees"], summary["notes"]) == ({"samm": str(trees / "samm")}, [])
     assert (summary["dataset"], summary["samples"], summary["subjects"]) == ("samm", 136, 27)
     assert summary["classes"] == {"happiness": 26, "anger": 57, "contempt": 12, "surprise": 15, "other": 26}
     assert {p["clip"] for p in summary["problems"]} == {"samm/028/028_4_1", "samm/032/032_3_1"}

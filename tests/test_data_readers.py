@@ -166,11 +166,20 @@ def test_sheet_without_the_expected_columns(casme2_root: Path) -> None:
 
 
 def test_no_clip_folder_at_all_is_one_error(casme2_root: Path, tmp_path: Path) -> None:
+    """One error naming the sheet, a clip it looked for, every folder searched and the layout expected."""
     bare = tmp_path / "bare"
-    bare.mkdir()
+    (bare / "photos" / "2019").mkdir(parents=True)
+    (bare / "photos" / "2019" / "deep").mkdir()  # three levels down: not searched
+    (bare / "__MACOSX" / "sub01" / "EP01").mkdir(parents=True)  # junk, even where the clip folder is
     (casme2_root / "CASME2-coding-20140508.xlsx").rename(bare / "CASME2-coding-20140508.xlsx")
-    with pytest.raises(DatasetError, match=r"none of the \d+ clip folders found under .*bare; expected ROOT/sub01"):
+    with pytest.raises(DatasetError) as error:
         read("casme2", bare)
+    message = str(error.value)
+    assert message.startswith("none of the 11 clip folders of CASME2-coding-20140508.xlsx (e.g. sub01/EP01) found in")
+    searched = "or in the folders one and two levels below it (searched ., photos, photos/2019);"
+    assert f"found in {bare} {searched}" in message
+    assert "expected ROOT/CASME2-coding-*.xlsx beside ROOT/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg" in message
+    assert "--frames" in message
 
 
 def test_unknown_dataset_and_protocol(casme2_root: Path) -> None:
@@ -190,6 +199,16 @@ def test_list_frames_numbers_whatever_padding_or_prefix(tmp_path: Path) -> None:
     assert duplicates == []
     (tmp_path / "img7.jpg").write_bytes(b"")
     assert list_frames(tmp_path)[2] == ["img7.jpg and reg_img7.PNG"]
+
+
+def test_list_frames_leaves_junk_out(tmp_path: Path) -> None:
+    """macOS AppleDouble twins (`._img46.jpg`, sorted before `img46.jpg`), hidden files, Thumbs.db, non-images."""
+    for name in ["img46.jpg", "img47.jpg", "._img46.jpg", "._img47.jpg", ".DS_Store", "Thumbs.db", ".img48.jpg"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "img49.jpg.txt").write_bytes(b"")
+    (tmp_path / "img50.jpg").mkdir()  # a folder, whatever its name
+    paths, numbers, duplicates = list_frames(tmp_path)
+    assert ([p.name for p in paths], numbers, duplicates) == (["img46.jpg", "img47.jpg"], [46, 47], [])
 
 
 SAMM_HEADER = [
@@ -288,8 +307,10 @@ def test_smic_e_trailing_rows_and_vis_copies(tmp_path: Path) -> None:
 
 def test_smic_tree_without_clips(tmp_path: Path) -> None:
     (tmp_path / "HS" / "s1").mkdir(parents=True)
-    with pytest.raises(DatasetError, match=r"no SMIC-HS clips under .*expected ROOT/HS/s1/micro/negative"):
+    with pytest.raises(DatasetError) as error:
         read("smic", tmp_path)
+    assert str(error.value).startswith("no SMIC-HS clip folders (e.g. s1/micro/negative/s1_ne_01) found in")
+    assert "(searched ., HS, HS/s1); expected ROOT/HS/s1/micro/negative/s1_ne_01/image<n>.bmp" in str(error.value)
 
 
 def test_smic_unknown_emotion_folder(tmp_path: Path) -> None:

@@ -208,19 +208,17 @@ def _write_cache(cache: Cache, path: Path) -> Path:
 
     path.mkdir(parents=True)
     arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
-    cache_module._save_arrays(path / "arrays.safetensors", arrays)
     samples_digest = "synthetic"
     meta = {
         "format": cache_module.FORMAT,
-        "key": cache_module._digest([cache.config, samples_digest]),
+        "key": cache_module.digest([cache.config, samples_digest]),
         "samples_digest": samples_digest,
         "config": cache.config,
         "classes": list(cache.classes),
         "subjects": cache.subjects,
         "clips": cache.clips,
     }
-    meta["content"] = cache_module.content_digests(arrays, meta)
-    (path / "cache.json").write_text(json.dumps(meta))
+    cache_module.write_cache(path, arrays, meta, {})
     return path
 
 

@@ -8,12 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _runs import config_for, tiny_cache, write_run
+from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC, PROTOCOLS, get_protocol
 from pamer.report.plots import plot_attention, plot_confusion
 from pamer.report.tables import PAPER, ReportError, compare_runs, run_report
 
 
-def _run(path: Path, model: str, dataset: str, accuracy: float, f1: float, oracle: float | None = None) -> Path:
+def _run(
+    path: Path,
+    model: str,
+    dataset: str,
+    accuracy: float,
+    f1: float,
+    oracle: float | None = None,
+    protocol: str | None = None,
+) -> Path:
+    """A run directory's metrics.json whose label_protocol is `dataset`'s `protocol` (its default when None)."""
     path.mkdir(parents=True)
+    label = get_protocol(dataset, protocol) if dataset in PROTOCOLS else None
     metrics = {
         "dataset": dataset,
         "model": model,
@@ -21,10 +33,12 @@ def _run(path: Path, model: str, dataset: str, accuracy: float, f1: float, oracl
         "f1_macro": f1,
         "uf1": f1,
         "uar": 0.5,
-        "classes": ["a", "b"],
+        "classes": list(label.classes) if label else ["a", "b"],
         "per_fold": {"s1": {"n": 3, "accuracy": accuracy, "f1_macro": f1}},
         "per_fold_mean": {"accuracy": accuracy, "f1_macro": f1},
     }
+    if label is not None:
+        metrics["label_protocol"] = {"dataset": dataset, "protocol": label.name, "classes": list(label.classes)}
     if oracle is not None:
         metrics["oracle"] = {
             "note": "best epoch on the test subject",
@@ -40,7 +54,8 @@ def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
     runs = [
         _run(tmp_path / "d", "pamnet", "casme2", 0.7123, 0.6544, oracle=0.8011),
         _run(tmp_path / "a", "pamnet_backbone", "samm", 0.5, 0.4),
-        _run(tmp_path / "x", "resnet18", "composite", 0.6, 0.55),
+        _run(tmp_path / "x", "resnet18", "mmew", 0.6, 0.55),
+        _run(tmp_path / "old", "pamnet", "unlabelled", 0.6, 0.55),  # no label_protocol: made by an older pamer
     ]
     text = compare_runs(runs)
     lines = text.splitlines()
@@ -55,12 +70,47 @@ def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
                       "result) |  | 0.801 / 0.801 |  |"]  # fmt: skip
     assert "| D | pamnet | paper | 0.826 / 0.817 | 0.880 / 0.864 | 0.787 / 0.761 |" in lines
     assert "| LBP+attention |  | paper | 0.812 / - | 0.745 / - | - / - |" in lines
-    assert any(line.startswith(f"| {tmp_path / 'x'} | composite | resnet18 | 0.600 | 0.550 |") for line in lines)
+    assert any(line.startswith(f"| {tmp_path / 'x'} | mmew | resnet18 | 0.600 | 0.550 |") for line in lines)
+    old = [line for line in lines if line.startswith(f"| {tmp_path / 'old'} |")]
+    assert len(old) == 1 and "no label_protocol" in old[0] and "rerun the same `pamer loso`" in old[0]
+    assert "## MEGC2019" not in text  # no composite run, no MEGC2019 table
     csv = compare_runs(runs, "csv").splitlines()
-    assert csv[0] == "table,row,network,source,dataset,accuracy,f1,run"
-    assert f"Table 3,D,pamnet,pamer, last epoch,casme2,0.7123,0.6544,{tmp_path / 'd'}" in [
+    assert csv[0] == "table,row,network,source,dataset,accuracy,f1,run,uar"
+    assert f"Table 3,D,pamnet,pamer, last epoch,casme2,0.7123,0.6544,{tmp_path / 'd'},0.5" in [
         line.replace('"', "") for line in csv
     ]
+
+
+def _engine_run(out: Path, classes: tuple[str, ...], protocol: str | None, *sets: str) -> dict:
+    """A pamnet run on a CASME II cache read with `protocol`, its run directory written by the engine's functions."""
+    rng = np.random.default_rng(0)
+    subjects = [f"sub{i % 4:02d}" for i in range(24)]
+    labels = rng.integers(0, len(classes), 24)
+    cache = tiny_cache(subjects, labels, classes, "casme2", protocol)
+    return write_run(out, cache, rng.integers(0, len(classes), 24), config_for("model.name=pamnet", *sets))
+
+
+def test_three_class_casme2_run_is_not_set_beside_the_papers_five_class(tmp_path: Path) -> None:
+    """A CASME II run under megc2019 labels once landed beside the paper's 5-class 0.880 by its dataset name."""
+    megc = _engine_run(tmp_path / "megc", MEGC2019_SMIC.classes, "megc2019", "seed=0")
+    five = _engine_run(tmp_path / "five", CASME2_5CLASS.classes, None, "seed=1")  # the reader's default labels
+    assert megc["dataset"] == five["dataset"] == "casme2"  # the same free-form name
+    lines = compare_runs([tmp_path / "megc", tmp_path / "five"]).splitlines()
+    beside = [line for line in lines if line.startswith("| this paper | pamnet | pamer, last epoch |")]
+    assert beside == [
+        f"| this paper | pamnet | pamer, last epoch |  | {five['accuracy']:.3f} / {five['f1_macro']:.3f} |  |"
+    ]
+    other = [line for line in lines if line.startswith(f"| {tmp_path / 'megc'} |")]
+    assert len(other) == 1 and "megc2019" in other[0] and "none of the published columns" in other[0]
+    assert megc["label_protocol"] == {
+        "dataset": "casme2",
+        "protocol": "megc2019",
+        "classes": list(MEGC2019_SMIC.classes),
+    }
+    assert five["label_protocol"] == {"dataset": "casme2", "protocol": "5class", "classes": list(CASME2_5CLASS.classes)}
+    report = run_report(megc)
+    assert "Paper, Table 2" not in report and "no paper column" in report
+    assert "Paper, Table 2 row this paper: accuracy / F1 = 0.880 / 0.864." in run_report(five)
 
 
 def test_paper_numbers_are_the_specs() -> None:

@@ -20,8 +20,10 @@ from pamer.models import (
     create_model,
     list_models,
     load_torchvision_resnet18,
+    model_input_size,
     register_model,
 )
+from pamer.models.peers import NAMES as PEERS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -41,7 +43,12 @@ VARIANTS = {
 
 
 def test_registered_names() -> None:
-    assert list_models() == sorted(VARIANTS)
+    assert list_models() == sorted([*VARIANTS, *PEERS])
+
+
+def _side(name: str, default: int) -> int:
+    """The network's fixed input side where it has one (the peers), else `default`."""
+    return model_input_size(name) or default
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -61,12 +68,14 @@ def test_variant_configuration(name: str) -> None:
 def test_train_step_shapes_gradients(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=4).train()
-    x = torch.randn(2, 3, 112, 112)
+    x = torch.randn(2, 3, _side(name, 112), _side(name, 112))
     features, maps = model.forward_features(x)
     logits = model.forward_head(features)
     assert logits.shape == (2, 4)
     assert features.shape == (2, model.num_features)
-    expected_maps = [(2, 1, side, side) for side in (28, 14, 7, 4)] if VARIANTS[name][1] else []
+    # only PA-MSC variants with progressive attention return maps; the peer networks have none
+    has_attention = name in VARIANTS and VARIANTS[name][1]
+    expected_maps = [(2, 1, side, side) for side in (28, 14, 7, 4)] if has_attention else []
     assert [tuple(a.shape) for a in maps] == expected_maps
     for i, a in enumerate(maps):
         assert bool(((a >= 0) & (a <= 1)).all()), i
@@ -83,6 +92,13 @@ def test_train_step_shapes_gradients(name: str) -> None:
 def test_eval_single_image(name: str, size: int) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()
+    fixed = model_input_size(name)
+    if fixed is not None and size != fixed:  # a fixed-size network refuses any other size with one clear message
+        with pytest.raises(
+            ModelConfigError, match=rf"{name} takes a \(B, 3, {fixed}, {fixed}\).*\(1, 3, {size}, {size}\)"
+        ):
+            model(torch.randn(1, 3, size, size))
+        size = fixed
     with torch.no_grad():
         logits = model(torch.randn(1, 3, size, size))
     assert logits.shape == (1, 5)
@@ -264,8 +280,9 @@ def test_models_command_lists_every_model() -> None:
     for name in list_models():
         row = next(line for line in lines if f" {name} " in line)
         cells = [c.strip() for c in row.split("│") if c.strip()]
-        assert float(cells[1]) == pytest.approx(count_parameters(create_model(name)) / 1e6, abs=0.005), name
-        assert float(cells[2]) == pytest.approx(count_flops(name, 64) / 1e9, abs=0.005), name
+        assert cells[1] == str(model_input_size(name) or "any"), name
+        assert float(cells[2]) == pytest.approx(count_parameters(create_model(name)) / 1e6, abs=0.005), name
+        assert float(cells[3]) == pytest.approx(count_flops(name, _side(name, 64)) / 1e9, abs=0.005), name
 
 
 def test_models_command_rejects_tiny_size() -> None:

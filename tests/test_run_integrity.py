@@ -57,18 +57,16 @@ def write_cache(cache: Cache, path: Path) -> Path:
     """`cache` as a cache directory in `pamer prepare`'s format, content digests included."""
     path.mkdir(parents=True)
     arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
-    cache_module._save_arrays(path / "arrays.safetensors", arrays)
     meta = {
         "format": cache_module.FORMAT,
-        "key": cache_module._digest([cache.config, "handmade"]),
+        "key": cache_module.digest([cache.config, "handmade"]),
         "samples_digest": "handmade",
         "config": cache.config,
         "classes": list(cache.classes),
         "subjects": cache.subjects,
         "clips": cache.clips,
     }
-    meta["content"] = cache_module.content_digests(arrays, meta)
-    (path / "cache.json").write_text(json.dumps(meta))
+    cache_module.write_cache(path, arrays, meta, {})
     return path
 
 

@@ -22,6 +22,10 @@ __all__ = [
 ]
 
 
+# what a network sees: apex - onset (the paper's), the cache's flow field, or the apex crop alone
+REPRESENTATIONS = ("diff", "flow", "apex")
+
+
 class ConfigError(ValueError):
     """A configuration file, key or value that pamer cannot accept (the message names it and what was expected)."""
 
@@ -33,7 +37,8 @@ class DataConfig:
     Attributes:
         cache: path of a cache written by `pamer prepare`.
         dataset: name shown in reports (smic, casme2, samm, composite, ...); empty: the cache's own.
-        representation: `diff` (apex - onset, the paper's motion image) or `flow` (the cache's flow field).
+        representation: `diff` (apex - onset, the paper's motion image), `flow` (the cache's flow field) or
+            `apex` (the aligned apex crop alone, as several published methods classify it).
     """
 
     cache: str = ""
@@ -130,7 +135,7 @@ class Config:
     def validate(self, source: str = "config") -> None:
         """Check values that have a type but not every value of it is valid."""
         checks = [
-            (self.data.representation in ("diff", "flow"), "data.representation", "'diff' or 'flow'"),
+            (self.data.representation in REPRESENTATIONS, "data.representation", "'diff', 'flow' or 'apex'"),
             (self.train.epochs >= 1, "train.epochs", "an integer >= 1"),
             (self.train.batch_size >= 2, "train.batch_size", "an integer >= 2"),
             # Adam's float32 step overflows near 3e37 (a traceback); any rate near the bound diverges anyway

@@ -4,7 +4,8 @@
 - `read_rgb` decodes with OpenCV's `IMREAD_COLOR`: the EXIF orientation of a JPEG is applied, 16-bit images are
   scaled to 8 bits, grey and alpha images become 3-channel RGB.
 - `file_frame_number` reads the number at the end of a file name's stem (`img46.jpg` -> 46, `006_05562.jpg` ->
-  5562); a hidden file (`._img46.jpg`, macOS metadata beside a copied frame) or a non-image suffix is no frame.
+  5562); junk (`is_junk`: `._img46.jpg`, macOS metadata beside a copied frame, `Thumbs.db`, ...) or a non-image
+  suffix is no frame.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_SUFFIXES", "ImageError", "file_frame_number", "read_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "JUNK_NAMES", "ImageError", "file_frame_number", "is_junk", "read_rgb"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+# file and folder names that copies carry and no dataset ships (compared in lower case); hidden names too
+JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 # the frame number is the last run of digits of the stem: img46, reg_img46, 006_05562, image17581039, 175
 _NUMBER = re.compile(r"(\d+)$")
 
@@ -25,15 +28,21 @@ class ImageError(ValueError):
     """An image file that cannot be read or decoded (the message names the file)."""
 
 
+def is_junk(name: str) -> bool:
+    """Whether a file or folder name is junk that copies carry, never data: hidden names (`.DS_Store`, macOS
+    AppleDouble files `._img46.jpg`), `Thumbs.db`, `desktop.ini`, `__MACOSX`."""
+    return name.startswith(".") or name.lower() in JUNK_NAMES
+
+
 def file_frame_number(name: str | Path) -> int | None:
     """The frame number of an image file's name, or None when the file is not a numbered frame.
 
     `img46.jpg` -> 46, `reg_img46.jpg` -> 46, `006_05562.jpg` -> 5562, `image17581039.jpg` -> 17581039; None for
-    `onset.jpg` (no digits ending the stem), `img46.txt` (not an image suffix) and `._img46.jpg` (a hidden file).
+    `onset.jpg` (no digits ending the stem), `img46.txt` (not an image suffix) and `._img46.jpg` (junk).
     """
     name = Path(name).name
     stem, suffix = Path(name).stem, Path(name).suffix
-    if name.startswith(".") or suffix.lower() not in IMAGE_SUFFIXES:
+    if is_junk(name) or suffix.lower() not in IMAGE_SUFFIXES:
         return None
     match = _NUMBER.search(stem)
     return None if match is None else int(match.group(1))

@@ -21,7 +21,7 @@ import numpy as np
 from pamer.checkpoint import CARD_DIGEST_KEY, CARD_KEYS, MODEL_FILES, card_digest
 
 # one decoder and one frame-number rule for training (pamer prepare) and prediction
-from pamer.frames import IMAGE_SUFFIXES, ImageError, read_rgb
+from pamer.frames import IMAGE_SUFFIXES, ImageError, is_junk, read_rgb
 from pamer.frames import file_frame_number as frame_number
 from pamer.outputs import os_error_text, write_problem
 
@@ -43,6 +43,8 @@ __all__ = [
 # the decoded frames of one clip are held in memory; a clip is seconds around one expression, not a whole film
 MAX_CLIP_BYTES = 2 * 2**30
 MIN_INPUT_SIZE = 16  # the smallest train.input_size a configuration accepts
+# what predict computes from a clip: apex - onset, or the apex crop alone
+PREDICT_REPRESENTATIONS = ("diff", "apex")
 
 
 class PredictError(ValueError):
@@ -104,7 +106,7 @@ def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Cl
 
     Frames are named, numbered and decoded exactly as `pamer prepare` reads a dataset's frames (`pamer.frames`):
     the number ends the file name's stem, EXIF orientation is applied, 16-bit images are scaled to 8 bits. Files
-    that are not images (by suffix: .jpg, .png, .bmp, ...) and hidden files (`._img46.jpg`) are ignored.
+    that are not images (by suffix: .jpg, .png, .bmp, ...) and junk (`._img46.jpg`, `Thumbs.db`) are ignored.
 
     Raises:
         PredictError: missing folder, no image in it, a name without a number, two files with the same
@@ -116,8 +118,8 @@ def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Cl
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise PredictError(f"frame folder {folder} {what}")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    files = [p for p in files if not p.name.startswith(".")]  # macOS metadata files beside copied frames
+    # junk beside copied frames (`._img46.jpg`, Thumbs.db) is left out by the dataset readers' rule
+    files = [p for p in folder.iterdir() if not is_junk(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise PredictError(f"frame folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
     numbered = []
@@ -265,9 +267,10 @@ class ModelCard:
                 f"{path}: input_size is {size!r}; expected an integer >= {MIN_INPUT_SIZE} (the network's input side "
                 "in pixels, as `pamer train` writes it)"
             )
-        if meta["representation"] != "diff":
+        if meta["representation"] not in PREDICT_REPRESENTATIONS:
             raise PredictError(
-                f"{path}: representation {meta['representation']!r} is not supported by predict (expected 'diff')"
+                f"{path}: representation {meta['representation']!r} is not supported by predict (expected "
+                f"{' or '.join(map(repr, PREDICT_REPRESENTATIONS))}: predict computes no flow field from a clip)"
             )
         model_args = meta.get("model_args") or {}
         if not isinstance(model_args, dict):
@@ -400,24 +403,27 @@ class Prediction:
     """The answer for one clip.
 
     `onset`/`apex` are frame numbers of the clip (see `Clip`), `onset_source` says how the onset was chosen
-    (`given` or `first`: the clip's first frame) and `apex_source` how the apex was (`given` or `spotted`).
-    `attention` holds the four progressive-attention maps (float32, h_i x w_i, in 0..1); `onset_crop` and
-    `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32 C x H x W, normalised).
-    `timings` are seconds per stage: decode, detect, align, model.
+    (`given`, `first`: the clip's first frame, or `unused`: a model of the apex alone was given the apex, so
+    `onset`, `onset_name` and `onset_crop` are None) and `apex_source` how the apex was (`given`, `spotted`, or
+    `only`: the clip's only frame). `attention` holds the four progressive-attention maps (float32, h_i x w_i, in
+    0..1); `onset_crop` and `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32
+    C x H x W, normalised). `face` describes the alignment (`{"face": "given"}` for a model trained on
+    ready-made crops, whose frames are taken as crops). `timings` are seconds per stage: decode, detect, align,
+    model.
     """
 
     label: str
     probabilities: dict[str, float]
-    onset: int
+    onset: int | None
     apex: int
     onset_source: str
     apex_source: str
-    onset_name: str
+    onset_name: str | None
     apex_name: str
     source: str
     face: dict
     attention: list[np.ndarray]
-    onset_crop: np.ndarray
+    onset_crop: np.ndarray | None
     apex_crop: np.ndarray
     motion: np.ndarray
     timings: dict[str, float]
@@ -444,7 +450,10 @@ class Prediction:
         from pamer.report.plots import plot_attention
 
         path = check_picture_path(path)
-        motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
+        if self.onset_crop is None:  # a model of the apex alone: its input is the picture's second panel
+            motion = self.motion
+        else:
+            motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
         title = f"{Path(self.source).name}: {self.label} ({self.probabilities[self.label]:.2f}), apex {self.apex}"
         try:
             return plot_attention(self.apex_crop, motion, self.attention, path, title)
@@ -485,6 +494,9 @@ class Recognizer:
         self.model = model
         self.card = card
         self.device = device
+        # trained on ready-made crops (`pamer prepare htnet|images`): a user's frames are taken as such crops, resized
+        # as the cache resized them; pamer's face alignment would crop differently from the training images
+        self.given_crops = card.preprocess.get("face") == "given"
         try:
             # the aligner the training cache was made with, so a user's clip is cropped as the training clips were
             self.aligner = FaceAligner.from_config(card.preprocess)
@@ -506,6 +518,11 @@ class Recognizer:
     ) -> Prediction:
         """Recognise the micro-expression between `onset` and `apex` of a clip.
 
+        A model of the apex frame alone (`representation: apex`) needs only the apex: given `apex` without
+        `onset`, or a clip of one frame, no onset is used (the face is found in the apex frame); a given onset
+        still anchors the alignment, as the training cache's crops were aligned on their onset. A model trained on
+        ready-made crops takes each frame as a face crop (no face detection), resized to the training cache's side.
+
         Args:
             clip: a video file, a folder of frames, a `Clip`, or a sequence of uint8 RGB frames.
             onset: onset frame number (see `Clip`); default: the clip's first frame.
@@ -517,12 +534,18 @@ class Recognizer:
                 to spot an apex in, or no face found.
         """
         from pamer.preprocess.face import to_gray
+        from pamer.preprocess.images import to_square
         from pamer.preprocess.motion import spot_apex
 
         clip = read_clip(clip)
         timings = {"decode": clip.decode_s}
-        onset_i = 0 if onset is None else clip.index(onset, "onset")
-        if apex is not None:
+        # a model of the apex alone needs no onset; a given onset still anchors the alignment, as in training
+        apex_alone = self.card.representation == "apex" and onset is None and (apex is not None or len(clip) == 1)
+        if apex_alone:
+            onset_i, apex_i = None, 0 if apex is None else clip.index(apex, "apex")
+        else:
+            onset_i = 0 if onset is None else clip.index(onset, "onset")
+        if apex is not None and onset_i is not None:
             apex_i = clip.index(apex, "apex")
             if apex_i <= onset_i:
                 raise PredictError(
@@ -535,20 +558,28 @@ class Recognizer:
             )
 
         start = time.perf_counter()
-        searched = _search_order(onset_i, None if apex is None else apex_i, len(clip), self.aligner.max_frames)
-        transform = self.aligner.fit(clip.frames[i] for i in searched)
-        if not transform.face:
-            shown = ", ".join(clip.names[i] for i in searched[:4]) + (", ..." if len(searched) > 4 else "")
-            raise PredictError(f"no face found in {clip.source}: searched {len(searched)} frames ({shown})")
-        face = {**transform.describe(), "frame": clip.numbers[searched[transform.frame]]}
+        transform, face = None, {"face": "given"}
+        if not self.given_crops:
+            first = apex_i if onset_i is None else onset_i
+            known_apex = None if apex is None or onset_i is None else apex_i
+            searched = _search_order(first, known_apex, len(clip), self.aligner.max_frames)
+            transform = self.aligner.fit(clip.frames[i] for i in searched)
+            if not transform.face:
+                shown = ", ".join(clip.names[i] for i in searched[:4]) + (", ..." if len(searched) > 4 else "")
+                raise PredictError(f"no face found in {clip.source}: searched {len(searched)} frames ({shown})")
+            face = {**transform.describe(), "frame": clip.numbers[searched[transform.frame]]}
         timings["detect"] = time.perf_counter() - start
+
+        def crop(i: int, grey: bool = False) -> np.ndarray:
+            frame = to_gray(clip.frames[i]) if grey else clip.frames[i]
+            return to_square(frame, self.aligner.size) if transform is None else transform.apply(frame)
 
         start = time.perf_counter()
         # one transform for every frame of the clip
-        if apex is None:
+        if onset_i is not None and apex is None:
             # spotting compares grey levels, so grey frames are warped: a third of the work of warping RGB ones
-            grey = [transform.apply(to_gray(clip.frames[i])) for i in range(onset_i, len(clip))]
-            spotted = spot_apex(grey, region=transform.face_box)
+            grey = [crop(i, grey=True) for i in range(onset_i, len(clip))]
+            spotted = spot_apex(grey, region=None if transform is None else transform.face_box)
             if spotted == 0:
                 raise PredictError(
                     f"{clip.source}: no frame after onset {clip.numbers[onset_i]} differs from it inside the face, "
@@ -557,9 +588,11 @@ class Recognizer:
             apex_i = onset_i + spotted
             apex_source = "spotted"
         else:
-            apex_source = "given"
-        onset_crop, apex_crop = transform.apply(clip.frames[onset_i]), transform.apply(clip.frames[apex_i])
+            apex_source = "given" if apex is not None else "only"
+        onset_crop, apex_crop = None if onset_i is None else crop(onset_i), crop(apex_i)
         timings["align"] = time.perf_counter() - start
+        if transform is None:
+            face["frame"] = clip.numbers[apex_i]
 
         start = time.perf_counter()
         probabilities, maps, motion = self._infer(onset_crop, apex_crop)
@@ -569,11 +602,11 @@ class Recognizer:
         return Prediction(
             label=self.classes[best],
             probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
-            onset=clip.numbers[onset_i],
+            onset=None if onset_i is None else clip.numbers[onset_i],
             apex=clip.numbers[apex_i],
-            onset_source="first" if onset is None else "given",
+            onset_source="unused" if onset_i is None else "first" if onset is None else "given",
             apex_source=apex_source,
-            onset_name=clip.names[onset_i],
+            onset_name=None if onset_i is None else clip.names[onset_i],
             apex_name=clip.names[apex_i],
             source=clip.source,
             face=face,
@@ -584,14 +617,16 @@ class Recognizer:
             timings=timings,
         )
 
-    def _infer(self, onset_crop: np.ndarray, apex_crop: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    def _infer(
+        self, onset_crop: np.ndarray | None, apex_crop: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         import torch
 
         from pamer.engine.augment import model_input
 
         card = self.card
         x = model_input(
-            onset_crop[None],
+            None if onset_crop is None else onset_crop[None],
             apex_crop[None],
             input_size=card.input_size,
             mean=card.mean,

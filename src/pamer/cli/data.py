@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pamer.cli._app import app, fail
 
+if TYPE_CHECKING:  # pamer.data is imported when a command runs: `pamer --help` stays quick
+    from pamer.data import DatasetIndex
+
+# the generic reader `images`: one image per clip listed in a csv
+LabelsOption = Annotated[
+    Path | None, typer.Option("--labels", help="images: the csv of subject, clip, label, file[, dataset] per clip.")
+]
+ClassesOption = Annotated[
+    str | None, typer.Option("--classes", help="images: class names in code order, e.g. negative,positive,surprise.")
+]
+
 datasets_app = typer.Typer(help="Read the micro-expression datasets from their own sheets and folders.")
 app.add_typer(datasets_app, name="datasets")
+
+
+def _per_part(option: str, items: list[str], parts: tuple[str, ...]) -> dict[str, Path]:
+    """Composite options given once per part, `PART=PATH` with PART in `parts`."""
+    found: dict[str, Path] = {}
+    for item in items:
+        part, sep, path = item.partition("=")
+        if not sep or part not in parts or not path:
+            raise fail(f"composite takes {option} PART=PATH with PART in {', '.join(parts)}; got {item!r}")
+        if part in found:
+            raise fail(f"composite takes {option} {part}=PATH once, got it twice")
+        found[part] = Path(path)
+    return found
 
 
 def _roots(name: str, roots: list[str]) -> Path | dict[str, Path]:
@@ -22,38 +47,82 @@ def _roots(name: str, roots: list[str]) -> Path | dict[str, Path]:
         return Path(roots[0])
     from pamer.data.composite import PARTS
 
-    parts: dict[str, Path] = {}
-    for item in roots:
-        part, sep, path = item.partition("=")
-        if not sep or part not in PARTS or not path:
-            raise fail(f"composite takes --root PART=PATH with PART in {', '.join(PARTS)}; got {item!r}")
-        parts[part] = Path(path)
+    parts = _per_part("--root", roots, PARTS)
     missing = [p for p in PARTS if p not in parts]
     if missing:
         raise fail(f"composite needs --root {'=PATH, --root '.join(missing)}=PATH as well")
     return parts
 
 
-def read_dataset(name: str, roots: list[str], protocol: str | None, sheet: Path | None):
-    """`pamer.data.read` from the command line's --root/--protocol/--sheet; bad input -> one error line."""
+def _options(name: str, sheets: list[str], frames: list[str]) -> dict:
+    """The reader options of --sheet and --frames: one PATH, or for composite one `PART=PATH` per part given."""
+    from pamer.data import DATASETS
+    from pamer.data.composite import PARTS, SHEET_PARTS
+
+    if name == "composite":
+        return {"sheets": _per_part("--sheet", sheets, SHEET_PARTS), "frames": _per_part("--frames", frames, PARTS)}
+    accepted = inspect.signature(DATASETS[name]).parameters  # what this reader reads besides its root
+    options = {}
+    for option, key, items in (("--sheet", "sheet", sheets), ("--frames", "frames", frames)):
+        if not items:
+            continue
+        if key not in accepted:
+            raise fail(f"{option} does not apply to {name} (it has no {'sheet' if key == 'sheet' else 'frame tree'})")
+        if len(items) > 1:
+            raise fail(f"{name} takes one {option} PATH, got {len(items)}")
+        options[key] = Path(items[0])
+    return options
+
+
+def read_dataset(
+    name: str,
+    roots: list[str],
+    protocol: str | None,
+    sheets: list[str] | None = None,
+    frames: list[str] | None = None,
+    labels: Path | None = None,
+    classes: str | None = None,
+) -> DatasetIndex:
+    """`pamer.data.read` from the command line's --root/--protocol/--sheet/--frames (and for
+    images --labels/--classes); bad input -> one error line.
+
+    `sheets` and `frames` are the values of the repeatable options: one PATH, or for composite `PART=PATH`.
+    """
     from pamer.data import DATASETS, DatasetError, read
 
     if name not in DATASETS:
         raise fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
-    options = {}
-    if sheet is not None:
-        if name in ("composite", "smic"):
-            raise fail(f"--sheet does not apply to {name} (it has no single sheet)")
-        options["sheet"] = sheet
+    options = _options(name, sheets or [], frames or [])
+    if name == "images":
+        options.update(labels=labels, classes=classes)
+    elif labels is not None or classes is not None:
+        raise fail(f"--labels and --classes apply to images only, not {name}")
     try:
         return read(name, _roots(name, roots), protocol, **options)
     except (DatasetError, ValueError) as exc:
         raise fail(str(exc)) from None
 
 
+def frame_tree_lines(index: DatasetIndex) -> list[str]:
+    """What `datasets check` and `prepare` print about where the frames were read from: one line per dataset
+    (`frames: PATH`, or `casme2 frames: PATH` for the parts of a composite), then any note on the choice."""
+    several = len(index.frame_trees) > 1
+    lines = [f"{name + ' ' if several else ''}frames: {path}" for name, path in index.frame_trees.items()]
+    return lines + [f"note: {note}" for note in index.notes]
+
+
+SHEET_HELP = "The annotation sheet, when it is not in the root; for composite, per part: --sheet casme2=PATH."
+FRAMES_HELP = (
+    "The folder holding the clip folders (e.g. ROOT/Cropped), instead of the one found under the root; "
+    "for composite, per part: --frames casme2=DIR."
+)
+
+
 @datasets_app.command("check")
 def check_command(
-    name: Annotated[str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme or composite.")],
+    name: Annotated[
+        str, typer.Argument(help="casme2, samm, smic, smic-e, casme3, mmew, 4dme, composite, htnet or images.")
+    ],
     root: Annotated[
         list[str],
         typer.Option(
@@ -61,13 +130,15 @@ def check_command(
         ),
     ],
     protocol: Annotated[str | None, typer.Option("--protocol", help="Label set (default: the paper's).")] = None,
-    sheet: Annotated[
-        Path | None, typer.Option("--sheet", help="The annotation sheet, when it is not in the root.")
-    ] = None,
+    sheet: Annotated[list[str] | None, typer.Option("--sheet", help=SHEET_HELP, metavar="[PART=]PATH")] = None,
+    frames: Annotated[list[str] | None, typer.Option("--frames", help=FRAMES_HELP, metavar="[PART=]DIR")] = None,
+    labels: LabelsOption = None,
+    classes: ClassesOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a report.")] = False,
 ) -> None:
-    """Parse a dataset and print its samples, subjects, per-class counts and every problem found."""
-    index = read_dataset(name, root, protocol, sheet)
+    """Parse a dataset and print its samples, subjects, per-class counts, where its frames were read from and
+    every problem found."""
+    index = read_dataset(name, root, protocol, sheet, frames, labels, classes)
     summary = index.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -82,6 +153,9 @@ def check_command(
         f"{name} (protocol {get_protocol(name, protocol).name}): "
         f"{summary['samples']} samples, {summary['subjects']} subjects"
     )
+    for line in frame_tree_lines(index):
+        # as written: paths may hold [brackets] (rich markup), and a wrapped path cannot be copied
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     classes = Table(show_header=True)
     classes.add_column("class")
     classes.add_column("samples", justify="right")

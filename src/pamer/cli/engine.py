@@ -1,4 +1,4 @@
-"""`pamer loso`, `pamer train`, `pamer report`: LOSO evaluation, final training, paper-style tables."""
+"""`pamer loso`, `pamer train`, `pamer report`, `pamer compare`: LOSO evaluation, final training, result tables."""
 
 from __future__ import annotations
 
@@ -129,3 +129,27 @@ def report(
         typer.echo(compare_runs(run_dirs, fmt))
     except ReportError as err:
         raise fail(str(err)) from None
+
+
+@app.command("compare")
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories of `pamer loso` (the first is row one).")],
+    fmt: Annotated[str, typer.Option("--format", help="md (Markdown) or csv (one line per cell and metric).")] = "md",
+    out: Annotated[Path | None, typer.Option("--out", help="Write the table to this file instead of stdout.")] = None,
+) -> None:
+    """Methods in rows, datasets in columns: bootstrap intervals, seeds pooled, differences, published numbers."""
+    from pamer.report.compare import compare_tables
+    from pamer.report.tables import ReportError
+
+    try:
+        text = compare_tables(run_dirs, fmt)
+    except ReportError as err:
+        raise fail(str(err)) from None
+    if out is None:
+        typer.echo(text)
+        return
+    try:
+        out.write_text(text)
+    except OSError as err:
+        raise fail(f"cannot write {out}: {err.strerror or err}") from None
+    typer.echo(f"comparison written to {out}")

@@ -70,19 +70,30 @@ def _print_table(result, picture: Path | None) -> None:
         style = "bold" if name == result.label else None
         table.add_row(name, f"{p:.3f}", "#" * round(20 * p), style=style)
     console.print(table)
-    how = {"first": "the first frame", "given": "given", "spotted": "spotted: most facial motion after the onset"}
+    how = {
+        "first": "the first frame",
+        "given": "given",
+        "spotted": "spotted: most facial motion after the onset",
+        "only": "the clip's only frame",
+    }
     for label, number, name, source in (
         ("onset", result.onset, result.onset_name, result.onset_source),
         ("apex: ", result.apex, result.apex_name, result.apex_source),
     ):
+        if source == "unused":
+            console.print(f"{label} not used: the model reads the apex frame alone")
+            continue
         file = "" if name == f"frame {number}" else f" ({name})"
         console.print(f"{label} frame {number}{file}: {how[source]}")
     face = result.face
-    residual = "" if face["residual_deg"] is None else f", {face['residual_deg']:+.1f} deg left"
-    console.print(
-        f"face:  found in frame {face['frame']}; eyes levelled by {face['angle_deg']:+.1f} deg{residual}; "
-        f"crop square of {face['crop'][2]:.0f} px"
-    )
+    if face["face"] == "given":
+        console.print("face:  not searched: the model was trained on ready-made face crops, so the frame is one")
+    else:
+        residual = "" if face["residual_deg"] is None else f", {face['residual_deg']:+.1f} deg left"
+        console.print(
+            f"face:  found in frame {face['frame']}; eyes levelled by {face['angle_deg']:+.1f} deg{residual}; "
+            f"crop square of {face['crop'][2]:.0f} px"
+        )
     console.print("time:  " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in result.timings.items()))
     if picture is not None:
         console.print(f"picture: {picture}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pamer.data._layout import FrameTree, is_junk
 from pamer.data._sheet import Row
 from pamer.data.labels import EMOTIONS, Protocol, normalise_emotion
 from pamer.data.samples import ApexSource, DatasetError, DatasetIndex, Problem, Sample
@@ -26,13 +27,15 @@ def frame_number(text: object) -> int | None:
 def list_frames(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     """The image files of `folder` sorted by frame number, their numbers, and the names of duplicated numbers.
 
-    Listing order is arbitrary and names are not zero-padded alike (`img9`, `img10`), so sort by number.
+    Listing order is arbitrary and names are not zero-padded alike (`img9`, `img10`), so sort by number. Junk
+    is never a frame: a macOS copy's `._img46.jpg` (an AppleDouble header, not an image) would otherwise take
+    frame 46 from `img46.jpg`; hidden files, `Thumbs.db` and files without an image suffix are left out too.
     """
     numbered: dict[int, Path] = {}
     duplicates: list[str] = []
     # scandir: the entry type comes with the listing, no stat per file (SMIC-E clips hold hundreds of frames)
     with os.scandir(folder) as entries:
-        files = sorted(e.name for e in entries if e.is_file())
+        files = sorted(e.name for e in entries if not is_junk(e.name) and e.is_file())
     for name in files:
         number = file_frame_number(name)  # the rule `pamer predict` numbers a user's frames by
         if number is None:
@@ -194,11 +197,16 @@ class Collector:
         self.samples.append(sample)
         return sample
 
-    def index(self, root: Path, layout: str) -> DatasetIndex:
-        """The finished index; an error when not one clip folder was found (a wrong root, not N problems)."""
+    def index(self, root: Path, layout: str, tree: FrameTree | None = None) -> DatasetIndex:
+        """The finished index, with the frame tree the clips were read from (`tree`, and its note if any); an
+        error when not one clip folder was found (a wrong root, not N problems)."""
         if self.folders_missing and not self.samples:
             raise DatasetError(f"none of the {self.folders_missing} clip folders found under {root}; expected {layout}")
-        return DatasetIndex(self.dataset, self.protocol.classes, self.samples, self.problems)
+        index = DatasetIndex(self.dataset, self.protocol.classes, self.samples, self.problems)
+        if tree is not None:
+            index.frame_trees[self.dataset] = tree.path
+            index.notes += [tree.note] if tree.note else []
+        return index
 
 
 def check_root(root: Path, what: str) -> Path:

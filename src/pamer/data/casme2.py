@@ -1,10 +1,11 @@
-"""CASME II: `CASME2-coding-*.xlsx` and frame folders `sub01/EP02_01f/img46.jpg` (`reg_img46.jpg` when cropped)."""
+"""CASME II: `CASME2-coding-*.xlsx` beside a frame tree `CASME2_RAW_selected/sub01/EP02_01f/img46.jpg`."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from pamer.data._clips import Collector, check_root
+from pamer.data._layout import find_clip_folders
 from pamer.data._sheet import find_sheet, read_rows
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetIndex
@@ -18,7 +19,10 @@ COLUMNS = {
     "offset": ("OffsetFrame", "Offset Frame"),
     "emotion": ("Estimated Emotion", "Emotion"),
 }
-LAYOUT = "ROOT/sub01/EP02_01f/img46.jpg beside ROOT/CASME2-coding-*.xlsx"
+LAYOUT = (
+    "ROOT/CASME2-coding-*.xlsx beside ROOT/CASME2_RAW_selected/sub01/EP02_01f/img46.jpg "
+    "(or CASME2_RAW/, Cropped/ with reg_img46.jpg, or sub01/ in ROOT itself)"
+)
 # the released sheet's first row, blank columns included (what a CASME II-style sheet writer must reproduce)
 SHEET_HEADER = (
     "Subject",
@@ -42,23 +46,30 @@ def subject_folder(cell: str) -> str | None:
         return None
 
 
-def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) -> DatasetIndex:
-    """Read CASME II as released: the coding sheet (found in `root`, or `sheet`) and the clip folders in `root`.
+def read(
+    root: Path, protocol: str | None = None, *, sheet: Path | None = None, frames: Path | None = None
+) -> DatasetIndex:
+    """Read CASME II as released: the coding sheet (found in `root`, or `sheet`) and its frame tree.
 
-    Samples are named `sub01` / `EP02_01f`, the names of the folders. Quirks handled by the shared rules
-    (`pamer.data._clips`): the apex `/` of sub04/EP12_01f and the apex equal to the onset of sub05/EP09_05f
-    become the middle frame, each with a problem entry.
+    The frame tree is the folder under `root` that holds the sheet's `sub01/EP02_01f` folders
+    (`CASME2_RAW_selected/`, `CASME2_RAW/`, `Cropped/` or `root` itself; raw before cropped when both are
+    there: `pamer.data._layout`), or `frames` when given. Samples are named `sub01` / `EP02_01f`, the names of
+    the folders. Quirks handled by the shared rules (`pamer.data._clips`): the apex `/` of sub04/EP12_01f and
+    the apex equal to the onset of sub05/EP09_05f become the middle frame, each with a problem entry.
     """
     root = check_root(root, "CASME II")
     rules = Collector("casme2", get_protocol("casme2", protocol))
     path = find_sheet(root, SHEET_PATTERNS, "CASME II coding", sheet)
+    clips = []
     for row in read_rows(path, COLUMNS, layout="header row: Subject, Filename, OnsetFrame, ApexFrame, ..."):
-        where = f"{path.name} row {row.number}"
         subject = subject_folder(row["subject"])
         if subject is None:
-            rules.problem(
-                row["subject"], row["clip"], "bad-subject", f"{where}: subject {row['subject']!r} is not a number"
-            )
+            detail = f"{path.name} row {row.number}: subject {row['subject']!r} is not a number"
+            rules.problem(row["subject"], row["clip"], "bad-subject", detail)
             continue
-        rules.add_row(row, path, subject=subject, folder=root / subject / row["clip"])
-    return rules.index(root, LAYOUT)
+        clips.append((row, subject))
+    levels = [(subject, row["clip"]) for row, subject in clips]
+    tree, folders = find_clip_folders(root, levels, what="CASME II", sheet=path, layout=LAYOUT, frames=frames)
+    for (row, subject), folder in zip(clips, folders, strict=True):
+        rules.add_row(row, path, subject=subject, folder=folder)
+    return rules.index(root, LAYOUT, tree)

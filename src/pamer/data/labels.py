@@ -16,6 +16,12 @@ def normalise_emotion(text: str) -> str:
     return _ALIASES.get(word, word)
 
 
+def spellings(text: str) -> tuple[str, ...]:
+    """Every lower-case word `normalise_emotion` takes to the same emotion as `text`: `Other` -> others, other."""
+    word = normalise_emotion(text)
+    return (word, *sorted(alias for alias, target in _ALIASES.items() if target == word))
+
+
 @dataclass(frozen=True)
 class Protocol:
     """A label set: the class names in a fixed order and the (normalised) emotions each class takes."""
@@ -107,6 +113,9 @@ PROTOCOLS: Mapping[str, Mapping[str, Protocol]] = MappingProxyType(
         "4dme": {"all": _identity("all", EMOTIONS["4dme"])},
         # the composite labels each part with that part's megc2019 protocol; this one names the classes
         "composite": {"megc2019": MEGC2019_SMIC},
+        # preprocessed folders: the HTNet/STSTNet csv's labels 0, 1, 2; a generic csv's own labels (`--classes`)
+        "htnet": {"megc2019": MEGC2019_SMIC},
+        "images": {"labels": Protocol("labels", ())},
     }
 )
 
@@ -121,6 +130,8 @@ DEFAULT_PROTOCOL: Mapping[str, str] = MappingProxyType(
         "mmew": "all",
         "4dme": "all",
         "composite": "megc2019",
+        "htnet": "megc2019",
+        "images": "labels",
     }
 )
 

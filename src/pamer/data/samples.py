@@ -68,12 +68,19 @@ class Sample:
 
 @dataclass
 class DatasetIndex:
-    """The samples of one dataset under one protocol, the class names in a fixed order, and every problem found."""
+    """The samples of one dataset under one protocol, the class names in a fixed order, and every problem found.
+
+    `frame_trees` names the folder each dataset's clip folders were read from (`{"casme2":
+    ROOT/CASME2_RAW_selected}`; one entry per part of a composite), and `notes` says why, when other folders
+    under the root held clips too (`pamer.data._layout`).
+    """
 
     name: str
     classes: tuple[str, ...]
     samples: list[Sample] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    frame_trees: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -94,4 +101,6 @@ class DatasetIndex:
             "subjects": len(self.subjects),
             "classes": self.class_counts(),
             "problems": [{"clip": p.clip, "kind": p.kind, "detail": p.detail} for p in self.problems],
+            "frame_trees": {name: str(path) for name, path in self.frame_trees.items()},
+            "notes": list(self.notes),
         }

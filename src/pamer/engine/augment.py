@@ -6,6 +6,19 @@ RandomRotation / RandomResizedCrop would resample the image three times, so pame
 Because bilinear sampling with zero padding is linear in the pixel values, warping the difference image equals
 the difference of the warped onset and apex under the same map (SPEC section 2, decision 3); `warp` works on
 any channel count, so a stacked (B, 6, H, W) onset/apex pair gets one transform for both frames.
+
+Inputs other than the paper's motion image:
+- `apex`: the aligned apex crop / 255, in [0, 1]; warped like any image (a flip mirrors the face).
+- `flow`, metric (pamer's TV-L1, in pixels): the warp moves the pixels and turns each (u, v) vector with the
+  image: a horizontal flip negates u, a rotation rotates (u, v); padding is zero motion.
+- `flow`, normalised (flow images min-max stretched to 0..255 per image and channel, e.g. the HTNet/STSTNet
+  MEGC2019 folders): u and v have no zero and no sign, so negating them would be wrong. `motion_inputs` centres
+  u and v on 127.5, the middle of the stretch, and the metric warp then does the right thing for the flip:
+  stretching the flipped flow gives 255 - u, which is exactly the negated centred value (-(u - 127.5) =
+  (255 - u) - 127.5); v and strain are unchanged by a horizontal flip. A rotation turns the centred (u, v),
+  which is exact only when u and v were stretched by the same range (each channel had its own); for the small
+  default rotations (10 degrees) the error is small, and `augment.rotation: 0` removes it. Padding is the
+  middle value (centred zero) for u, v and 0 (the least strain) for strain.
 """
 
 from __future__ import annotations
@@ -17,42 +30,57 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pamer.preprocess.cache import FLOW_KINDS
+
 __all__ = ["channel_stats", "model_input", "motion_inputs", "normalize", "random_affine", "warp"]
+
+# the middle of a 0..255 min-max stretch: centred there, a stretched u flips as a metric one does (u -> 255 - u)
+NORMALISED_FLOW_CENTRE = 127.5
 
 
 def motion_inputs(
-    onset: np.ndarray,
+    onset: np.ndarray | None,
     apex: np.ndarray | None,
     size: int,
     *,
     representation: str = "diff",
+    flow_kind: str = "metric",
     device: torch.device | str = "cpu",
     chunk: int = 64,
 ) -> Tensor:
     """The network's un-normalised input for every clip, resized to `size` x `size`.
 
-    `diff`: (apex - onset) / 255 from uint8 RGB frames, in [-1, 1]. `flow`: `onset` holds the float flow field
-    (u, v, strain) and `apex` is None. The resize is bilinear with antialiasing, done once per run, so the
-    training hot path only indexes this tensor.
+    `diff`: (apex - onset) / 255 from uint8 RGB frames, in [-1, 1]. `apex`: apex / 255, in [0, 1] (`onset` is
+    not read and may be None). `flow`: `onset` holds the float flow field (u, v, strain) and `apex` is None; with
+    `flow_kind` "normalised" (flow images stretched to 0..255) u and v are centred on 127.5 (see the module
+    docstring). The resize is bilinear with antialiasing, done once per run, so the training hot path only
+    indexes this tensor.
 
     Shape:
-        - onset, apex: (N, H, W, 3) uint8 (`diff`) or float32 (`flow`, onset only).
+        - onset, apex: (N, H, W, 3) uint8 (`diff`, `apex`) or float32 (`flow`, onset only).
         - Output: (N, 3, size, size) float32 on `device`.
     """
-    if onset.ndim != 4 or onset.shape[-1] != 3:
-        raise ValueError(f"expected frames of shape (N, H, W, 3), got {onset.shape}")
+    frames = apex if representation == "apex" else onset
+    if frames is None or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames of shape (N, H, W, 3), got {None if frames is None else frames.shape}")
     if representation == "diff" and (apex is None or apex.shape != onset.shape):
         raise ValueError(
             f"onset and apex frames differ in shape: {onset.shape} vs {None if apex is None else apex.shape}"
         )
-    out = torch.empty(len(onset), 3, size, size, device=device)
-    for start in range(0, len(onset), chunk):  # chunks of clips bound the float memory on the device
+    if flow_kind not in FLOW_KINDS:
+        raise ValueError(f"unknown flow_kind {flow_kind!r}; expected one of {', '.join(FLOW_KINDS)}")
+    out = torch.empty(len(frames), 3, size, size, device=device)
+    for start in range(0, len(frames), chunk):  # chunks of clips bound the float memory on the device
         part = slice(start, start + chunk)
         if representation == "diff":
             x = torch.as_tensor(apex[part], device=device).float() - torch.as_tensor(onset[part], device=device).float()
             x = x / 255.0
+        elif representation == "apex":
+            x = torch.as_tensor(apex[part], device=device).float() / 255.0
         else:
             x = torch.as_tensor(np.ascontiguousarray(onset[part]), device=device).float()
+            if flow_kind == "normalised":  # not in place: x may share memory with the cache's array
+                x = x - torch.tensor([NORMALISED_FLOW_CENTRE, NORMALISED_FLOW_CENTRE, 0.0], device=device)
         x = x.permute(0, 3, 1, 2)
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -146,13 +174,14 @@ def normalize(x: Tensor, mean: list[float], std: list[float]) -> Tensor:
 
 
 def model_input(
-    onset: np.ndarray,
+    onset: np.ndarray | None,
     apex: np.ndarray | None,
     *,
     input_size: int,
     mean: list[float] | tuple[float, ...],
     std: list[float] | tuple[float, ...],
     representation: str = "diff",
+    flow_kind: str = "metric",
     device: torch.device | str = "cpu",
 ) -> Tensor:
     """The evaluation-time network input, exactly as the engine computes it (no augmentation).
@@ -160,8 +189,9 @@ def model_input(
     Use it with the `input_size`, `mean`, `std` and `representation` of a checkpoint's `model.json`.
 
     Shape:
-        - onset, apex: (N, H, W, 3) aligned uint8 RGB crops (or float flow in `onset` with apex None).
+        - onset, apex: (N, H, W, 3) aligned uint8 RGB crops (or float flow in `onset` with apex None; for
+          `apex`, onset may be None).
         - Output: (N, 3, input_size, input_size) float32.
     """
-    x = motion_inputs(onset, apex, input_size, representation=representation, device=device)
+    x = motion_inputs(onset, apex, input_size, representation=representation, flow_kind=flow_kind, device=device)
     return normalize(x, list(mean), list(std))

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from pamer.classic import is_classic
 from pamer.config import Config
 from pamer.engine.fold import FoldOutput, train_fold
 from pamer.engine.inputs import device_for, prepare_inputs
@@ -37,6 +38,10 @@ _INPUTS: dict[str, Any] = {}
 def run_fold(config_dict: dict, cache: Cache, fold: int, on_epoch=None) -> FoldOutput:
     """The fold task of every executor: set threads, make (or reuse) this process's inputs, train fold `fold`."""
     config = Config.from_dict(config_dict)
+    if is_classic(config.model.name):  # features + SVM: no network inputs, no device, no epochs
+        from pamer.engine.classic import classic_fold  # scikit-learn loads (~1 s) for classic runs only
+
+        return classic_fold(config, cache, fold)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     device = device_for(config)

@@ -10,7 +10,8 @@ import torch
 
 import pamer
 from pamer.checkpoint import MODEL_FILES, CheckpointError, write_checkpoint
-from pamer.config import Config
+from pamer.classic import is_classic
+from pamer.config import Config, ConfigError
 from pamer.engine.fold import DivergedError, EpochCallback, check_model, fit
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
 from pamer.models import create_model
@@ -42,6 +43,8 @@ def train_final(
         CheckpointError: `out_dir` holds a model (without `force`), cannot be written or is too full.
         DivergedError: the training loss became NaN or infinite (nothing is written).
     """
+    if is_classic(config.model.name):
+        raise ConfigError(f"{config.model.name!r} is a classic method (features + SVM): run it with `pamer loso`")
     out_dir = Path(out_dir)
     existing = [name for name in MODEL_FILES if (out_dir / name).exists()]
     if existing and not force:

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pamer.classic import check_classic, is_classic
 from pamer.config import Config, ConfigError
 from pamer.engine.augment import channel_stats, normalize, random_affine, warp
-from pamer.models import create_model
+from pamer.models import create_model, model_input_size
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -103,12 +104,24 @@ class FitResult:
     seconds: float
 
 
-def check_model(config: Config, num_classes: int) -> None:
-    """Build the configured network once, so a bad name or option fails before any fold starts."""
+def check_model(config: Config, num_classes: int, cache: Cache | None = None) -> None:
+    """Build the configured network once, so a bad name, option or input size fails before any fold starts.
+
+    A classic method (`pamer.classic`) is checked instead: its options, and, given, that `cache` holds what it reads.
+    """
+    if is_classic(config.model.name):
+        check_classic(config, cache)
+        return
     try:
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
+    size = model_input_size(config.model.name)
+    if size is not None and config.train.input_size != size:
+        raise ConfigError(
+            f"train.input_size = {config.train.input_size}, but {config.model.name!r} takes {size} x {size} inputs "
+            f"only (its classifier is sized for them); set train.input_size: {size}"
+        )
 
 
 def fit(

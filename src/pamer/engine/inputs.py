@@ -9,7 +9,7 @@ from torch import Tensor
 
 from pamer.config import Config, ConfigError
 from pamer.engine.augment import motion_inputs
-from pamer.preprocess.cache import Cache, load_cache
+from pamer.preprocess.cache import Cache, flow_kind, load_cache
 
 __all__ = ["cache_path", "device_for", "load_cache_for", "prepare_inputs"]
 
@@ -51,13 +51,30 @@ def prepare_inputs(cache: Cache, config: Config, device: torch.device) -> Tensor
     Shape:
         - Output: (N, 3, train.input_size, train.input_size) float32.
     """
+    name = config.data.cache or "(in memory)"
     if len(cache) == 0:
-        raise ValueError(f"cache {config.data.cache or '(in memory)'} holds no clips")
-    if config.data.representation == "flow":
+        raise ValueError(f"cache {name} holds no clips")
+    representation, size = config.data.representation, config.train.input_size
+    if representation == "flow":
         if cache.flow is None:
             raise ValueError(
-                f"data.representation is 'flow' but cache {config.data.cache or '(in memory)'} has no flow field; "
+                f"data.representation is 'flow' but cache {name} has no flow field; "
                 "prepare it with --representation flow"
             )
-        return motion_inputs(cache.flow, None, config.train.input_size, representation="flow", device=device)
-    return motion_inputs(cache.onset, cache.apex, config.train.input_size, device=device)
+        kind = flow_kind(cache.config)
+        return motion_inputs(cache.flow, None, size, representation="flow", flow_kind=kind, device=device)
+    if representation == "apex":
+        if cache.apex is None:
+            raise ValueError(
+                f"data.representation is 'apex' but cache {name} holds no apex crops (it holds flow images only); "
+                "prepare it with --representation apex"
+            )
+        return motion_inputs(None, cache.apex, size, representation="apex", device=device)
+    if cache.onset is None or cache.apex is None:
+        held = "apex crops" if cache.apex is not None else "flow images"
+        use = "apex" if cache.apex is not None else "flow"
+        raise ValueError(
+            f"data.representation is 'diff' (apex - onset) but cache {name} holds {held} only, no onset; "
+            f"set data.representation={use}"
+        )
+    return motion_inputs(cache.onset, cache.apex, size, device=device)

@@ -15,11 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pamer.classic import describe_fit, is_classic
 from pamer.config import Config
+from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
 from pamer.engine.executors import EXECUTORS, clear_inputs, run_folds
 from pamer.engine.fold import autocast_dtype, check_model, device_name, fold_plan
 from pamer.engine.inputs import cache_path, device_for, load_cache_for
-from pamer.engine.metrics import pooled_metrics
+from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
 from pamer.engine.rundir import (
     EXECUTION_COLUMNS,
@@ -40,7 +42,7 @@ from pamer.preprocess.cache import Cache
 from pamer.report.plots import plot_confusion
 from pamer.report.tables import run_report
 
-__all__ = ["EXECUTORS", "ORACLE_NOTE", "RunDirError", "collect_metrics", "fold_plan", "run_loso"]
+__all__ = ["EXECUTORS", "ORACLE_NOTE", "RunDirError", "collect_metrics", "fold_plan", "label_protocol", "run_loso"]
 
 ORACLE_NOTE = (
     "best epoch per fold chosen by looking at the test subject: optimistic, for comparison with papers that "
@@ -91,7 +93,7 @@ def run_loso(
     subjects = sorted(set(cache.subjects))
     if len(subjects) < 2:
         raise ValueError(f"LOSO needs at least 2 subjects; cache {config.data.cache or '(in memory)'} has {subjects}")
-    check_model(config, len(cache.classes))
+    check_model(config, len(cache.classes), cache)
     device = device_for(config)  # a device that is not here is refused before anything is written
     names = [safe_name(s) for s in subjects]
     if len(set(names)) != len(names):
@@ -148,6 +150,8 @@ def planned_execution(config: Config, executor: str, device: torch.device) -> di
     """Where this invocation's folds will run, as far as it is known before they start: device and dtype, and the
     thread count when `train.threads` fixes it or the folds run in this process (otherwise each fold's own record
     is checked as it ends)."""
+    if is_classic(config.model.name):
+        return {"device": "cpu", "dtype": "float64"}  # see `engine.classic.classic_fold`
     planned = {"device": device_name(device), "dtype": str(autocast_dtype(device)).removeprefix("torch.")}
     if config.train.threads or executor == "local":
         planned["threads"] = str(config.train.threads or torch.get_num_threads())
@@ -165,7 +169,10 @@ def collect_metrics(
     """Pooled metrics from the fold files of a finished run (so fresh and resumed runs give the same numbers).
 
     Every fold file is checked first (`rundir.read_folds`): against the fold plan, the cache's labels and `stamp`
-    (default: the `run_stamp` of `config` and `cache`).
+    (default: the `run_stamp` of `config` and `cache`). Besides the pooled numbers, `label_protocol` records the
+    labels the run was scored on (the cache's reader name, protocol name and classes: what reports place a run
+    by), and where the fold files have a `dataset` column (a cache mixing datasets) `by_dataset` holds each
+    dataset's own pooled numbers (MEGC2019's per-part UF1 and UAR).
     """
     classes = list(cache.classes)
     index = {name: i for i, name in enumerate(classes)}
@@ -175,17 +182,43 @@ def collect_metrics(
     table = read_folds(out_dir, cache, stamp, epochs, allow_mixed=allow_mixed_devices)
     y_true = table["true"].map(index).to_numpy()
     y_pred = table["pred"].map(index).to_numpy()
+    fitted = f"model after the last of {config.train.epochs} epochs"
+    if is_classic(config.model.name):
+        fitted = describe_fit(config)
     metrics = {
         "dataset": config.data.dataset or str(cache.config.get("dataset", "")),
         "model": config.model.name,
-        "protocol": f"LOSO, {len(subjects)} folds, model after the last of {config.train.epochs} epochs",
+        "protocol": f"LOSO, {len(subjects)} folds, {fitted}",
+        "label_protocol": label_protocol(cache),
         "clips": len(table),
         "folds": len(subjects),
     }
     metrics.update(pooled_metrics(y_true, y_pred, table["subject"].to_numpy(), classes))
+    if "dataset" in table.columns:
+        metrics["by_dataset"] = {}
+        for name in sorted(set(table["dataset"])):
+            mask = (table["dataset"] == name).to_numpy()
+            part = scores(confusion_matrix(y_true[mask], y_pred[mask], len(classes)))
+            metrics["by_dataset"][name] = {"clips": int(mask.sum()), **part}
     if config.oracle:
         metrics["oracle"] = _oracle(table, index, classes, config.train.epochs)
     return metrics
+
+
+def label_protocol(cache: Cache) -> dict:
+    """The labels a cache holds: `{"dataset": reader name, "protocol": protocol name, "classes": [...]}`.
+
+    A cache prepared without a protocol name was read with its reader's default, which is named here when
+    the cache's classes are that default's; a cache of an unknown dataset or with other classes keeps None.
+    The dataset is the cache's (its reader's name), never the free-form `data.dataset` label.
+    """
+    dataset = cache.config.get("dataset") or None
+    name = cache.config.get("protocol")
+    if name is None and dataset in DEFAULT_PROTOCOL:
+        default = get_protocol(dataset)
+        if set(default.classes) == set(cache.classes):
+            name = default.name
+    return {"dataset": dataset, "protocol": name, "classes": list(cache.classes)}
 
 
 def _oracle(table: pd.DataFrame, index: dict[str, int], classes: list[str], epochs: int) -> dict:

@@ -93,10 +93,23 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def cache_fingerprint(cache: Cache) -> str:
-    """A hash of the cache's clips, subjects, labels, classes and pixels (resume refuses a changed cache)."""
+    """A hash of the cache's clips, subjects, labels, classes, datasets of origin and pixels (resume refuses a
+    changed cache). An array the cache does not hold (the onset of an apex-only cache) is named as absent."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps([cache.clips, list(cache.subjects), list(cache.classes)]).encode())
-    for array in (cache.labels, cache.onset, cache.apex, cache.flow):
+    names = [cache.clips, list(cache.subjects), list(cache.classes)]
+    if cache.datasets is not None:  # appended only when present: fingerprints of older caches stay as they were
+        names.append(list(cache.datasets))
+    h.update(json.dumps(names).encode())
+    arrays = {
+        "labels": cache.labels,
+        "onset": cache.onset,
+        "apex": cache.apex,
+        "flow": cache.flow,
+        "frames": cache.frames,
+    }
+    for name, array in arrays.items():
+        if array is None and name in ("onset", "apex"):
+            h.update(f"no {name}".encode())
         if array is not None:
             h.update(str(array.shape).encode())
             h.update(np.ascontiguousarray(array).data)

@@ -4,32 +4,64 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from torch import nn
 
-__all__ = ["ModelConfigError", "create_model", "describe_model", "list_models", "register_model"]
+__all__ = [
+    "ModelConfigError",
+    "create_model",
+    "describe_model",
+    "list_models",
+    "model_input_size",
+    "register_model",
+]
 
 Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+# name -> the one square input side the network accepts (a classifier sized for it); absent: any side
+_INPUT_SIZES: dict[str, int] = {}
 
 
 class ModelConfigError(ValueError):
     """A model name, option or input that the networks cannot accept (the message names the value)."""
 
 
-def register_model(fn: Builder) -> Builder:
-    """Register a builder function under its own name (use as a decorator).
+@overload
+def register_model(fn: Builder, *, input_size: int | None = None) -> Builder: ...
+
+
+@overload
+def register_model(fn: None = None, *, input_size: int | None = None) -> Callable[[Builder], Builder]: ...
+
+
+def register_model(
+    fn: Builder | None = None, *, input_size: int | None = None
+) -> Builder | Callable[[Builder], Builder]:
+    """Register a builder function under its own name (use as `@register_model` or `@register_model(input_size=28)`).
+
+    Args:
+        fn: the builder; it takes `num_classes` and the network's options as keywords.
+        input_size: the only square input side the network accepts (e.g. a fully connected layer sized for a
+            28 x 28 input); None for networks that take any side.
 
     Raises:
-        ModelConfigError: when a model of that name is registered already.
+        ModelConfigError: when a model of that name is registered already, or `input_size` is not a positive integer.
     """
-    name = fn.__name__
-    if name in _MODELS:
-        raise ModelConfigError(f"model {name!r} is registered already ({_MODELS[name].__module__}.{name})")
-    _MODELS[name] = fn
-    return fn
+    if input_size is not None and (isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1):
+        raise ModelConfigError(f"input_size must be a positive integer or None, got {input_size!r}")
+
+    def register(builder: Builder) -> Builder:
+        name = builder.__name__
+        if name in _MODELS:
+            raise ModelConfigError(f"model {name!r} is registered already ({_MODELS[name].__module__}.{name})")
+        _MODELS[name] = builder
+        if input_size is not None:
+            _INPUT_SIZES[name] = input_size
+        return builder
+
+    return register if fn is None else register(fn)
 
 
 def list_models() -> list[str]:
@@ -37,11 +69,21 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def describe_model(name: str) -> str:
-    """The first line of model `name`'s builder docstring."""
+def _known(name: str) -> Callable[..., nn.Module]:
     if name not in _MODELS:
         raise ModelConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
-    return (inspect.getdoc(_MODELS[name]) or "").split("\n", 1)[0]
+    return _MODELS[name]
+
+
+def describe_model(name: str) -> str:
+    """The first line of model `name`'s builder docstring."""
+    return (inspect.getdoc(_known(name)) or "").split("\n", 1)[0]
+
+
+def model_input_size(name: str) -> int | None:
+    """The only square input side model `name` accepts, or None when it takes any side (>= 16 pixels)."""
+    _known(name)
+    return _INPUT_SIZES.get(name)
 
 
 def create_model(name: str, num_classes: int = 5, **overrides: Any) -> nn.Module:
@@ -55,8 +97,17 @@ def create_model(name: str, num_classes: int = 5, **overrides: Any) -> nn.Module
     Raises:
         ModelConfigError: for an unknown name (the message lists the known ones) or an invalid option.
     """
-    if name not in _MODELS:
-        raise ModelConfigError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
+    builder = _known(name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ModelConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return _MODELS[name](num_classes=num_classes, **overrides)
+    try:
+        inspect.signature(builder).bind(num_classes=num_classes, **overrides)
+    except TypeError:
+        options = [p for p in inspect.signature(builder).parameters if p != "num_classes"]
+        unknown = sorted(set(overrides) - set(options))
+        if not unknown:  # a builder written without a num_classes keyword
+            raise ModelConfigError(f"model {name!r}: its builder does not take num_classes as a keyword") from None
+        raise ModelConfigError(
+            f"model {name!r} has no option {', '.join(map(repr, unknown))}; options: {', '.join(options) or 'none'}"
+        ) from None
+    return builder(num_classes=num_classes, **overrides)

@@ -4,6 +4,8 @@
   (`FaceAligner().fit(frames) -> AlignTransform`, `transform.apply(frame) -> crop`).
 - `pamer.preprocess.motion`: apex - onset, TV-L1 flow + optical strain, apex spotting.
 - `pamer.preprocess.cache`: `prepare(index, out)` writes the cache once; `load_cache(path)` reads it.
+- `pamer.preprocess.images`: `prepare_images(index, out, representation)` caches ready-made images (the htnet
+  and images readers' flow images or apex crops) without face detection.
 """
 
 from __future__ import annotations

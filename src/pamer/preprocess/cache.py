@@ -6,16 +6,29 @@ preprocessing configuration and the clips that went in, so a different configura
 overwrites or reuses another's cache. The directory holds:
 
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
-  and for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain);
-- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, and the
-  `content` digests of the arrays and of cache.json's own fields, so a damaged or hand-edited cache is refused;
+  for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain), and with
+  `clip_frames=K` also `frames` (uint8 N x K x H x W, grey: onset to offset resampled to K, linear in time);
+- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, the
+  folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`), and the `content`
+  digests of the arrays and of cache.json's own fields (`content_digests`), so a damaged or hand-edited cache is
+  refused by `load_cache`;
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
+
+Caches of ready-made images (`pamer prepare htnet|images`, written by `pamer.preprocess.images`) hold only what
+their inputs give: `flow` (flow images) or `apex` (apex face crops), never an onset. Their config lists the arrays
+(`config["arrays"]`); a cache without that key holds `onset` and `apex` (and `flow` for `representation: flow`),
+as pamer's own caches always did. `load_cache` gives None for an array the cache does not hold.
+
+`config["flow_kind"]` says what the flow values mean: "metric" (pamer's own TV-L1, in pixels: zero is no motion and
+the sign is the direction) or "normalised" (flow images whose channels were min-max stretched to 0..255 per image,
+so zero and scale are lost); caches made before the key existed are metric. `datasets` in cache.json names each
+clip's dataset of origin where a cache mixes datasets (composite, htnet, images with a dataset column).
 
 No pickle anywhere. Every clip's result is first written to `parts/<n>.safetensors` (temp file + rename), so a
 killed run resumes where it stopped; the final files are written the same way, `cache.json` last, and only then
 are the parts removed: a directory without `cache.json` never loads. One `prepare` at a time writes a cache
 directory (`.prepare.lock`, released by the system when the process ends, however it ends); worker processes
-exit when their parent does.
+exit when their parent does. A prepare that could cache no clip writes only `manifest.csv` and fails.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ import io
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +55,7 @@ if TYPE_CHECKING:
 FORMAT = 2  # 2: cache.json holds `content` digests of the arrays and of its own fields
 LOCK_FILE = ".prepare.lock"
 REPRESENTATIONS = ("diff", "flow")
+FLOW_KINDS = ("metric", "normalised")
 MANIFEST_COLUMNS = (
     "subject",
     "clip",
@@ -71,13 +85,17 @@ class Cache:
     """A loaded cache. `onset`/`apex` are uint8 RGB arrays N x H x W x 3 (for `representation: flow`, `flow`
     holds float32 N x H x W x 3: u, v, strain); `labels` are int64 indices into `classes`.
 
+    A cache of ready-made images holds one of them only: `apex` (apex crops; `onset` and `flow` None) or `flow`
+    (flow images as float32 0..255; `onset` and `apex` None). `config["arrays"]` lists what a cache holds and
+    `flow_kind(config)` what its flow values mean.
+
     `datasets` names each clip's dataset of origin where a cache mixes datasets (composite, preprocessed MEGC2019
     folders); `frames` holds each clip's aligned grey frames from onset to offset resampled to K, (N, K, H, W)
     uint8, where the cache was prepared with `--frames K`.
     """
 
-    onset: np.ndarray
-    apex: np.ndarray
+    onset: np.ndarray | None
+    apex: np.ndarray | None
     labels: np.ndarray
     subjects: list[str]
     clips: list[str]
@@ -91,7 +109,21 @@ class Cache:
         return len(self.labels)
 
 
-def _digest(value: object) -> str:
+def cache_arrays(config: dict) -> tuple[str, ...]:
+    """The image arrays a cache with this config holds: its `arrays` list, else pamer's own onset/apex (+ flow)."""
+    if "arrays" in config:
+        return tuple(config["arrays"])
+    return ("onset", "apex", "flow") if config["representation"] == "flow" else ("onset", "apex")
+
+
+def flow_kind(config: dict) -> str:
+    """What a cache's flow values mean: "metric" (pamer's TV-L1; also every cache made before the key) or
+    "normalised" (min-max-stretched flow images)."""
+    return config.get("flow_kind", "metric")
+
+
+def digest(value: object) -> str:
+    """The sha256 of a JSON-able value (keys sorted): how cache keys and sample digests are made."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
@@ -106,8 +138,7 @@ def content_digests(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, str]
         array = np.ascontiguousarray(arrays[name])
         h.update(json.dumps([name, array.dtype.str, list(array.shape)]).encode())
         h.update(array.data)
-    fields = {k: v for k, v in meta.items() if k != "content"}
-    return {"arrays": h.hexdigest(), "fields": _digest(fields)}
+    return {"arrays": h.hexdigest(), "fields": digest({k: v for k, v in meta.items() if k != "content"})}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -162,7 +193,7 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
             f"{path}: made in cache format {fmt}, this pamer reads format {FORMAT}; rerun `pamer prepare` to rebuild it"
         )
     config = meta["config"]
-    if _digest([config, meta["samples_digest"]]) != meta["key"]:
+    if digest([config, meta["samples_digest"]]) != meta["key"]:
         raise CacheError(f"{meta_path}: its configuration does not match its key (edited by hand?); rerun prepare")
     if expect:
         wrong = {k: v for k, v in expect.items() if config.get(k) != v}
@@ -177,6 +208,16 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
         arrays = load_file(path / "arrays.safetensors")
     except (OSError, SafetensorError) as error:
         raise CacheError(f"{path / 'arrays.safetensors'}: damaged or missing ({error}); rerun prepare") from None
+    n, size = len(meta["clips"]), config["size"]
+    shapes = {name: (n, size, size, 3) for name in cache_arrays(config)}
+    shapes["labels"] = (n,)
+    if config.get("frames"):
+        shapes["frames"] = (n, config["frames"], size, size)
+    for name, shape in shapes.items():
+        if name not in arrays or arrays[name].shape != shape:
+            got = arrays[name].shape if name in arrays else "nothing"
+            raise CacheError(f"{path / 'arrays.safetensors'}: {name} should be {shape}, found {got}; rerun prepare")
+    # after the shapes: a wrong shape is named as such; same shapes with other contents only the digests see
     content = meta.get("content")
     if not isinstance(content, dict):
         raise CacheError(f"{meta_path}: no content digests (damaged or edited by hand); rerun `pamer prepare`")
@@ -191,23 +232,20 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
             f"{path / 'arrays.safetensors'}: its arrays differ from what `pamer prepare` wrote (damaged or "
             "replaced?); delete the cache directory and rerun `pamer prepare`"
         )
-    n, size = len(meta["clips"]), config["size"]
-    shapes = {"onset": (n, size, size, 3), "apex": (n, size, size, 3), "labels": (n,)}
-    if config["representation"] == "flow":
-        shapes["flow"] = (n, size, size, 3)
-    for name, shape in shapes.items():
-        if name not in arrays or arrays[name].shape != shape:
-            got = arrays[name].shape if name in arrays else "nothing"
-            raise CacheError(f"{path / 'arrays.safetensors'}: {name} should be {shape}, found {got}; rerun prepare")
+    datasets = meta.get("datasets")
+    if datasets is not None and len(datasets) != n:
+        raise CacheError(f"{meta_path}: {len(datasets)} datasets of origin for {n} clips; rerun prepare")
     return Cache(
-        onset=arrays["onset"],
-        apex=arrays["apex"],
+        onset=arrays.get("onset") if "onset" in shapes else None,
+        apex=arrays.get("apex") if "apex" in shapes else None,
         labels=arrays["labels"].astype(np.int64),
         subjects=list(meta["subjects"]),
         clips=list(meta["clips"]),
         classes=tuple(meta["classes"]),
         config=config,
-        flow=arrays.get("flow"),
+        flow=arrays.get("flow") if "flow" in shapes else None,
+        datasets=None if datasets is None else list(datasets),
+        frames=arrays.get("frames"),
     )
 
 
@@ -233,9 +271,10 @@ class _Task:
     apex: Path | None
     search: tuple[tuple[int, Path], ...]  # frames searched for a face after onset and apex, (number, path)
     missing: str  # why onset or apex has no file ("" when both do)
+    clip: tuple[tuple[int, Path], ...] = ()  # onset..offset, (number, path), when the clip's frames are cached
 
 
-def _task(number: int, sample: Sample, max_frames: int) -> _Task:
+def _task(number: int, sample: Sample, max_frames: int, clip_frames: int = 0) -> _Task:
     from pamer.data.samples import DatasetError
 
     try:
@@ -248,7 +287,13 @@ def _task(number: int, sample: Sample, max_frames: int) -> _Task:
     wanted = max(max_frames - 2, 0)
     if len(between) > wanted:
         between = [between[i] for i in np.linspace(0, len(between) - 1, wanted).round().astype(int)]
-    return _Task(number, sample.uid, sample.onset, sample.apex, onset, apex, tuple(between), missing)
+    clip = ()
+    if clip_frames:
+        last = max(sample.offset, sample.apex)
+        clip = tuple(
+            (n, p) for n, p in zip(sample.frame_numbers, sample.frames, strict=True) if sample.onset <= n <= last
+        )
+    return _Task(number, sample.uid, sample.onset, sample.apex, onset, apex, tuple(between), missing, clip)
 
 
 def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
@@ -291,6 +336,10 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
         from pamer.preprocess.motion import flow_image
 
         crops["flow"] = flow_image(crops["onset"], crops["apex"])
+    if config.get("frames"):
+        crops["frames"] = _clip_frames(
+            task, transform, config["frames"], {task.onset_frame: onset, task.apex_frame: apex}, info
+        )
     described = transform.describe()
     info.update(
         status="cached",
@@ -310,6 +359,44 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
         used = searched[transform.frame]
         info["problems"].append(f"no face in the onset frame {task.onset.name}: aligned on frame {used}")
     return crops, info
+
+
+def _clip_frames(task: _Task, transform, k: int, have: dict[int, np.ndarray], info: dict) -> np.ndarray:
+    """The clip's aligned grey frames from onset to offset, resampled to `k` (linear in time, `temporal_resample`).
+
+    Only the frames the resampling reads are loaded; an unreadable one is noted in `info` and left out, and its
+    neighbours take its place (onset and apex, already read, are in `have`).
+    """
+    from pamer.frames import ImageError, read_rgb
+    from pamer.preprocess.face import to_gray
+    from pamer.preprocess.motion import resample_needs, temporal_resample
+
+    available: dict[int, Path | None] = dict(task.clip)
+    for n in have:  # onset and apex are read already
+        available.setdefault(n, None)
+    grey: dict[int, np.ndarray] = {}
+    while True:
+        numbers = sorted(available)
+        wanted = [numbers[i] for i in resample_needs(numbers, k)]
+        for n in wanted:
+            if n in grey:
+                continue
+            if n in have:
+                grey[n] = transform.apply(to_gray(have[n]))
+                continue
+            try:
+                frame = read_rgb(available[n])
+            except ImageError as error:
+                info["problems"].append(f"{error}: left out of the clip's frames")
+                del available[n]
+                break
+            if frame.shape[:2] != transform.frame_shape:
+                info["problems"].append(f"{available[n]}: size differs from the onset's; left out of the clip's frames")
+                del available[n]
+                break
+            grey[n] = transform.apply(to_gray(frame))
+        else:
+            return temporal_resample([grey.get(n) for n in numbers], numbers, k)
 
 
 def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
@@ -352,6 +439,7 @@ def prepare(
     margin: float = 0.2,
     progress: bool = True,
     protocol: str | None = None,
+    clip_frames: int = 0,
 ) -> Path:
     """Align every clip of `index` and write (or finish) its cache under `out`; return the cache directory.
 
@@ -364,6 +452,8 @@ def prepare(
         margin: crop margin around the face box, as a fraction of its side (see `FaceAligner`).
         progress: show a progress bar on stderr.
         protocol: the protocol name the index was read with, recorded in the directory name and config.
+        clip_frames: K > 0 also caches each clip's frames from onset to offset, aligned with the clip's one
+            transform, grey, resampled to K frames linear in time (`Cache.frames`, for LBP-TOP); 0: none.
 
     Clips with no face anywhere are cached with a centre crop (`face: none` in the manifest); clips with a
     missing, corrupt or unreadable onset or apex frame are skipped; both are listed in `manifest.csv` with the
@@ -373,7 +463,8 @@ def prepare(
     replacing frame files delete the cache directory to rebuild it.
 
     Raises:
-        ValueError: a bad `representation`, `size`, `margin` or `workers`, or an index with no clips.
+        ValueError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`, or an index with no
+            clips.
         ImportError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
     """
     from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, _dlib_models
@@ -382,6 +473,8 @@ def prepare(
         raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    if clip_frames < 0 or clip_frames == 1:
+        raise ValueError(f"clip_frames must be 0 (none) or at least 2, got {clip_frames}")
     if not index.samples:
         raise ValueError(f"dataset {index.name} has no clips to prepare")
     aligner = FaceAligner(size=size, margin=margin)  # checks size and margin
@@ -399,8 +492,12 @@ def prepare(
         "aligner": f"dlib frontal detector + {MODEL_FILE}, pamer aligner v{ALIGNER_VERSION}",
         **aligner.config(),
     }
-    samples_digest = _digest([_sample_facts(s) for s in index.samples])
-    key = _digest([config, samples_digest])
+    if clip_frames:  # only then: caches made without frames keep their key
+        config["frames"] = clip_frames
+    if representation == "flow":
+        config["flow_kind"] = "metric"  # TV-L1 in pixels: the augmentation may negate and turn it
+    samples_digest = digest([_sample_facts(s) for s in index.samples])
+    key = digest([config, samples_digest])
     name = "-".join(part for part in (index.name, protocol, key[:12]) if part)
     directory = Path(out) / name
     if (directory / "cache.json").is_file():
@@ -410,7 +507,7 @@ def prepare(
         if (directory / "cache.json").is_file():  # finished by another prepare just before this one got the lock
             return directory
         todo = [
-            (_task(i, s, aligner.max_frames), config)
+            (_task(i, s, aligner.max_frames, clip_frames), config)
             for i, s in enumerate(index.samples)
             if not _part_path(directory, i).is_file()
         ]
@@ -474,7 +571,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     from safetensors import safe_open
 
     stacks: dict[str, list[np.ndarray]] = {}
-    labels, subjects, clips, rows = [], [], [], []
+    labels, subjects, clips, origins, rows = [], [], [], [], []
     reader_problems: dict[str, list[str]] = {}
     for problem in index.problems:  # what the reader already fixed or noted, e.g. a substituted apex frame
         reader_problems.setdefault(problem.clip, []).append(f"{problem.kind}: {problem.detail}")
@@ -487,6 +584,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
             labels.append(index.classes.index(sample.label))
             subjects.append(sample.subject)
             clips.append(sample.clip)
+            origins.append(sample.dataset)
         row = {c: info.get(c, "") for c in MANIFEST_COLUMNS}
         row.update(
             subject=sample.subject,
@@ -505,22 +603,9 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
             continue
         parts = stacks.get(name, [])
         arrays[name] = np.stack(parts) if parts else np.zeros((0, size, size, 3), channels_dtype)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    if not labels:
-        # no cache.json: nothing loads; the manifest says why, and a rerun after fixing the frames starts afresh
-        _write_atomic(directory / "manifest.csv", text.getvalue().encode())
-        shutil.rmtree(directory / "parts")
-        shown = "; ".join(f"{r['subject']}/{r['clip']}: {r['problems']}" for r in rows[:3])
-        more = "; ..." if len(rows) > 3 else ""
-        raise CacheError(
-            f"none of the {len(rows)} clips of {index.name} could be cached ({shown}{more}); "
-            f"every clip is listed in {directory / 'manifest.csv'}"
-        )
-    _save_arrays(directory / "arrays.safetensors", arrays)
-    _write_atomic(directory / "manifest.csv", text.getvalue().encode())
+    if config.get("frames"):
+        parts = stacks.get("frames", [])
+        arrays["frames"] = np.stack(parts) if parts else np.zeros((0, config["frames"], size, size), np.uint8)
     meta = {
         "format": FORMAT,
         "key": key,
@@ -529,7 +614,42 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
         "classes": list(index.classes),
         "subjects": subjects,
         "clips": clips,
+        "frame_trees": {name: str(path) for name, path in index.frame_trees.items()},
     }
-    meta["content"] = content_digests(arrays, meta)
-    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
+    if any(s.dataset != index.name for s in index.samples):  # a composite: each clip's part, for by-dataset results
+        meta["datasets"] = origins
+    if not labels:
+        # no cache.json: nothing loads; the manifest says why, and a rerun after fixing the frames starts afresh
+        write_tables(directory, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
+        shutil.rmtree(directory / "parts")
+        shown = "; ".join(f"{r['subject']}/{r['clip']}: {r['problems']}" for r in rows[:3])
+        more = "; ..." if len(rows) > 3 else ""
+        raise CacheError(
+            f"none of the {len(rows)} clips of {index.name} could be cached ({shown}{more}); "
+            f"every clip is listed in {directory / 'manifest.csv'}"
+        )
+    write_cache(directory, arrays, meta, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
     shutil.rmtree(directory / "parts")
+
+
+def write_cache(
+    directory: Path, arrays: dict[str, np.ndarray], meta: dict, tables: dict[str, tuple[Sequence[str], list[dict]]]
+) -> None:
+    """Write a finished cache into `directory`: `arrays.safetensors`, the csv `tables` (file name -> columns, rows;
+    `manifest.csv` at least), then `cache.json` (`meta`, with the `content_digests` of the arrays and of meta
+    added) last, each atomically: a directory without cache.json never loads, so a killed write leaves nothing
+    that looks finished."""
+    _save_arrays(directory / "arrays.safetensors", arrays)
+    write_tables(directory, tables)
+    meta = {**meta, "content": content_digests(arrays, meta)}
+    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
+
+
+def write_tables(directory: Path, tables: dict[str, tuple[Sequence[str], list[dict]]]) -> None:
+    """Write each csv table (file name -> columns, rows) into `directory`, atomically."""
+    for name, (columns, rows) in tables.items():
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        _write_atomic(directory / name, text.getvalue().encode())

@@ -5,6 +5,8 @@
   input of STSTNet / HTNet. Needs OpenCV's contrib modules: `pip install pamer[flow]`
   (opencv-contrib-python-headless).
 - `spot_apex`: the frame that differs most from the onset inside the face.
+- `temporal_resample`: a clip's frames resampled to a fixed count, linear in time (`pamer prepare --clip-frames`,
+  the input of LBP-TOP).
 """
 
 from __future__ import annotations
@@ -112,3 +114,64 @@ def spot_apex(frames: Sequence[np.ndarray], region: tuple[int, int, int, int] | 
         diff = gray[top:bottom, left:right].astype(np.float32) - onset
         energies.append(float(np.mean(diff * diff)))
     return int(np.argmax(energies))
+
+
+def resample_plan(numbers: Sequence[int], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which frames make each of `k` frames evenly spaced in time from the first to the last frame number.
+
+    Output frame i sits at time `numbers[0] + i * (numbers[-1] - numbers[0]) / (k - 1)` (frame-number units, so
+    a gap in the numbering is bridged in proportion to its length) and is `(1 - weight[i]) * frames[lower[i]] +
+    weight[i] * frames[upper[i]]`, the two frames on either side of that time.
+
+    Args:
+        numbers: the frame numbers of the frames available, strictly increasing.
+        k: how many frames to make, at least 2.
+
+    Returns:
+        (lower, upper, weight): arrays of length `k`, indices into `numbers` and the weight of `upper`.
+    """
+    times = np.asarray(numbers, dtype=np.float64)
+    if k < 2:
+        raise ValueError(f"k must be at least 2, got {k}")
+    if times.ndim != 1 or not len(times) or (np.diff(times) <= 0).any():
+        raise ValueError(f"frame numbers must be a non-empty increasing sequence, got {list(numbers)}")
+    if len(times) == 1:
+        zeros = np.zeros(k, dtype=np.int64)
+        return zeros, zeros, np.zeros(k)
+    targets = np.linspace(times[0], times[-1], k)
+    lower = np.clip(np.searchsorted(times, targets, side="right") - 1, 0, len(times) - 2)
+    upper = lower + 1
+    weight = np.clip((targets - times[lower]) / (times[upper] - times[lower]), 0.0, 1.0)
+    return lower, upper, weight
+
+
+def temporal_resample(frames: Sequence[np.ndarray | None], numbers: Sequence[int], k: int) -> np.ndarray:
+    """`k` frames evenly spaced in time from the first to the last of `frames`, linear between neighbours.
+
+    Only the frames named by `resample_plan(numbers, k)` with a non-zero weight are read, so the others may be
+    None (the cache reads just those from disk).
+
+    Shape:
+        - frames: a sequence of (H, W) or (H, W, C) uint8 arrays, one per frame number.
+        - output: (k, H, W[, C]) uint8, rounded to the nearest grey level.
+    """
+    if len(frames) != len(numbers):
+        raise ValueError(f"{len(frames)} frames but {len(numbers)} frame numbers")
+    lower, upper, weight = resample_plan(numbers, k)
+    out = []
+    for i, j, w in zip(lower, upper, weight, strict=True):
+        if w == 0.0:
+            out.append(np.asarray(frames[i]))
+        elif w == 1.0:
+            out.append(np.asarray(frames[j]))
+        else:
+            mix = (1.0 - w) * frames[i].astype(np.float32) + w * frames[j].astype(np.float32)
+            out.append(np.clip(np.rint(mix), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def resample_needs(numbers: Sequence[int], k: int) -> list[int]:
+    """The indices into `numbers` of the frames `temporal_resample` reads (those with a non-zero weight)."""
+    lower, upper, weight = resample_plan(numbers, k)
+    needed = set(lower[weight < 1.0].tolist()) | set(upper[weight > 0.0].tolist())
+    return sorted(needed)

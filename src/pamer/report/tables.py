@@ -1,4 +1,8 @@
-"""Paper-style tables (Zhan et al. 2024, Tables 2-4) with the paper's numbers beside the measured ones."""
+"""Paper-style tables (Zhan et al. 2024, Tables 2-4; MEGC2019) with the published numbers beside the measured ones.
+
+A run fills a published cell only when the label protocol in its `metrics.json` is the one the cell was measured
+under (`published.paper_column`, `published.is_megc2019_composite`); every other run is listed as such.
+"""
 
 from __future__ import annotations
 
@@ -8,52 +12,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from pamer.report.published import (
+    DATASETS,
+    MEGC2019,
+    MEGC2019_PARTS,
+    MODEL_ROWS,
+    PAPER,
+    SOURCES,
+    is_megc2019_composite,
+    paper_column,
+    published_row,
+    unplaced_reason,
+)
+
 __all__ = ["DATASETS", "MODEL_ROWS", "PAPER", "ReportError", "compare_runs", "load_run", "run_report"]
 
-DATASETS = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
-
-# (accuracy, F1) per dataset, as printed in the paper (SPEC.md section 5); None where the paper has "-"
-_T = tuple[float | None, float | None]
-PAPER: dict[str, dict[str, dict[str, _T]]] = {
-    "Table 2": {
-        "LBP-TOP": {"smic": (0.544, 0.567), "casme2": (0.651, 0.674), "samm": (0.462, 0.488)},
-        "Bi-WOOF": {"smic": (0.583, 0.573), "casme2": (0.803, 0.781), "samm": (0.514, 0.521)},
-        "DSSN": {"smic": (0.634, 0.646), "casme2": (0.708, 0.729), "samm": (0.574, 0.464)},
-        "DConv+ETran+AUGCN+AUFusion": {"smic": (0.719, 0.722), "casme2": (0.743, 0.705), "samm": (0.743, 0.704)},
-        "LBP+attention": {"smic": (0.812, None), "casme2": (0.745, None), "samm": (None, None)},
-        "MADFN": {"smic": (0.817, 0.810), "casme2": (0.821, 0.801), "samm": (0.772, 0.749)},
-        "Dual-ATME": {"smic": (0.646, 0.645), "casme2": (0.817, 0.765), "samm": (0.714, 0.560)},
-        "this paper": {"smic": (0.826, 0.817), "casme2": (0.880, 0.864), "samm": (0.787, 0.761)},
-    },
-    "Table 3": {
-        "A": {"smic": (0.653, 0.552), "casme2": (0.671, 0.598), "samm": (0.610, 0.607)},
-        "B": {"smic": (0.719, 0.615), "casme2": (0.711, 0.658), "samm": (0.669, 0.652)},
-        "C": {"smic": (0.778, 0.759), "casme2": (0.859, 0.827), "samm": (0.735, 0.721)},
-        "D": {"smic": (0.826, 0.817), "casme2": (0.880, 0.864), "samm": (0.787, 0.761)},
-    },
-    "Table 4": {
-        "E": {"smic": (0.796, 0.782), "casme2": (0.835, 0.822), "samm": (0.750, 0.742)},
-        "F": {"smic": (0.826, 0.817), "casme2": (0.880, 0.864), "samm": (0.787, 0.761)},
-        "G": {"smic": (0.808, 0.796), "casme2": (0.855, 0.846), "samm": (0.742, 0.730)},
-        "H": {"smic": (0.802, 0.780), "casme2": (0.859, 0.839), "samm": (0.746, 0.733)},
-        "I": {"smic": (0.784, 0.775), "casme2": (0.831, 0.797), "samm": (0.735, 0.726)},
-    },
-}
 TITLES = {
     "Table 2": "Table 2: comparison with other methods",
     "Table 3": "Table 3: ablation (A backbone, B +PA, C +MSC, D both)",
     "Table 4": "Table 4: MSC kernel sizes (E 1,3,5,7; F 3,5,7,9; G 5,7,9,11; H 3,3,3,3; I 9,9,9,9)",
-}
-# which registered network measures which row of the paper
-MODEL_ROWS: dict[str, list[tuple[str, str]]] = {
-    "pamnet": [("Table 2", "this paper"), ("Table 3", "D"), ("Table 4", "F")],
-    "pamnet_backbone": [("Table 3", "A")],
-    "pamnet_pa": [("Table 3", "B")],
-    "pamnet_msc": [("Table 3", "C")],
-    "pamnet_k1357": [("Table 4", "E")],
-    "pamnet_k57911": [("Table 4", "G")],
-    "pamnet_k3333": [("Table 4", "H")],
-    "pamnet_k9999": [("Table 4", "I")],
 }
 MEASURED = "pamer, last epoch"
 ORACLE = "pamer ORACLE: best epoch chosen on the test subject (optimistic, not a result)"
@@ -79,14 +56,25 @@ def load_run(run_dir: str | Path) -> dict:
     return metrics
 
 
+def _fmt(v: float | None) -> str:
+    return "-" if v is None or v != v else f"{v:.3f}"  # v != v: NaN from pandas
+
+
 def _pair(a: float | None, f1: float | None) -> str:
-    def fmt(v: float | None) -> str:
-        return "-" if v is None or v != v else f"{v:.3f}"  # v != v: NaN from pandas
-
-    return f"{fmt(a)} / {fmt(f1)}"
+    return f"{_fmt(a)} / {_fmt(f1)}"
 
 
-def _row(table: str, row: str, network: str, source: str, dataset: str, a: float | None, f1: float | None, run: str):
+def _row(
+    table: str,
+    row: str,
+    network: str,
+    source: str,
+    dataset: str,
+    a: float | None,
+    f1: float | None,
+    run: str,
+    uar: float | None = None,
+) -> dict:
     return {
         "table": table,
         "row": row,
@@ -96,11 +84,19 @@ def _row(table: str, row: str, network: str, source: str, dataset: str, a: float
         "accuracy": a,
         "f1": f1,
         "run": run,
+        "uar": uar,
     }
 
 
+def _placed_in_paper(run: dict) -> bool:
+    return paper_column(run) is not None and published_row(run["model"], tuple(PAPER)) is not None
+
+
 def _rows(runs: list[dict]) -> list[dict]:
-    """Long-form rows: one per (table, row, source, dataset), paper's first."""
+    """Long-form rows of Tables 2-4: one per (table, row, source, dataset), the paper's first.
+
+    A run enters the rows its network measures, in the column its label protocol matches (never by its name).
+    """
     rows = []
     for table, entries in PAPER.items():
         for row, values in entries.items():
@@ -109,40 +105,114 @@ def _rows(runs: list[dict]) -> list[dict]:
             for dataset, (a, f1) in values.items():
                 rows.append(_row(table, row, network, "paper", dataset, a, f1, ""))
             for run in runs:
-                if run["model"] not in models:
+                column = paper_column(run)
+                if run["model"] not in models or column is None:
                     continue
                 rows.append(
                     _row(
-                        table, row, run["model"], MEASURED, run["dataset"], run["accuracy"], run["f1_macro"], run["run"]
+                        table,
+                        row,
+                        run["model"],
+                        MEASURED,
+                        column,
+                        run["accuracy"],
+                        run["f1_macro"],
+                        run["run"],
+                        run["uar"],
                     )
                 )
                 if "oracle" in run:
                     o = run["oracle"]
                     rows.append(
-                        _row(table, row, run["model"], ORACLE, run["dataset"], o["accuracy"], o["f1_macro"], run["run"])
+                        _row(table, row, run["model"], ORACLE, column, o["accuracy"], o["f1_macro"], run["run"])
                     )
     return rows
 
 
-def compare_runs(run_dirs: list[str | Path], fmt: str = "md") -> str:
-    """Tables 2-4 of the paper with the measured runs beside the printed numbers (Markdown or CSV).
+def _megc_rows(runs: list[dict]) -> list[dict]:
+    """Long-form rows of the MEGC2019 table: (UF1 as `f1`, UAR) for the full composite and each part."""
+    rows = []
+    for name, values in MEGC2019.items():
+        network = next((m for m, places in MODEL_ROWS.items() if ("MEGC2019", name) in places), "")
+        for dataset, (uf1, uar) in values.items():
+            rows.append(_row("MEGC2019", name, network, "paper", dataset, None, uf1, "", uar))
+    for run in runs:
+        if not is_megc2019_composite(run):
+            continue
+        place = published_row(run["model"], ("MEGC2019",))
+        name = place[1] if place else ""
+        rows.append(
+            _row(
+                "MEGC2019",
+                name,
+                run["model"],
+                MEASURED,
+                "full",
+                run["accuracy"],
+                run["f1_macro"],
+                run["run"],
+                run["uar"],
+            )
+        )
+        for dataset, part in (run.get("by_dataset") or {}).items():
+            rows.append(
+                _row(
+                    "MEGC2019",
+                    name,
+                    run["model"],
+                    MEASURED,
+                    dataset,
+                    part["accuracy"],
+                    part["uf1"],
+                    run["run"],
+                    part["uar"],
+                )
+            )
+    return rows
 
-    A run enters every table row its network measures (`MODEL_ROWS`) in its dataset's column; runs on other
-    datasets or networks are listed in a table of their own. Oracle numbers, when a run has them, are rows
-    of their own, labelled as such.
+
+def _megc_table(rows: list[dict]) -> list[str]:
+    columns = {"full": "Full", **MEGC2019_PARTS}
+    out = [
+        f"## MEGC2019 composite: UF1 / UAR (paper rows: {SOURCES['MEGC2019']}; pamer rows pooled over the LOSO folds)",
+        "",
+        "| row | network | source | " + " | ".join(columns.values()) + " | run |",
+        "|---" * (4 + len(columns)) + "|",
+    ]
+    frame = pd.DataFrame(rows)
+    for (row, source, run), group in frame.groupby(["row", "source", "run"], sort=False):
+        cells = []
+        for dataset in columns:
+            hits = group[group["dataset"] == dataset]
+            cells.append(f"{hits['f1'].iloc[0]:.4f} / {hits['uar'].iloc[0]:.4f}" if len(hits) else "")  # MEGC's 4
+        out.append(f"| {row} | {group['network'].iloc[0]} | {source} | " + " | ".join(cells) + f" | {run} |")
+    out.append("")
+    return out
+
+
+def compare_runs(run_dirs: list[str | Path], fmt: str = "md") -> str:
+    """Tables 2-4 of the paper and the MEGC2019 table with the measured runs beside the published numbers.
+
+    A run enters every table row its network measures (`MODEL_ROWS`) in the column its `label_protocol`
+    matches; a run on the MEGC2019 composite enters the MEGC2019 table with its full and per-part UF1 / UAR;
+    every other run is listed in a table of its own with the reason. Oracle numbers, when a run has them, are
+    rows of their own, labelled as such.
+
+    Raises:
+        ReportError: an unknown format, or a run directory without a readable `metrics.json`.
     """
     if fmt not in ("md", "csv"):
         raise ReportError(f"unknown format {fmt!r}; expected md or csv")
     runs = [load_run(d) for d in run_dirs]
     rows = _rows(runs)
-    others = [r for r in runs if r["model"] not in MODEL_ROWS or r["dataset"] not in DATASETS]
+    megc = _megc_rows(runs)
+    others = [r for r in runs if not _placed_in_paper(r) and not is_megc2019_composite(r)]
     if fmt == "csv":
-        table = pd.DataFrame(rows)
         extra = [
-            _row("other", "", r["model"], MEASURED, r["dataset"], r["accuracy"], r["f1_macro"], r["run"])
+            _row("other", "", r["model"], MEASURED, r["dataset"], r["accuracy"], r["f1_macro"], r["run"], r["uar"])
             for r in others
         ]
-        table = pd.concat([table, pd.DataFrame(extra)], ignore_index=True) if extra else table
+        table = pd.DataFrame(rows + megc + extra)
         buffer = io.StringIO()
         table.to_csv(buffer, index=False)
         return buffer.getvalue()
@@ -160,21 +230,28 @@ def compare_runs(run_dirs: list[str | Path], fmt: str = "md") -> str:
             network = group["network"].iloc[0]
             out.append(f"| {row} | {network} | {source} | " + " | ".join(cells) + " |")
         out.append("")
+    if any(r["source"] != "paper" for r in megc):
+        out += _megc_table(megc)
     if others:
-        out += ["## Other runs", "", "| run | dataset | network | accuracy | macro-F1 (UF1) | UAR | oracle A / F1 |"]
-        out.append("|---|---|---|---|---|---|---|")
+        out += [
+            "## Other runs (no published column has their label protocol and network)",
+            "",
+            "| run | dataset | network | accuracy | macro-F1 (UF1) | UAR | oracle A / F1 | why |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in others:
             oracle = _pair(r["oracle"]["accuracy"], r["oracle"]["f1_macro"]) + " (ORACLE)" if "oracle" in r else ""
+            why = unplaced_reason(r) if paper_column(r) is None else f"network {r['model']} has no row in Tables 2-4"
             out.append(
                 f"| {r['run']} | {r['dataset']} | {r['model']} | {r['accuracy']:.3f} | {r['f1_macro']:.3f} | "
-                f"{r['uar']:.3f} | {oracle} |"
+                f"{r['uar']:.3f} | {oracle} | {why} |"
             )
         out.append("")
     return "\n".join(out)
 
 
 def run_report(metrics: dict) -> str:
-    """`report.md` of one run: headline metrics, the paper's numbers for the same network and dataset, folds."""
+    """`report.md` of one run: headline metrics, the published numbers for the same network and labels, folds."""
     lines = [
         f"# LOSO: {metrics['model']} on {metrics['dataset'] or 'unnamed dataset'}",
         "",
@@ -189,10 +266,26 @@ def run_report(metrics: dict) -> str:
         f"| mean of per-fold macro-F1 (not pooled) | {metrics['per_fold_mean']['f1_macro']:.4f} |",
         "",
     ]
-    for table, row in MODEL_ROWS.get(metrics["model"], []):
-        a, f1 = PAPER[table][row].get(metrics["dataset"], (None, None))
-        if a is not None:
-            lines.append(f"Paper, {table} row {row}: accuracy / F1 = {_pair(a, f1)}.")
+    label = metrics.get("label_protocol") or {}
+    column = paper_column(metrics)
+    if column is not None:
+        for table, row in MODEL_ROWS.get(metrics["model"], []):
+            if table in PAPER and PAPER[table][row][column][0] is not None:
+                lines.append(f"Paper, {table} row {row}: accuracy / F1 = {_pair(*PAPER[table][row][column])}.")
+    elif label:
+        lines.append(f"Labels: {label.get('dataset')} protocol {label.get('protocol')}: no paper column has them.")
+    if "by_dataset" in metrics:
+        lines += ["", "| part | clips | UF1 | UAR | accuracy |", "|---|---|---|---|---|"]
+        parts = {"all": {**metrics, "clips": metrics.get("clips", "?"), "uf1": metrics["f1_macro"]}}
+        for name, part in {**parts, **metrics["by_dataset"]}.items():
+            lines.append(
+                f"| {name} | {part['clips']} | {part['uf1']:.4f} | {part['uar']:.4f} | {part['accuracy']:.4f} |"
+            )
+    if is_megc2019_composite(metrics):
+        place = published_row(metrics["model"], ("MEGC2019",))
+        if place is not None:
+            uf1, uar = place[2]["full"]
+            lines += ["", f"{SOURCES['MEGC2019']}, {place[1]}: full composite UF1 / UAR = {_pair(uf1, uar)}."]
     if "oracle" in metrics:
         o = metrics["oracle"]
         lines += [

@@ -1,0 +1,188 @@
+"""The cache of ready-made images (`pamer prepare htnet|images`): one flow image or apex crop per clip, no alignment.
+
+These inputs were cropped (and their flow computed) by someone else's preprocessing, so pamer detects no face and
+aligns nothing: each image is read, resized to the cache's square side when it has another size (as the HTNet and
+STSTNet code resizes with `cv2.resize`, aspect not kept), and stored. The cache is an ordinary pamer cache
+(`pamer.preprocess.cache`), so `pamer loso`, `pamer train` and `pamer report` take it unchanged:
+
+- `--representation flow`: `flow` float32 N x S x S x 3, the image's R, G, B values 0..255 as u, v and strain
+  (the channel order of the MEGC2019 flow images); `config["flow_kind"] = "normalised"`: the values were min-max
+  stretched per image, so they have no zero and no sign (`pamer.engine.augment` handles them accordingly).
+- `--representation apex`: `apex` uint8 N x S x S x 3, the face crops.
+
+No onset is stored (`Cache.onset` is None): the inputs have none. Each clip's subject, clip, label and dataset of
+origin are kept. `manifest.csv` has one row per clip of the index with what happened to it (`face`: "given", never
+searched), and `problems.csv` every problem the reader found (files missing or unlisted, per-fold copy
+differences), so nothing it reported is lost with the terminal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pamer.data.images import ImageIndex, ImageSample
+from pamer.frames import ImageError, read_rgb
+from pamer.preprocess.cache import FORMAT, digest, write_cache
+
+REPRESENTATIONS = ("flow", "apex")
+MANIFEST_COLUMNS = ("subject", "clip", "dataset", "label", "status", "file", "source_size", "face", "problems")
+PROBLEM_COLUMNS = ("clip", "kind", "detail")
+FACE_NOTE = "given: the inputs are already cropped faces (or flow of them); no face detection, no alignment"
+
+
+def prepare_images(
+    index: ImageIndex,
+    out: str | Path,
+    representation: str,
+    size: int | None = None,
+    protocol: str | None = None,
+) -> Path:
+    """Read every clip's image of `representation` and write the cache under `out`; return the cache directory.
+
+    Args:
+        index: an `ImageIndex` from `pamer.data.read("htnet" | "images", ...)`.
+        out: the folder that holds caches; the cache is `out/<dataset>[-<protocol>]-<representation>-<key>`.
+        representation: "flow" (flow images) or "apex" (apex face crops).
+        size: side of the cached squares; None: the side of the first clip's image (28 for the MEGC2019 flow
+            images, the crop's side for apex crops). Images of another size are resized to it (area
+            interpolation when shrinking, bilinear when enlarging), noted in the manifest.
+        protocol: the protocol name the index was read with, recorded in the name and config.
+
+    A clip without an image of `representation` (e.g. its flow image is missing) or with an image that cannot be
+    decoded is skipped and listed in the manifest with the file named; neither stops the run. The cache key
+    covers the settings and each clip's label and file (path and byte size), so changed files make a new cache.
+
+    Raises:
+        ValueError: a bad `representation` or `size`, an index of frame clips, or not one clip with a readable
+            image of `representation`.
+    """
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
+    if not isinstance(index, ImageIndex):
+        raise ValueError(
+            f"dataset {index.name} holds frame clips, not images: prepare it with `pamer.preprocess.prepare`"
+        )
+    if size is not None and size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    images: list[np.ndarray | None] = []
+    infos: list[dict] = []
+    for sample in index.samples:
+        image, info = _read(sample, representation)
+        images.append(image)
+        infos.append(info)
+    read_ok = [image for image in images if image is not None]
+    if not read_ok:
+        reasons = "; ".join(dict.fromkeys(i["problems"] for i in infos[:3]))
+        raise ValueError(
+            f"none of the {len(index.samples)} clips of {index.name} has a readable {representation} image: {reasons}"
+        )
+    if size is None:
+        size = max(read_ok[0].shape[:2])
+
+    config = {
+        "format": FORMAT,
+        "dataset": index.name,
+        "protocol": protocol,
+        "classes": list(index.classes),
+        "representation": representation,
+        "arrays": [representation],
+        "size": size,
+        "face": "given",
+    }
+    if representation == "flow":
+        config["flow_kind"] = "normalised"
+    samples_digest = digest([_facts(s, representation) for s in index.samples])
+    key = digest([config, samples_digest])
+    name = "-".join(part for part in (index.name, protocol, representation, key[:12]) if part)
+    directory = Path(out) / name
+    if (directory / "cache.json").is_file():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+
+    kept, labels, subjects, clips, origins, rows = [], [], [], [], [], []
+    for sample, image, info in zip(index.samples, images, infos, strict=True):
+        row = {
+            "subject": sample.subject,
+            "clip": sample.clip,
+            "dataset": sample.dataset,
+            "label": sample.label,
+            "status": "skipped",
+            "file": info["file"],
+            "source_size": "",
+            "face": FACE_NOTE,
+            "problems": info["problems"],
+        }
+        if image is not None:
+            height, width = image.shape[:2]
+            row.update(status="cached", source_size=f"{width}x{height}")
+            if (height, width) != (size, size):
+                image = to_square(image, size)
+                row["problems"] = f"resized from {width}x{height} to {size}x{size}"
+            kept.append(image)
+            labels.append(index.classes.index(sample.label))
+            subjects.append(sample.subject)
+            clips.append(sample.clip)
+            origins.append(sample.dataset)
+        rows.append(row)
+    found: dict[str, list[str]] = {}  # what the reader found about a clip stays beside it
+    for problem in index.problems:
+        found.setdefault(problem.clip, []).append(f"{problem.kind}: {problem.detail}")
+    for sample, row in zip(index.samples, rows, strict=True):
+        row["problems"] = "; ".join([*found.get(sample.uid, []), *filter(None, [row["problems"]])])
+    dtype = np.float32 if representation == "flow" else np.uint8
+    arrays = {
+        "labels": np.asarray(labels, dtype=np.int64),
+        representation: np.stack(kept).astype(dtype) if kept else np.zeros((0, size, size, 3), dtype),
+    }
+    meta = {
+        "format": FORMAT,
+        "key": key,
+        "samples_digest": samples_digest,
+        "config": config,
+        "classes": list(index.classes),
+        "subjects": subjects,
+        "clips": clips,
+    }
+    if index.origins:
+        meta["datasets"] = origins
+    problems = [{"clip": p.clip, "kind": p.kind, "detail": p.detail} for p in index.problems]
+    write_cache(
+        directory,
+        arrays,
+        meta,
+        {"manifest.csv": (MANIFEST_COLUMNS, rows), "problems.csv": (PROBLEM_COLUMNS, problems)},
+    )
+    return directory
+
+
+def to_square(image: np.ndarray, size: int) -> np.ndarray:
+    """`image` resized to `size` x `size` as the cache stores it (area interpolation when shrinking, bilinear when
+    enlarging; aspect not kept, as the HTNet/STSTNet code resizes). `pamer predict` crops given frames the same way.
+    """
+    if image.shape[:2] == (size, size):
+        return image
+    shrink = max(image.shape[:2]) > size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _read(sample: ImageSample, representation: str) -> tuple[np.ndarray | None, dict]:
+    """One clip's image (RGB uint8) and its manifest facts; None with the reason when it has none or it is bad."""
+    path = sample.file_for(representation)
+    if path is None:
+        return None, {"file": "", "problems": f"no {representation} image (see the reader's problems)"}
+    try:
+        return read_rgb(path), {"file": str(path), "problems": ""}
+    except ImageError as error:
+        return None, {"file": str(path), "problems": str(error)}
+
+
+def _facts(sample: ImageSample, representation: str) -> list:
+    path = sample.file_for(representation)
+    size = path.stat().st_size if path is not None and path.is_file() else -1
+    return [sample.uid, sample.label, str(path), size]
+
+
+__all__ = ["REPRESENTATIONS", "prepare_images", "to_square"]

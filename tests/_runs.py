@@ -1,0 +1,62 @@
+"""Run directories for report tests, written by the engine's own functions from chosen predictions.
+
+`write_run` builds what `pamer loso` leaves behind (config.yaml, provenance.json, one fold file per subject,
+metrics.json from `collect_metrics`) without training, so a test knows every prediction; `tiny_cache` gives
+a cache whose reader name, protocol and clips' datasets are chosen by the test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pamer.config import Config, load_config
+from pamer.engine.fold import FoldOutput, fold_plan
+from pamer.engine.loso import collect_metrics
+from pamer.engine.rundir import fold_file, fold_frame, open_run_dir, provenance, run_stamp, write_atomic
+from pamer.preprocess.cache import Cache
+
+
+def tiny_cache(
+    subjects: list[str],
+    labels: np.ndarray,
+    classes: tuple[str, ...],
+    dataset: str | None,
+    protocol: str | None,
+    datasets: list[str] | None = None,
+) -> Cache:
+    """A cache of 4 x 4 blank frames with the given clips' subjects and labels, as `prepare` would describe it."""
+    n = len(subjects)
+    frames = np.zeros((n, 4, 4, 3), dtype=np.uint8)
+    return Cache(
+        onset=frames,
+        apex=frames,
+        labels=np.asarray(labels, dtype=np.int64),
+        subjects=list(subjects),
+        clips=[f"clip{i:04d}" for i in range(n)],
+        classes=tuple(classes),
+        config={"dataset": dataset, "protocol": protocol, "size": 4, "representation": "diff"},
+        datasets=datasets,
+    )
+
+
+def config_for(*overrides: str) -> Config:
+    return load_config(None, ["model.name=pamnet_test", "train.epochs=1", *overrides])
+
+
+def write_run(out: Path, cache: Cache, preds: np.ndarray, config: Config) -> dict:
+    """Write a finished run directory in which clip i was predicted class `preds[i]`; return its metrics."""
+    preds = np.asarray(preds, dtype=np.int64)
+    run_provenance = provenance(config, cache, "local")
+    open_run_dir(out, config, run_provenance)
+    for subject, _, test in fold_plan(cache.subjects):
+        probs = np.eye(len(cache.classes), dtype=np.float32)[preds[test]]
+        output = FoldOutput(subject, test, probs, None, [], 0.0)
+        frame = fold_frame(output, cache, run_stamp(config, cache))
+        write_atomic(fold_file(out, subject), frame.to_csv(index=False))
+    metrics = collect_metrics(out, cache, config)
+    write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_atomic(out / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n")
+    return metrics

@@ -1,0 +1,130 @@
+"""Reader `images`: one image per clip listed in a csv (subject, clip, label, file[, dataset]); names or codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pamer.cli import app
+from pamer.data import DatasetError, read
+from pamer.preprocess import load_cache, read_manifest
+from pamer.preprocess.images import prepare_images
+
+runner = CliRunner()
+
+
+def _tree(root: Path, rows: list[str], header: str = "subject,clip,label,file,dataset") -> Path:
+    """Images 20 x 20 (one 30 x 20) whose red channel is the row number, and the csv `labels.csv`."""
+    (root / "img").mkdir(parents=True)
+    for i in range(6):
+        image = np.zeros((20, 30 if i == 5 else 20, 3), np.uint8)
+        image[..., 0] = 10 * (i + 1)
+        assert cv2.imwrite(str(root / "img" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    return root
+
+
+ROWS = [
+    "p1,a,happy,img/0.png,casme2",
+    "p1,b,sad,img/1.png,casme2",
+    "p2,c,happy,img/2.png,samm",
+    "p2,d,sad,img/3.png,samm",
+    "p3,e,happy,img/4.png,smic",
+    "p3,f,sad,img/5.png,smic",
+]
+
+
+def test_names_codes_and_origins(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "mine", ROWS)
+    index = read("images", root)  # labels.csv in the root is found
+    assert index.classes == ("happy", "sad")  # sorted names when --classes is not given
+    assert index.origins and [s.dataset for s in index.samples] == ["casme2"] * 2 + ["samm"] * 2 + ["smic"] * 2
+    assert index.problems == []
+    coded = _tree(tmp_path / "coded", [r.replace(",happy,", ",1,").replace(",sad,", ",0,") for r in ROWS])
+    by_code = read("images", coded, classes="sad,happy")
+    assert by_code.classes == ("sad", "happy")
+    assert [s.label for s in by_code.samples] == [s.label for s in index.samples]
+    mixed = read("images", root, labels=root / "labels.csv", classes=["sad", "happy"])  # names with --classes
+    assert [s.label for s in mixed.samples] == [s.label for s in index.samples]
+
+
+def test_bad_rows_are_named_and_left_out(tmp_path: Path) -> None:
+    rows = [
+        *ROWS[:4],
+        "p3,e,angry,img/4.png,smic",  # not a class
+        "p3,f,sad,img/missing.png,smic",  # no such file
+        "p3,g,,img/5.png,smic",  # blank label
+        "p1,a,sad,img/1.png,casme2",  # the same clip again
+        "p3,h,sad,img/5.png,",  # the dataset column is there but empty
+        ",,,,",  # a blank line
+    ]
+    index = read("images", _tree(tmp_path / "mine", rows), classes="happy,sad")
+    assert len(index) == 4
+    kinds = {(p.clip, p.kind) for p in index.problems}
+    assert kinds == {
+        ("smic/p3/e", "unknown-label"),
+        ("smic/p3/f", "missing-file"),
+        ("smic/p3/g", "blank-cell"),
+        ("casme2/p1/a", "duplicate-row"),
+        ("p3/h", "blank-cell"),
+    }
+    detail = {p.kind: p.detail for p in index.problems}
+    assert "labels.csv row 7" in detail["missing-file"] and "img/missing.png not found" in detail["missing-file"]
+    assert "label 'angry' is not one of happy, sad" in detail["unknown-label"]
+
+
+def test_bad_csvs_are_explained(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "mine", ROWS)
+    with pytest.raises(DatasetError, match="integer codes; name the classes in code order with --classes"):
+        read("images", _tree(tmp_path / "coded", [r.replace(",happy,", ",1,") for r in ROWS]))
+    with pytest.raises(DatasetError, match=r"labels csv .*other.csv does not exist"):
+        read("images", root, labels=root / "other.csv")
+    (root / "labels.csv").write_text("Subject,Clip,Emotion,Path\np1,a,happy,img/0.png\n")
+    with pytest.raises(DatasetError, match=r"no column label, file in its header \(Subject, Clip, Emotion, Path\)"):
+        read("images", root)
+    with pytest.raises(DatasetError, match="names sad more than once"):
+        read("images", root, classes="sad,happy,sad")
+    with pytest.raises(ValueError, match="unknown protocol 'megc2019' for images"):
+        read("images", root, "megc2019")
+
+
+def test_cache_resizes_to_the_first_image_and_keeps_origins(tmp_path: Path) -> None:
+    index = read("images", _tree(tmp_path / "mine", ROWS))
+    directory = prepare_images(index, tmp_path / "caches", "apex", protocol="labels")
+    cache = load_cache(directory)
+    assert cache.apex.shape == (6, 20, 20, 3) and cache.onset is None and cache.flow is None
+    assert [int(cache.apex[i, 0, 0, 0]) for i in range(6)] == [10, 20, 30, 40, 50, 60]  # RGB order kept
+    assert cache.datasets == ["casme2", "casme2", "samm", "samm", "smic", "smic"]
+    rows = read_manifest(directory)
+    assert rows[5]["source_size"] == "30x20" and rows[5]["problems"] == "resized from 30x20 to 20x20"
+    flow = load_cache(prepare_images(index, tmp_path / "caches", "flow"))
+    assert flow.flow.dtype == np.float32 and flow.config["flow_kind"] == "normalised"
+    no_origin = _tree(tmp_path / "plain", [r.rsplit(",", 1)[0] for r in ROWS], header="subject,clip,label,file")
+    plain = load_cache(prepare_images(read("images", no_origin), tmp_path / "caches", "apex"))
+    assert plain.datasets is None  # no dataset column: the origin is unknown, not invented
+
+
+def test_cli_check_and_prepare(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "mine", [r.replace(",happy,", ",1,").replace(",sad,", ",0,") for r in ROWS])
+    args = ["--root", str(root), "--labels", str(root / "labels.csv"), "--classes", "sad,happy"]
+    checked = runner.invoke(app, ["datasets", "check", "images", *args, "--json"])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["classes"] == {"sad": 3, "happy": 3}
+    prepared = runner.invoke(app, ["prepare", "images", *args, "--representation", "apex", "--out", str(tmp_path)])
+    assert prepared.exit_code == 0, prepared.output
+    assert load_cache(prepared.stdout.strip().splitlines()[-1]).classes == ("sad", "happy")
+    for extra, message in [
+        ([], "needs --representation flow or apex"),
+        (["--representation", "diff"], "needs --representation flow or apex"),
+    ]:
+        failed = runner.invoke(app, ["prepare", "images", *args, "--out", str(tmp_path), *extra])
+        assert failed.exit_code == 2 and message in failed.output, failed.output
+    failed = runner.invoke(app, ["datasets", "check", "casme2", "--root", str(root), "--classes", "a,b"])
+    assert failed.exit_code == 2 and "--labels and --classes apply to images only" in failed.output
+    failed = runner.invoke(app, ["datasets", "check", "images", "--root", str(root)])
+    assert failed.exit_code == 2 and "integer codes" in failed.output
