@@ -242,6 +242,7 @@ def test_loso_of_a_classic_method(method: str, cache: Cache, tmp_path: Path) -> 
     assert not any(c.startswith("pred_e") for c in folds.columns)
     provenance = json.loads((tmp_path / "provenance.json").read_text())
     assert provenance["cache_config"]["frames"] == 10
+    assert provenance["executor_choice"]["executor"] == "local"  # auto: the features once, in this process
     # a resumed run trains nothing and gives the same numbers
     again = run_loso(config, tmp_path, cache=cache, quiet=True)
     assert again == metrics
@@ -280,6 +281,11 @@ def test_bad_settings_fail_before_any_fold(settings, change, message, cache: Cac
     with pytest.raises(ConfigError, match=message):
         run_loso(load_config(None, settings), tmp_path / "run", cache=bad, quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_stacked_executor_refuses_a_classic_method(cache: Cache, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'lbptop' is a classic method .features . SVM.: there is no network to stack"):
+        run_loso(load_config(None, ["model.name=lbptop"]), tmp_path / "run", "stacked", cache=cache, quiet=True)
 
 
 def test_train_refuses_a_classic_method(cache: Cache, tmp_path: Path) -> None:

@@ -33,8 +33,18 @@ def loso(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run directory (default runs/<config name>); rerun to resume.")
     ] = None,
-    executor: Annotated[str, typer.Option(help="local (in process), process (worker processes) or ray.")] = "local",
-    workers: Annotated[int | None, typer.Option(help="Worker processes for --executor process.")] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="auto (picks from the network's cost, the cores and the device, and says which), local (in "
+            "process), process (worker processes), ray, or stacked (K folds at once as one model; the GPU path)."
+        ),
+    ] = "auto",
+    workers: Annotated[int | None, typer.Option(help="Worker processes for --executor process (or auto).")] = None,
+    stack: Annotated[
+        int | None,
+        typer.Option(help="Folds trained at once by --executor stacked (default: as many as free memory holds)."),
+    ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (--executor ray); default: start a local one.")
     ] = None,
@@ -65,6 +75,7 @@ def loso(
             run_dir,
             executor,
             workers=workers,
+            stack=stack,
             address=address,
             cpus_per_fold=cpus_per_fold,
             gpus_per_fold=gpus_per_fold,

@@ -1,7 +1,10 @@
-"""Where folds run: in this process (`local`), in worker processes (`process`) or as Ray tasks (`ray`).
+"""Where folds run: in this process (`local`), in worker processes (`process`), as Ray tasks (`ray`), K at a time as
+one stacked model (`stacked`), or whichever of these suits the network and the machine (`auto`, the default).
 
-Every executor runs the same fold task (`run_fold`) and yields `FoldOutput`s as folds end, in any order; with the
-same seed on the CPU (and the same `train.threads`) all of them give the same predictions.
+`local`, `process` and `ray` run the same fold task (`run_fold`) and yield `FoldOutput`s as folds end, in any order;
+with the same seed on the CPU (and the same `train.threads`) all of them give the same predictions. `stacked` trains
+with the same semantics (`engine/stacked.py`): the same predictions to floating-point rounding, not bit for bit.
+`auto` resolves to one of them before the run starts (`choose_executor`) and says which and why.
 """
 
 from __future__ import annotations
@@ -10,24 +13,84 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from pamer.classic import is_classic
 from pamer.config import Config
 from pamer.engine.fold import FoldOutput, train_fold
 from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.engine.progress import LosoProgress
+from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
+from pamer.models import count_flops, create_model
 from pamer.preprocess.cache import Cache, load_cache
 
-__all__ = ["EXECUTORS", "ExecutorError", "clear_inputs", "run_fold", "run_folds"]
+__all__ = [
+    "EXECUTORS",
+    "ExecutorChoice",
+    "ExecutorError",
+    "available_cores",
+    "choose_executor",
+    "clear_inputs",
+    "run_fold",
+    "run_folds",
+]
 
-EXECUTORS = ("local", "process", "ray")
+EXECUTORS = ("auto", "local", "process", "ray", "stacked")
+
+# `auto` on a CPU: a training step whose forward pass costs less than this (at the run's input size and batch) has
+# operations too small for intra-op threads to pay: STSTNet's recipe costs about 0.2 GFLOP a step, and for such
+# networks one fold per core trains about twice as fast as one fold on every core (issue 12's measurement on 2
+# cores). Above it (pamnet at 112 px: 38 GFLOP a step) one fold on all threads scales, and keeps one fold's memory.
+SMALL_STEP_FLOPS = 2e9
+IN_CHANS = 3  # prepare_inputs: every representation is a 3-channel image
 
 
 class ExecutorError(ValueError):
     """An executor that cannot run here (the message says what to install or change)."""
+
+
+@dataclass
+class ExecutorChoice:
+    """What a run executes on: the executor and its processes, threads per fold and folds per stack.
+
+    Attributes:
+        executor: local, process, ray or stacked (never auto).
+        workers: processes of `process` (0 otherwise).
+        threads: torch threads of each fold (0: torch's default).
+        stack: folds trained at once by `stacked` (0 otherwise).
+        reason: why `auto` chose this (empty for an explicit executor).
+    """
+
+    executor: str
+    workers: int = 0
+    threads: int = 0
+    stack: int = 0
+    reason: str = ""
+
+    def describe(self) -> str:
+        """One line: the choice and, for `auto`, why."""
+        what = {
+            "local": f"local, one fold at a time on {self.threads or torch.get_num_threads()} threads",
+            "process": f"process, {self.workers} worker processes x {self.threads} threads",
+            "stacked": f"stacked, {self.stack} folds at once",
+            "ray": "ray",
+        }[self.executor]
+        return f"executor {what}" + (f" ({self.reason})" if self.reason else "")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's share; else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 # per process: the prepared inputs of the last cache. The cache itself is kept too, so `is` identifies it: an id()
@@ -36,7 +99,7 @@ _INPUTS: dict[str, Any] = {}
 
 
 def run_fold(config_dict: dict, cache: Cache, fold: int, on_epoch=None) -> FoldOutput:
-    """The fold task of every executor: set threads, make (or reuse) this process's inputs, train fold `fold`."""
+    """The fold task of local, process and ray: set threads, make (or reuse) this process's inputs, train `fold`."""
     config = Config.from_dict(config_dict)
     if is_classic(config.model.name):  # features + SVM: no network inputs, no device, no epochs
         from pamer.engine.classic import classic_fold  # scikit-learn loads (~1 s) for classic runs only
@@ -44,12 +107,17 @@ def run_fold(config_dict: dict, cache: Cache, fold: int, on_epoch=None) -> FoldO
         return classic_fold(config, cache, fold)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    return train_fold(config, cache, inputs_for(config, cache), fold, on_epoch=on_epoch)
+
+
+def inputs_for(config: Config, cache: Cache) -> Tensor:
+    """This process's network inputs of `cache` on the configured device: made once, reused by later folds."""
     device = device_for(config)
     key = (config.train.input_size, config.data.representation, str(device))
     if _INPUTS.get("cache") is not cache or _INPUTS.get("key") != key:
         _INPUTS.clear()
         _INPUTS.update(cache=cache, key=key, inputs=prepare_inputs(cache, config, device))
-    return train_fold(config, cache, _INPUTS["inputs"], fold, on_epoch=on_epoch)
+    return _INPUTS["inputs"]
 
 
 def clear_inputs() -> None:
@@ -57,35 +125,112 @@ def clear_inputs() -> None:
     _INPUTS.clear()
 
 
-def run_folds(
+def choose_executor(
     executor: str,
+    config: Config,
+    num_classes: int,
+    n_folds: int,
+    *,
+    workers: int | None = None,
+    stack: int | None = None,
+) -> ExecutorChoice:
+    """Resolve `executor` (`auto` included) to what runs: processes, threads per fold, folds per stack.
+
+    `auto`: CUDA (by `train.device`) -> `stacked`, as many folds at once as the free memory holds; on a CPU, a
+    network whose training step's forward pass costs under `SMALL_STEP_FLOPS` -> `process` with one fold per core
+    (threads per fold = cores / workers); a larger one -> `local` on all cores. An explicit `train.threads` is kept
+    (processes = cores / threads), so predictions match any executor run with the same threads. A network the stack
+    cannot train (a random layer it cannot reproduce) falls back to `local`.
+
+    Raises:
+        ValueError: an unknown executor.
+    """
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    threads = config.train.threads
+    if is_classic(config.model.name):  # features + SVM: nothing to stack; auto computes the features once, here
+        if executor == "stacked":
+            raise ExecutorError(
+                f"{config.model.name!r} is a classic method (features + SVM): there is no network to stack; "
+                "use --executor local, process or auto"
+            )
+        if executor == "auto":
+            return ExecutorChoice("local", threads=threads, reason="classic method: features once, in this process")
+    device = device_for(config)
+    cores = available_cores()
+    if executor == "local":
+        return ExecutorChoice("local", threads=threads)
+    if executor == "process":
+        n = max(1, min(workers or cores, n_folds))
+        return ExecutorChoice("process", workers=n, threads=threads or max(1, cores // n))
+    if executor == "ray":
+        return ExecutorChoice("ray", threads=threads)
+    if executor == "stacked":
+        k = stack or stack_size(config, device, IN_CHANS, num_classes, max(n_folds, 1))
+        return ExecutorChoice("stacked", threads=threads, stack=k)
+    if device.type == "cuda":
+        with torch.device("meta"):
+            model = create_model(config.model.name, num_classes=num_classes, **config.model.args)
+        try:
+            check_stackable(model, config.model.name)
+        except StackedError as err:
+            return ExecutorChoice("local", threads=threads, reason=f"CUDA, but the stack cannot train it: {err}")
+        k = stack or stack_size(config, device, IN_CHANS, num_classes, max(n_folds, 1))
+        return ExecutorChoice("stacked", threads=threads, stack=k, reason=f"CUDA; {n_folds} folds to train")
+    try:
+        flops = count_flops(
+            config.model.name,
+            config.train.input_size,
+            batch=config.train.batch_size,
+            num_classes=num_classes,
+            **config.model.args,
+        )
+    except (RuntimeError, NotImplementedError) as err:  # a network the meta device cannot run: cost unknown
+        return ExecutorChoice("local", threads=threads or cores, reason=f"cost not countable ({err}); all threads")
+    cost = f"forward pass {flops / 1e9:.2g} GFLOP a step at {config.train.input_size} px, {cores} cores"
+    if flops < SMALL_STEP_FLOPS and n_folds > 1 and cores > 1:
+        per_fold = threads or 1
+        n = max(1, min(workers or cores // per_fold, n_folds))
+        return ExecutorChoice(
+            "process", workers=n, threads=per_fold, reason=f"small network: {cost}; one fold per core"
+        )
+    return ExecutorChoice("local", threads=threads or cores, reason=f"{cost}; all threads on one fold")
+
+
+def run_folds(
+    choice: ExecutorChoice | str,
     config: Config,
     cache: Cache,
     folds: list[int],
     progress: LosoProgress,
     *,
     cache_source: Cache | str,
-    workers: int | None = None,
     address: str | None = None,
     cpus_per_fold: float = 1.0,
     gpus_per_fold: float = 0.0,
 ) -> Iterator[FoldOutput]:
-    """Run `folds` (indices into the cache's fold plan) on `executor`, yielding each fold's output as it ends.
+    """Run `folds` (indices into the cache's fold plan) as `choice` says, yielding each fold's output as it ends.
 
     Args:
+        choice: from `choose_executor` (or an executor's name, resolved here with its defaults).
         cache_source: what `process` workers load the cache from (a path, so they do not each receive a pickled
             copy; or the in-memory cache).
-        workers: processes of the `process` executor (default: one per core, at most one per fold).
         address, cpus_per_fold, gpus_per_fold: the `ray` executor's cluster and per-task resources.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    if isinstance(choice, str):
+        choice = choose_executor(choice, config, len(cache.classes), len(folds))
     if not folds:
         return iter(())
-    if executor == "local":
+    if choice.threads != config.train.threads:  # the chosen threads travel with the config to every fold task
+        config = Config.from_dict(
+            {**config.to_dict(), "train": {**config.to_dict()["train"], "threads": choice.threads}}
+        )
+    if choice.executor == "local":
         return _run_local(config, cache, folds, progress)
-    if executor == "process":
-        return _run_process(config, cache_source, folds, workers)
+    if choice.executor == "process":
+        return _run_process(config, cache_source, folds, choice.workers)
+    if choice.executor == "stacked":
+        return _run_stacked(config, cache, folds, progress, choice.stack)
     return _run_ray(config, cache, folds, address, cpus_per_fold, gpus_per_fold)
 
 
@@ -106,11 +251,20 @@ def _worker_fold(config_dict: dict, fold: int) -> FoldOutput:
     return run_fold(config_dict, _WORKER["cache"], fold)
 
 
-def _run_process(
-    config: Config, cache_source: Cache | str, folds: list[int], workers: int | None
+def _run_stacked(
+    config: Config, cache: Cache, folds: list[int], progress: LosoProgress, stack: int
 ) -> Iterator[FoldOutput]:
-    workers = max(1, min(workers or os.cpu_count() or 1, len(folds)))
-    threads = config.train.threads or max(1, (os.cpu_count() or 1) // workers)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    inputs = inputs_for(config, cache)
+    for begin in range(0, len(folds), stack):
+        group = folds[begin : begin + stack]
+        yield from train_folds_stacked(config, cache, inputs, group, on_epoch=progress.stack_callback(group))
+
+
+def _run_process(config: Config, cache_source: Cache | str, folds: list[int], workers: int) -> Iterator[FoldOutput]:
+    workers = max(1, min(workers, len(folds)))
+    threads = config.train.threads or max(1, available_cores() // workers)
     # spawn, not fork: a forked torch with live threads can deadlock
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(

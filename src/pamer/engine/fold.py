@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamer.classic import check_classic, is_classic
-from pamer.config import Config, ConfigError
+from pamer.config import AugmentConfig, Config, ConfigError
 from pamer.engine.augment import channel_stats, normalize, random_affine, warp
 from pamer.models import create_model, model_input_size
 from pamer.preprocess.cache import Cache
@@ -25,8 +25,11 @@ __all__ = [
     "FitResult",
     "FoldOutput",
     "autocast_dtype",
+    "channel_tensors",
+    "class_weights",
     "check_model",
     "device_name",
+    "epoch_draws",
     "fit",
     "fold_plan",
     "fold_seed",
@@ -104,6 +107,56 @@ class FitResult:
     seconds: float
 
 
+def epoch_draws(
+    train_t: Tensor, batch: int, aug: AugmentConfig, generator: torch.Generator
+) -> tuple[Tensor, Tensor, list[tuple[int, int, int]]]:
+    """One epoch's random numbers, drawn on the CPU in the order training uses them.
+
+    The shuffle first, then one affine map per batch (`random_affine`) in batch order. A batch of one clip is
+    skipped without a draw (batch norm cannot train on one clip; it rejoins the shuffle next epoch). Every path
+    that trains a fold (`fit`, `stacked`) draws through here, so a seed gives each fold the same epoch anywhere.
+
+    Returns:
+        order: the shuffled training indices; thetas: the maps of the trained batches, concatenated;
+        spans: (begin, end, offset) per trained batch: its clips `order[begin:end]`, its maps from `thetas[offset]`.
+    """
+    order = train_t[torch.randperm(len(train_t), generator=generator)]
+    spans, draws, at = [], [], 0
+    for begin in range(0, len(order), batch):
+        end = min(begin + batch, len(order))
+        if end - begin < 2:
+            continue
+        draws.append(
+            random_affine(
+                end - begin, hflip=aug.hflip, rotation=aug.rotation, crop_scale=aug.crop_scale, generator=generator
+            )
+        )
+        spans.append((begin, end, at))
+        at += end - begin
+    thetas = torch.cat(draws) if draws else torch.zeros(0, 2, 3)
+    return order, thetas, spans
+
+
+def class_weights(config: Config, labels: np.ndarray, train_idx: np.ndarray, num_classes: int) -> Tensor | None:
+    """The loss's class weights of a fold with `train.class_weights` (float32, CPU), else None.
+
+    Inverse frequency over the training clips, normalised to mean 1 over the classes present; absent classes weigh
+    nothing.
+    """
+    if not config.train.class_weights:
+        return None
+    counts = np.bincount(labels[train_idx], minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
+    return torch.as_tensor(w, dtype=torch.float32)
+
+
+def channel_tensors(mean: list[float], std: list[float], like: Tensor) -> tuple[Tensor, Tensor]:
+    """`normalize`'s per-channel mean and std as (1, C, 1, 1) tensors of `like`'s dtype and device."""
+    m = torch.tensor(mean, device=like.device, dtype=like.dtype)[None, :, None, None]
+    s = torch.tensor(std, device=like.device, dtype=like.dtype)[None, :, None, None]
+    return m, s
+
+
 def check_model(config: Config, num_classes: int, cache: Cache | None = None) -> None:
     """Build the configured network once, so a bad name, option or input size fails before any fold starts.
 
@@ -167,33 +220,28 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
-    weight = None
-    if config.train.class_weights:
-        counts = np.bincount(labels[train_idx], minlength=num_classes).astype(np.float64)
-        # inverse frequency, normalised to mean 1 over the classes present; absent classes weigh nothing
-        w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
-        weight = torch.as_tensor(w, dtype=torch.float32, device=device)
+    weight = class_weights(config, labels, train_idx, num_classes)
+    weight = None if weight is None else weight.to(device)
     vector_channels = (0, 1) if config.data.representation == "flow" else None
     aug = config.augment
     batch = config.train.batch_size
+    # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
+    mean_t, std_t = channel_tensors(mean, std, inputs)
     oracle_preds = []
     history = []
     train_t = torch.as_tensor(train_idx)
     for epoch in range(1, config.train.epochs + 1):
         model.train()
-        order = train_t[torch.randperm(len(train_t), generator=generator)]
+        order, thetas, spans = epoch_draws(train_t, batch, aug, generator)
+        # one host-to-device copy per epoch, not two per step (a pageable copy to CUDA waits for the device)
+        order, thetas = order.to(device), thetas.to(device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        for begin in range(0, len(order), batch):
-            idx = order[begin : begin + batch]
-            if len(idx) < 2:  # batch norm cannot train on one clip; it rejoins the shuffle next epoch
-                continue
-            theta = random_affine(
-                len(idx), hflip=aug.hflip, rotation=aug.rotation, crop_scale=aug.crop_scale, generator=generator
-            )
-            idx = idx.to(device)
-            x = normalize(warp(inputs[idx], theta, vector_channels=vector_channels), mean, std)
+        for begin, end, at in spans:
+            idx = order[begin:end]
+            x = warp(inputs[idx], thetas[at : at + end - begin], vector_channels=vector_channels)
+            x = x.sub_(mean_t).div_(std_t)  # warp's output is fresh: normalise in place, as normalize() computes
             y = y_all[idx]
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -204,9 +252,9 @@ def fit(
             loss.backward()
             optimizer.step()
             # accumulated on the device: no host sync per step
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach() * (end - begin)
             correct += (logits.detach().argmax(1) == y).sum()
-            seen += len(idx)
+            seen += end - begin
         history.append((float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)))
         if not math.isfinite(history[-1][0]):
             # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed

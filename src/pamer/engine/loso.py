@@ -8,6 +8,7 @@ into `metrics.json`, `confusion.png` and `report.md`.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from pamer.classic import describe_fit, is_classic
 from pamer.config import Config
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
-from pamer.engine.executors import EXECUTORS, clear_inputs, run_folds
+from pamer.engine.executors import EXECUTORS, ExecutorChoice, choose_executor, clear_inputs, run_folds
 from pamer.engine.fold import autocast_dtype, check_model, device_name, fold_plan
 from pamer.engine.inputs import cache_path, device_for, load_cache_for
 from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
@@ -53,10 +54,11 @@ ORACLE_NOTE = (
 def run_loso(
     config: Config,
     out_dir: str | Path,
-    executor: str = "local",
+    executor: str = "auto",
     *,
     cache: Cache | None = None,
     workers: int | None = None,
+    stack: int | None = None,
     address: str | None = None,
     cpus_per_fold: float = 1.0,
     gpus_per_fold: float = 0.0,
@@ -72,9 +74,12 @@ def run_loso(
     Args:
         config: the run's configuration.
         out_dir: the run directory.
-        executor: `local` (in this process), `process` (`workers` processes, CPU threads split between them)
-            or `ray` (each fold a task with `cpus_per_fold` CPUs and `gpus_per_fold` GPUs, fractional to
-            share a GPU; `address` of an existing cluster, otherwise a local one).
+        executor: `auto` (the default: chosen from the network's cost, the cores and the device; see
+            `executors.choose_executor`; the choice is printed on stderr and kept in provenance.json),
+            `local` (in this process), `process` (`workers` processes, CPU threads split between them),
+            `ray` (each fold a task with `cpus_per_fold` CPUs and `gpus_per_fold` GPUs, fractional to
+            share a GPU; `address` of an existing cluster, otherwise a local one) or `stacked` (`stack` folds
+            trained at once as one model, default as many as the free memory holds; `engine/stacked.py`).
         cache: the cache (default: loaded from `data.cache`).
         quiet: log one line per fold instead of progress bars.
         allow_mixed_devices: let a resumed run's folds differ in device, dtype or thread count (each fold file
@@ -107,20 +112,24 @@ def run_loso(
     # the folds already there are checked before any new one trains: same cache, config and plan, one device
     done = [read_fold(out_dir, s, test, cache, stamp, epochs) for s, _, test in plan if fold_file(out_dir, s).exists()]
     finished = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(EXECUTION_COLUMNS))
-    check_execution(out_dir, finished, planned_execution(config, executor, device), allow_mixed_devices)
     todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
     start = time.perf_counter()
+    choice = choose_executor(executor, config, len(cache.classes), len(todo), workers=workers, stack=stack)
+    if todo:
+        check_execution(out_dir, finished, planned_execution(config, choice, device), allow_mixed_devices)
+    run_provenance["executor_choice"] = choice.as_dict()
+    if executor == "auto" and todo:
+        print(f"pamer loso: {choice.describe()}", file=sys.stderr, flush=True)
     threads = torch.get_num_threads()  # a fold may set train.threads; the caller's setting comes back after
     try:
         with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
             outputs = run_folds(
-                executor,
+                choice,
                 config,
                 cache,
                 todo,
                 progress,
                 cache_source=cache_source,
-                workers=workers,
                 address=address,
                 cpus_per_fold=cpus_per_fold,
                 gpus_per_fold=gpus_per_fold,
@@ -146,15 +155,15 @@ def run_loso(
     return metrics
 
 
-def planned_execution(config: Config, executor: str, device: torch.device) -> dict[str, str]:
+def planned_execution(config: Config, choice: ExecutorChoice, device: torch.device) -> dict[str, str]:
     """Where this invocation's folds will run, as far as it is known before they start: device and dtype, and the
-    thread count when `train.threads` fixes it or the folds run in this process (otherwise each fold's own record
-    is checked as it ends)."""
+    thread count when the executor choice fixes it or the folds run in this process (otherwise each fold's own
+    record is checked as it ends)."""
     if is_classic(config.model.name):
         return {"device": "cpu", "dtype": "float64"}  # see `engine.classic.classic_fold`
     planned = {"device": device_name(device), "dtype": str(autocast_dtype(device)).removeprefix("torch.")}
-    if config.train.threads or executor == "local":
-        planned["threads"] = str(config.train.threads or torch.get_num_threads())
+    if choice.threads or choice.executor in ("local", "stacked"):
+        planned["threads"] = str(choice.threads or torch.get_num_threads())
     return planned
 
 

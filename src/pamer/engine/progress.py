@@ -7,6 +7,7 @@ import sys
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pamer.engine.fold import EpochCallback, FoldOutput
+from pamer.engine.stacked import StackedEpochCallback
 
 __all__ = ["LosoProgress"]
 
@@ -49,6 +50,22 @@ class LosoProgress:
             self.bar.update(
                 self.fold_task, completed=epoch, description=f"fold {fold + 1} loss {loss:.3f} acc {acc:.3f}"
             )
+
+        return update
+
+    def stack_callback(self, folds: list[int]) -> StackedEpochCallback | None:
+        """A callback that shows the epochs of a stack of folds trained together (None when quiet)."""
+        if self.bar is None:
+            return None
+        if self.fold_task is not None:
+            self.bar.remove_task(self.fold_task)
+        name = f"folds {folds[0] + 1}-{folds[-1] + 1}" if len(folds) > 1 else f"fold {folds[0] + 1}"
+        self.fold_task = self.bar.add_task(name, total=self.epochs)
+
+        def update(epoch: int, per_fold: list[tuple[float, float]]) -> None:
+            loss = sum(h[0] for h in per_fold) / len(per_fold)
+            acc = sum(h[1] for h in per_fold) / len(per_fold)
+            self.bar.update(self.fold_task, completed=epoch, description=f"{name} mean loss {loss:.3f} acc {acc:.3f}")
 
         return update
 
