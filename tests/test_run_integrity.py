@@ -102,7 +102,7 @@ def cache_dir(cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def finished(cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
-    run_loso(config(), out, cache=cache, quiet=True)
+    run_loso(config(), out, "local", cache=cache, quiet=True)
     return out
 
 
@@ -137,18 +137,18 @@ def test_resume_on_a_reprepared_cache_is_refused(cache: Cache, tmp_path: Path, o
     refused, naming both fingerprints, instead of mixing folds of two caches."""
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run_loso(config(), out, cache=cache, quiet=True)
+        run_loso(config(), out, "local", cache=cache, quiet=True)
     one_fold_then_killed()
     first = json.loads((out / "provenance.json").read_text())["cache_fingerprint"]  # written before the first fold
     (fold,) = (out / "folds").glob("*.csv")
     assert set(pd.read_csv(fold)["cache_fingerprint"]) == {first}
     other = make_cache(seed=1)  # the same clips, subjects and labels; other pixels
     with pytest.raises(RunDirError, match=rf"other contents \(fingerprint {first}\).*\(fingerprint [0-9a-f]{{32}}\)"):
-        run_loso(config(), out, cache=other, quiet=True)
+        run_loso(config(), out, "local", cache=other, quiet=True)
     # even without provenance.json, each fold file says which cache it was computed from
     (out / "provenance.json").unlink()
     with pytest.raises(RunDirError, match=rf"fold file {fold} was computed with cache_fingerprint {first}, this run"):
-        run_loso(config(), out, cache=other, quiet=True)
+        run_loso(config(), out, "local", cache=other, quiet=True)
     assert len(list((out / "folds").glob("*.csv"))) == 1  # refused before training any fold
 
 
@@ -157,7 +157,7 @@ def test_fold_file_of_another_configuration_is_refused(finished: Path, cache: Ca
     (run / "config.yaml").unlink()
     (run / "provenance.json").unlink()
     with pytest.raises(RunDirError, match=r"sub00\.csv was computed with config_hash [0-9a-f]+, this run has"):
-        run_loso(config("augment.hflip=0"), run, cache=cache, quiet=True)
+        run_loso(config("augment.hflip=0"), run, "local", cache=cache, quiet=True)
 
 
 # ---------------------------------------------------------------------------- 2. non-finite training
@@ -165,11 +165,17 @@ def test_fold_file_of_another_configuration_is_refused(finished: Path, cache: Ca
 
 def test_diverging_training_stops_by_fold_and_epoch(cache: Cache, tmp_path: Path) -> None:
     with pytest.raises(DivergedError, match=r"fold 1 \(test subject sub00\): training diverged at epoch 1: .* nan"):
-        run_loso(config("train.lr=1e20"), tmp_path / "run", cache=cache, quiet=True)
+        run_loso(config("train.lr=1e20"), tmp_path / "run", "local", cache=cache, quiet=True)
     assert not list((tmp_path / "run" / "folds").glob("*.csv")) and not (tmp_path / "run" / "metrics.json").exists()
     with pytest.raises(DivergedError, match="pamer train: training diverged at epoch 1.*no model written"):
         train_final(config("train.lr=1e20"), tmp_path / "model", cache=cache)
     assert not (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_diverging_stacked_training_names_its_folds(cache: Cache, tmp_path: Path) -> None:
+    with pytest.raises(DivergedError, match=r"fold 1 \(test subject sub00\), fold 2 .*: training diverged at epoch 1"):
+        run_loso(config("train.lr=1e20"), tmp_path / "run", "stacked", cache=cache, quiet=True)
+    assert not list((tmp_path / "run" / "folds").glob("*.csv"))
 
 
 def test_diverging_training_cli_names_fold_and_epoch(cache_dir: Path, tmp_path: Path) -> None:
@@ -208,14 +214,14 @@ def test_damaged_fold_file_is_refused_by_name(finished: Path, cache: Cache, tmp_
     run = shutil.copytree(finished, tmp_path / "run")
     path = _edit_first_fold(run, change)
     with pytest.raises(RunDirError, match=f"fold file {path}.*{message}.*delete it to train fold sub00 again"):
-        run_loso(config(), run, cache=cache, quiet=True)
+        run_loso(config(), run, "local", cache=cache, quiet=True)
 
 
 def test_corrupt_run_files_are_refused_by_name(finished: Path, cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
     run = shutil.copytree(finished, tmp_path / "run")
     (run / "provenance.json").write_text('{"cache_fingerprint": "abc", ')
     with pytest.raises(RunDirError, match=r"provenance\.json is damaged \(JSONDecodeError"):
-        run_loso(config(), run, cache=cache, quiet=True)
+        run_loso(config(), run, "local", cache=cache, quiet=True)
     (run / "provenance.json").write_text("[]")
     (run / "config.yaml").unlink()  # the run was made with an in-memory cache; the CLI names cache_dir
     error = _fail(["loso", str(CONFIG), "--out", str(run), "--quiet", *cli_sets(cache_dir)])
@@ -228,14 +234,14 @@ def test_corrupt_run_files_are_refused_by_name(finished: Path, cache: Cache, cac
 def test_resume_that_would_mix_thread_counts_needs_an_option(cache: Cache, tmp_path: Path, one_fold_then_killed):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        run_loso(config(), out, cache=cache, quiet=True)
+        run_loso(config(), out, "local", cache=cache, quiet=True)
     one_fold_then_killed()
     threads = torch.get_num_threads()
     try:
         with pytest.raises(RunDirError, match="would mix cpu float32 with 1 threads and cpu float32 with 2 threads"):
-            run_loso(config("train.threads=2"), out, cache=cache, quiet=True)
+            run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True)
         assert len(list((out / "folds").glob("*.csv"))) == 1  # refused before training
-        run_loso(config("train.threads=2"), out, cache=cache, quiet=True, allow_mixed_devices=True)
+        run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True, allow_mixed_devices=True)
     finally:
         torch.set_num_threads(threads)
     table = pd.concat(pd.read_csv(p) for p in sorted((out / "folds").glob("*.csv")))
@@ -292,7 +298,7 @@ def test_model_json_edited_after_training_is_refused(cache: Cache, tmp_path: Pat
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only torch")
 def test_cuda_device_on_a_cpu_only_torch(cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="train.device = 'cuda' but no CUDA device is available here"):
-        run_loso(config("train.device=cuda"), tmp_path / "run", cache=cache, quiet=True)
+        run_loso(config("train.device=cuda"), tmp_path / "run", "local", cache=cache, quiet=True)
     assert not (tmp_path / "run").exists()
     sets = cli_sets(cache_dir, "train.device=cuda")
     assert "no CUDA device" in _fail(["loso", str(CONFIG), "--out", str(tmp_path / "run"), "--quiet", *sets])
@@ -301,10 +307,10 @@ def test_cuda_device_on_a_cpu_only_torch(cache: Cache, cache_dir: Path, tmp_path
 
 def test_loso_into_a_folder_that_cannot_take_it(cache: Cache, tmp_path: Path, read_only_dir: Path) -> None:
     with pytest.raises(RunDirError, match=f"cannot use {read_only_dir / 'run'} as a run directory: cannot create"):
-        run_loso(config(), read_only_dir / "run", cache=cache, quiet=True)
+        run_loso(config(), read_only_dir / "run", "local", cache=cache, quiet=True)
     (tmp_path / "file").write_text("a file")
     with pytest.raises(RunDirError, match=f"{tmp_path / 'file'} is a file, not a folder"):
-        run_loso(config(), tmp_path / "file", cache=cache, quiet=True)
+        run_loso(config(), tmp_path / "file", "local", cache=cache, quiet=True)
 
 
 @pytest.mark.parametrize(("command", "written"), [("loso", "provenance.json"), ("train", "model.safetensors")])
