@@ -61,12 +61,13 @@ class Workload:
     batch: int
     epochs: int
     lr: float
+    augment: bool  # the recipe's augmentation (STSTNet's authors use none: configs/peers/ststnet.yaml)
 
 
 WORKLOADS = {
-    "ststnet": Workload("ststnet", "ststnet", "flow", 28, 256, 800, 5e-5),
-    "pamnet-112": Workload("pamnet-112", "pamnet", "diff", 112, 32, 40, 1e-4),
-    "pamnet-224": Workload("pamnet-224", "pamnet", "diff", 224, 32, 40, 1e-4),
+    "ststnet": Workload("ststnet", "ststnet", "flow", 28, 256, 800, 5e-5, False),
+    "pamnet-112": Workload("pamnet-112", "pamnet", "diff", 112, 32, 40, 1e-4, True),
+    "pamnet-224": Workload("pamnet-224", "pamnet", "diff", 224, 32, 40, 1e-4, True),
 }
 
 
@@ -105,6 +106,7 @@ def workload_config(w: Workload, args: argparse.Namespace, epochs: int) -> Confi
             f"train.device={args.device}",
             f"train.threads={args.threads}",
             "seed=0",
+            *([] if w.augment else ["augment.hflip=0", "augment.rotation=0", "augment.crop_scale=1"]),
         ],
     )
 

@@ -268,6 +268,25 @@ def test_flow_representation_and_class_weights(cache: Cache) -> None:
     assert result.probs.shape == (6, 3) and np.isfinite(result.probs).all()
 
 
+def test_training_without_augmentation_skips_the_warp(cache: Cache, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every augmentation off (the peers' recipes) the warp would only copy: fit skips it, and trains to the
+    same model as through identity warps (bilinear sampling at the pixel centres returns the pixels)."""
+    import pamer.engine.fold as fold
+    from pamer.engine.inputs import prepare_inputs
+
+    config = tiny_config("augment.hflip=0", "augment.rotation=0", "augment.crop_scale=1", "train.epochs=2")
+    inputs = prepare_inputs(cache, config, torch.device("cpu"))
+    args = (config, inputs, cache.labels, 3, np.arange(12), np.arange(12, 18))
+    real_warp, calls = fold.warp, []
+    monkeypatch.setattr(fold, "warp", lambda *a, **k: calls.append(1) or real_warp(*a, **k))
+    skipped = fold.fit(*args, seed=0)
+    assert not calls
+    monkeypatch.setattr(fold.AugmentConfig, "active", property(lambda self: True))
+    warped = fold.fit(*args, seed=0)
+    assert calls  # the same run through the (identity) warp
+    np.testing.assert_allclose(skipped.probs, warped.probs, atol=1e-6)
+
+
 @pytest.mark.gpu
 def test_cuda_run_trains_with_bf16_and_channels_last(tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast, channels_last) runs every fold and gives a probability row per clip."""

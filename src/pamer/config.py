@@ -68,6 +68,11 @@ class AugmentConfig:
     rotation: float = 10.0
     crop_scale: float = 0.8
 
+    @property
+    def active(self) -> bool:
+        """Whether any map can differ from the identity (all off: training skips the warp, which would only copy)."""
+        return self.hflip > 0 or self.rotation > 0 or self.crop_scale < 1
+
 
 @dataclass
 class TrainConfig:

@@ -240,7 +240,13 @@ def fit(
         seen = 0
         for begin, end, at in spans:
             idx = order[begin:end]
-            x = warp(inputs[idx], thetas[at : at + end - begin], vector_channels=vector_channels)
+            # the maps are drawn either way (the random stream stays that of an augmented run), but with every
+            # augmentation off they are identities: indexing already gives a fresh copy to normalise in place
+            x = (
+                warp(inputs[idx], thetas[at : at + end - begin], vector_channels=vector_channels)
+                if aug.active
+                else inputs[idx]
+            )
             x = x.sub_(mean_t).div_(std_t)  # warp's output is fresh: normalise in place, as normalize() computes
             y = y_all[idx]
             if cuda:

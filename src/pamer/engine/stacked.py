@@ -477,7 +477,9 @@ class FoldStack:
         """
         k, width = index.shape
         flat_index = index.reshape(-1)
-        x = warp(self.inputs[flat_index], thetas.reshape(-1, 2, 3), vector_channels=vector_channels)
+        x = self.inputs[flat_index]  # a fresh copy: normalised in place below
+        if self.config.augment.active:  # as in `fit`: with every augmentation off the maps are identities
+            x = warp(x, thetas.reshape(-1, 2, 3), vector_channels=vector_channels)
         # normalize()'s (x - mean) / std, with each clip its fold's statistics
         x = x.sub_(self.mean_t.repeat_interleave(width, 0)[:, :, None, None])
         x = x.div_(self.std_t.repeat_interleave(width, 0)[:, :, None, None])
