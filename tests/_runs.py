@@ -15,7 +15,7 @@ import numpy as np
 from pamer.config import Config, load_config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.loso import collect_metrics
-from pamer.engine.rundir import fold_file, fold_frame, open_run_dir, provenance, write_atomic
+from pamer.engine.rundir import fold_file, fold_frame, open_run_dir, provenance, run_stamp, write_atomic
 from pamer.preprocess.cache import Cache
 
 
@@ -54,7 +54,8 @@ def write_run(out: Path, cache: Cache, preds: np.ndarray, config: Config) -> dic
     for subject, _, test in fold_plan(cache.subjects):
         probs = np.eye(len(cache.classes), dtype=np.float32)[preds[test]]
         output = FoldOutput(subject, test, probs, None, [], 0.0)
-        write_atomic(fold_file(out, subject), fold_frame(output, cache).to_csv(index=False))
+        frame = fold_frame(output, cache, run_stamp(config, cache))
+        write_atomic(fold_file(out, subject), frame.to_csv(index=False))
     metrics = collect_metrics(out, cache, config)
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_atomic(out / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n")

@@ -207,7 +207,10 @@ def test_missing_frame_number_is_reported(tree, tmp_path: Path) -> None:
     sample = next(s for s in index.samples if s.clip == NORMAL)
     broken = pamer.data.Sample(**{**vars(sample), "apex": 10_000})
     small = pamer.data.DatasetIndex("casme2", index.classes, [broken])
-    rows = _rows(prepare(small, tmp_path, size=64, progress=False))
+    with pytest.raises(CacheError, match="none of the 1 clips of casme2 could be cached.*no file for frame 10000"):
+        prepare(small, tmp_path, size=64, progress=False)
+    (directory,) = tmp_path.iterdir()  # no cache.json, but the manifest says why
+    rows = _rows(directory)
     assert rows[NORMAL]["status"] == "skipped" and "no file for frame 10000" in rows[NORMAL]["problems"]
 
 

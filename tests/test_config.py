@@ -31,6 +31,11 @@ def test_yaml_then_set_override(tmp_path: Path) -> None:
         ("oracle=maybe", "oracle = 'maybe' is not a valid bool"),
         ("data.representation=rgb", "expected 'diff', 'flow' or 'apex'"),
         ("train.epochs=0", "expected an integer >= 1"),
+        ("seed=-1", "seed = -1, expected an integer >= 0"),
+        ("train.lr=.inf", "train.lr = inf, expected a positive finite number"),
+        ("train.lr=.nan", "train.lr = nan, expected a positive finite number"),
+        ("train.lr=1e38", "expected a positive finite number <= 1e30"),
+        ("seed=18446744073709551616", "seed = 18446744073709551616, expected an integer >= 0 and < 2"),
         ("epochs", "expected key=value"),
     ],
 )
@@ -46,6 +51,21 @@ def test_unknown_key_in_file_names_file(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_folder_given_as_config_is_named(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from pamer.cli import app
+
+    with pytest.raises(ConfigError, match=f"{tmp_path} is a folder, not a config file"):
+        load_config(tmp_path)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(Config().to_dict()))  # a run directory of `pamer loso`
+    result = CliRunner().invoke(app, ["loso", str(tmp_path)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"{tmp_path} is a run directory, not a config file" in result.stderr
+    assert f"pamer loso {tmp_path / 'config.yaml'} --out {tmp_path}" in result.stderr
+    assert "does not exist" not in result.stderr
 
 
 RUN_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))  # every shipped YAML is a run config

@@ -90,7 +90,9 @@ def test_run_directory_and_metrics_match_sklearn(local_run: Path, cache: Cache) 
         assert (local_run / name).is_file(), name
     table = _folds(local_run)
     expected_columns = ["clip", "subject", "true", "pred", *[f"prob_{c}" for c in CLASSES]]
+    expected_columns += ["cache_fingerprint", "config_hash", "device", "dtype", "threads"]
     assert list(table.columns) == expected_columns
+    assert set(table["device"]) == {"cpu"} and set(table["dtype"]) == {"float32"} and set(table["threads"]) == {1}
     assert sorted(table["clip"]) == sorted(cache.clips)
     truth = dict(zip(cache.clips, (CLASSES[i] for i in cache.labels), strict=True))
     assert (table["true"] == table["clip"].map(truth)).all()
@@ -205,9 +207,7 @@ def _write_cache(cache: Cache, path: Path) -> Path:
     from pamer.preprocess import cache as cache_module
 
     path.mkdir(parents=True)
-    cache_module._save_arrays(
-        path / "arrays.safetensors", {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
-    )
+    arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
     samples_digest = "synthetic"
     meta = {
         "format": cache_module.FORMAT,
@@ -218,7 +218,7 @@ def _write_cache(cache: Cache, path: Path) -> Path:
         "subjects": cache.subjects,
         "clips": cache.clips,
     }
-    (path / "cache.json").write_text(json.dumps(meta))
+    cache_module.write_cache(path, arrays, meta, {})
     return path
 
 

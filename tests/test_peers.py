@@ -19,7 +19,6 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from safetensors.numpy import save_file
 from torch import nn
 from typer.testing import CliRunner
 
@@ -34,7 +33,7 @@ from pamer.models import (
     register_model,
 )
 from pamer.models.peers import NAMES, PeerNetwork
-from pamer.preprocess.cache import FORMAT
+from pamer.preprocess.cache import FORMAT, write_cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -290,9 +289,7 @@ def _flow_cache(path: Path, subjects: int = 3, per_subject: int = 4, size: int =
         flow[i, 4 + 8 * label : 12 + 8 * label, 6:26, 0] += 1.0
     frames = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
     path.mkdir(parents=True)
-    save_file(
-        {"onset": frames, "apex": frames, "labels": labels.astype(np.int64), "flow": flow}, path / "arrays.safetensors"
-    )
+    arrays = {"onset": frames, "apex": frames, "labels": labels.astype(np.int64), "flow": flow}
     config = {"dataset": "synthetic", "size": size, "representation": "flow"}
     # the key `pamer.preprocess.cache` checks: sha256 of the sorted JSON of [configuration, samples digest]
     key = hashlib.sha256(json.dumps([config, "synthetic"], sort_keys=True).encode()).hexdigest()
@@ -305,7 +302,7 @@ def _flow_cache(path: Path, subjects: int = 3, per_subject: int = 4, size: int =
         "subjects": [f"sub{i % subjects:02d}" for i in range(n)],
         "clips": [f"clip{i:03d}" for i in range(n)],
     }
-    (path / "cache.json").write_text(json.dumps(meta))
+    write_cache(path, arrays, meta, {})  # with the content digests load_cache checks
     return path
 
 

@@ -15,6 +15,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from pamer.cli import app
+from pamer.data import synthetic
+from pamer.data._clips import list_frames
+from pamer.frames import read_rgb
 from pamer.models import create_model
 from pamer.predict import (
     PredictError,
@@ -93,6 +96,33 @@ def test_video_decodes_the_frames_written(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+def test_frame_folder_is_read_as_prepare_reads_a_dataset(tmp_path: Path) -> None:
+    """One decoder and one frame-number rule for training and prediction: an EXIF-rotated JPEG is turned upright,
+    a 16-bit PNG is read, and a macOS metadata file (`._img3.png`) is no frame, in both."""
+    from PIL import Image
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    upright = np.zeros((24, 32, 3), np.uint8)
+    upright[:4, :8] = 255  # a mark in the top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the viewer rotates the stored 24 x 32 image by 90 degrees, to 32 x 24
+    Image.fromarray(upright).save(folder / "img1.jpg", exif=exif.tobytes(), quality=100)
+    deep = (np.random.default_rng(0).integers(0, 65536, (32, 24, 3))).astype(np.uint16)
+    assert cv2.imwrite(str(folder / "img2.png"), deep)
+    assert cv2.imwrite(str(folder / "img10.png"), np.full((32, 24, 3), 90, np.uint8))
+    (folder / "._img3.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble metadata, not an image")
+
+    clip = read_frame_folder(folder)
+    paths, numbers, duplicates = list_frames(folder)
+    assert clip.numbers == numbers == [1, 2, 10] and not duplicates
+    assert clip.names == [p.name for p in paths]
+    for got, path in zip(clip.frames, paths, strict=True):
+        np.testing.assert_array_equal(got, read_rgb(path))  # the pixels prepare caches
+    assert clip.frames[0].shape == (32, 24, 3)  # turned upright, as the viewer shows it
+    np.testing.assert_array_equal(clip.frames[1][..., 0], (deep[..., 2] >> 8).astype(np.uint8))  # BGR on disk
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -110,7 +140,7 @@ def test_bad_frame_folder(tmp_path: Path, make, message: str) -> None:
 def test_corrupt_frame_is_named(tmp_path: Path) -> None:
     folder = _write_frames(tmp_path / "clip", _random_frames(2), ["img1.png", "img2.png"])
     (folder / "img3.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(PredictError, match=r"img3\.jpg cannot be read"):
+    with pytest.raises(PredictError, match=r"img3\.jpg: not a readable image"):
         read_frame_folder(folder)
 
 
@@ -226,6 +256,43 @@ def test_model_json_missing_a_key_or_malformed(tmp_path: Path) -> None:
         load_checkpoint(model_dir)
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"input_size": 0}, "input_size is 0; expected an integer >= 16"),
+        ({"input_size": "224"}, "input_size is '224'"),
+        ({"num_classes": True}, "num_classes is True"),
+        ({"classes": ["negative", "negative", "surprise"]}, "classes names negative more than once"),
+        ({"std": [0.2, float("nan"), 0.2]}, "mean and std must be 3 finite numbers"),
+        # renamed or reordered classes: the cache the model was trained on says otherwise
+        (
+            {"classes": ["negative", "surprise", "positive"]},
+            r"differ from the classes of the cache.*preprocess\.classes",
+        ),
+        ({"classes": ["sad", "happy", "surprise"]}, r"\['sad', 'happy', 'surprise'\] differ from the classes"),
+    ],
+)
+def test_model_json_checked_against_what_it_must_hold(tmp_path: Path, changes: dict, message: str) -> None:
+    good = _card(preprocess={"size": 64, "classes": ["negative", "positive", "surprise"]})
+    model_dir = _handmade_model_dir(tmp_path / "model", good)
+    assert load_checkpoint(model_dir)[1].classes == ("negative", "positive", "surprise")
+    (model_dir / "model.json").write_text(json.dumps({**good, **changes}))
+    with pytest.raises(PredictError, match=message):
+        load_checkpoint(model_dir)
+    assert re.search(message, _fail(["predict", str(model_dir), "--frames", str(tmp_path)]))
+
+
+def test_non_finite_weights_are_refused(tmp_path: Path) -> None:
+    model_dir = _handmade_model_dir(tmp_path / "model")
+    state = create_model("pamnet_test", num_classes=3).state_dict()
+    state["fc.weight"][0, 0] = float("nan")  # what a diverged training leaves
+    save_file({k: v.contiguous() for k, v in state.items()}, str(model_dir / "model.safetensors"))
+    with pytest.raises(PredictError, match=r"fc\.weight hold NaN or infinite values.*retrain"):
+        load_checkpoint(model_dir)
+    error = _fail(["predict", str(model_dir), "--frames", str(tmp_path), "--json"])
+    assert "NaN or infinite" in error
+
+
 def test_recognizer_is_exported_lazily() -> None:
     import pamer
 
@@ -243,17 +310,10 @@ def test_cli_needs_exactly_one_input(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- recognising a clip
 
 
-def _commands() -> set[str]:
-    return {c.name or c.callback.__name__ for c in app.registered_commands}
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny pamnet_test trained by `pamer prepare` + `pamer train` on a synthetic CASME II-style set: the model
     directory, the cache it was trained on and the dataset root."""
-    if "train" not in _commands():
-        pytest.skip("`pamer train` (pamer.engine.train_final) is not available yet")
-    synthetic = pytest.importorskip("pamer.data.synthetic", reason="pamer.data.synthetic is not available yet")
     work = tmp_path_factory.mktemp("trained")
     config = synthetic.SyntheticConfig(subjects=2, clips_per_class=1, classes=3, face_px=128, frames=(4, 4))
     root = synthetic.generate(work / "casme2", config)
@@ -286,7 +346,6 @@ def model_dir(trained: dict[str, Path]) -> Path:
 def face_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray], int]:
     """A 10-frame clip of a real face (matplotlib's grace_hopper.jpg) with a lip-corner pull peaking at a known
     apex, and no head motion, lighting drift or noise, so the spotted apex must be the rendered one."""
-    synthetic = pytest.importorskip("pamer.data.synthetic", reason="pamer.data.synthetic is not available yet")
     faces, _ = synthetic.load_faces(face_px=128)
     config = synthetic.SyntheticConfig(
         face_px=128, frames=(10, 10), head_shift_px=0, head_rotation_deg=0, illumination=0, noise=0
@@ -392,6 +451,24 @@ def test_cli_bad_onset_apex_and_picture(model_dir: Path, face_clip, tmp_path: Pa
     video = _write_video(tmp_path / "clip.avi", frames)
     error = _fail(["predict", str(model_dir), "--video", str(video), *args])
     assert re.search(message, error), error
+
+
+def test_cli_picture_into_a_folder_that_cannot_take_it(model_dir: Path, face_clip, tmp_path: Path, read_only_dir):
+    """Refused before the work, by name: a read-only folder, a file where the folder should be, a folder where the
+    file should be; and a disk that fills up while the picture is written."""
+    frames, _ = face_clip
+    video = str(_write_video(tmp_path / "clip.avi", frames))
+    error = _fail(["predict", str(model_dir), "--video", video, "--picture", str(read_only_dir / "a.png")])
+    assert f"cannot write into {read_only_dir}" in error
+    (tmp_path / "file").write_text("a file, not a folder")
+    error = _fail(["predict", str(model_dir), "--video", video, "--picture", str(tmp_path / "file" / "a.png")])
+    assert f"{tmp_path / 'file'} is a file, not a folder" in error
+    (tmp_path / "dir.png").mkdir()
+    assert "is a folder" in _fail(["predict", str(model_dir), "--video", video, "--picture", str(tmp_path / "dir.png")])
+    full = tmp_path / "full.png"
+    full.symlink_to("/dev/full")  # every write to it fails with ENOSPC, as on a full disk
+    error = _fail(["predict", str(model_dir), "--video", video, "--picture", str(full)])
+    assert f"picture {full} cannot be written: no space left on the disk" in error
 
 
 def test_cli_bad_clips(model_dir: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -142,10 +143,13 @@ class Config:
             (self.data.representation in REPRESENTATIONS, "data.representation", "'diff', 'flow' or 'apex'"),
             (self.train.epochs >= 1, "train.epochs", "an integer >= 1"),
             (self.train.batch_size >= 2, "train.batch_size", "an integer >= 2"),
-            (self.train.lr > 0, "train.lr", "a positive number"),
-            (self.train.weight_decay >= 0, "train.weight_decay", "a number >= 0"),
+            # Adam's float32 step overflows near 3e37 (a traceback); any rate near the bound diverges anyway
+            (0 < self.train.lr <= 1e30, "train.lr", "a positive finite number <= 1e30"),
+            (0 <= self.train.weight_decay < math.inf, "train.weight_decay", "a finite number >= 0"),
             (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
+            # torch.manual_seed takes 64-bit seeds; a negative one fails deep inside the first fold
+            (0 <= self.seed < 2**63, "seed", "an integer >= 0 and < 2**63"),
             (0 <= self.augment.hflip <= 1, "augment.hflip", "a probability in [0, 1]"),
             (0 <= self.augment.rotation <= 180, "augment.rotation", "degrees in [0, 180]"),
             (0 < self.augment.crop_scale <= 1, "augment.crop_scale", "an area share in (0, 1]"),
@@ -167,6 +171,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            if (path / "config.yaml").is_file():  # a run directory of `pamer loso`
+                raise ConfigError(
+                    f"{path} is a run directory, not a config file; to resume it: "
+                    f"pamer loso {path / 'config.yaml'} --out {path}"
+                )
+            raise ConfigError(
+                f"{path} is a folder, not a config file; give a YAML file, e.g. configs/paper/casme2.yaml"
+            )
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:

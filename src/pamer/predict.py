@@ -8,7 +8,7 @@ engine's own evaluation-time motion image (`pamer.engine`), so training and pred
 from __future__ import annotations
 
 import json
-import re
+import math
 import struct
 import time
 from collections.abc import Sequence
@@ -17,6 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pamer.checkpoint import CARD_DIGEST_KEY, CARD_KEYS, MODEL_FILES, card_digest
+
+# one decoder and one frame-number rule for training (pamer prepare) and prediction
+from pamer.frames import IMAGE_SUFFIXES, ImageError, is_junk, read_rgb
+from pamer.frames import file_frame_number as frame_number
+from pamer.outputs import os_error_text, write_problem
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -33,12 +40,9 @@ __all__ = [
     "read_video",
 ]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-MODEL_FILES = ("model.safetensors", "model.json")
 # the decoded frames of one clip are held in memory; a clip is seconds around one expression, not a whole film
 MAX_CLIP_BYTES = 2 * 2**30
-# what `pamer train` writes into model.json; predict needs every one of them
-CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "representation", "preprocess")
+MIN_INPUT_SIZE = 16  # the smallest train.input_size a configuration accepts
 # what predict computes from a clip: apex - onset, or the apex crop alone
 PREDICT_REPRESENTATIONS = ("diff", "apex")
 
@@ -81,29 +85,12 @@ class Clip:
         raise PredictError(f"{what} {number} is out of range for {self.source}: its frames are {first}..{last}")
 
 
-def frame_number(path: Path) -> int:
-    """The frame number in a file name: its last run of digits, whatever the prefix or padding.
-
-    `img46.jpg` -> 46, `reg_img46.jpg` -> 46, `006_05562.jpg` -> 5562, `image17581039.jpg` -> 17581039.
-    """
-    digits = re.findall(r"\d+", path.stem)
-    if not digits:
-        raise PredictError(f"frame file {path} has no frame number in its name (expected e.g. img46.jpg)")
-    return int(digits[-1])
-
-
-def _to_rgb(image: np.ndarray, name: str) -> np.ndarray:
+def _video_rgb(image: np.ndarray, name: str) -> np.ndarray:
     import cv2
 
-    if image.dtype != np.uint8:
-        raise PredictError(f"frame {name}: expected 8-bit pixels, got {image.dtype}")
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    raise PredictError(f"frame {name}: expected a grey, BGR or BGRA image, got shape {image.shape}")
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise PredictError(f"frame {name}: expected an 8-bit BGR video frame, got {image.dtype} {image.shape}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _too_long(source: str, frames: int, frame: np.ndarray, max_bytes: int) -> PredictError:
@@ -117,24 +104,33 @@ def _too_long(source: str, frames: int, frame: np.ndarray, max_bytes: int) -> Pr
 def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
     """Read a folder of frame images, sorted by the frame number in their names (not by listing order).
 
-    Files that are not images (by suffix: .jpg, .png, .bmp, ...) are ignored.
+    Frames are named, numbered and decoded exactly as `pamer prepare` reads a dataset's frames (`pamer.frames`):
+    the number ends the file name's stem, EXIF orientation is applied, 16-bit images are scaled to 8 bits. Files
+    that are not images (by suffix: .jpg, .png, .bmp, ...) and junk (`._img46.jpg`, `Thumbs.db`) are ignored.
 
     Raises:
         PredictError: missing folder, no image in it, a name without a number, two files with the same
             number, an image that cannot be decoded (the message names the file), frames of different sizes,
             or more than `max_bytes` of decoded frames.
     """
-    import cv2
-
     start = time.perf_counter()
     folder = Path(folder)
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise PredictError(f"frame folder {folder} {what}")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    # junk beside copied frames (`._img46.jpg`, Thumbs.db) is left out by the dataset readers' rule
+    files = [p for p in folder.iterdir() if not is_junk(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise PredictError(f"frame folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    numbered = sorted((frame_number(p), p) for p in files)
+    numbered = []
+    for path in files:
+        number = frame_number(path)
+        if number is None:
+            raise PredictError(
+                f"frame file {path} has no frame number ending its name (expected e.g. img46.jpg or 006_05562.png)"
+            )
+        numbered.append((number, path))
+    numbered.sort()
     for (n1, p1), (n2, p2) in zip(numbered, numbered[1:], strict=False):
         if n1 == n2:
             raise PredictError(f"frame folder {folder}: {p1.name} and {p2.name} have the same frame number {n1}")
@@ -142,10 +138,10 @@ def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Cl
     for _, path in numbered:
         if frames and len(numbered) * frames[0].nbytes > max_bytes:
             raise _too_long(f"frame folder {folder}", len(numbered), frames[0], max_bytes)
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise PredictError(f"frame {path} cannot be read as an image (corrupt or not an image)")
-        frames.append(_to_rgb(image, str(path)))
+        try:
+            frames.append(read_rgb(path))
+        except ImageError as err:
+            raise PredictError(f"frame {err}") from None
     shapes = {f.shape for f in frames}
     if len(shapes) > 1:
         raise PredictError(f"frame folder {folder}: frames differ in size ({sorted(shapes)}); expected one size")
@@ -181,7 +177,7 @@ def read_video(path: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
             ok, image = capture.read()
             if not ok:
                 break
-            frames.append(_to_rgb(image, f"{path}#{len(frames)}"))
+            frames.append(_video_rgb(image, f"{path}#{len(frames)}"))
             if len(frames) * frames[0].nbytes > max_bytes:
                 raise _too_long(f"video {path}", len(frames), frames[0], max_bytes)
     finally:
@@ -256,11 +252,21 @@ class ModelCard:
 
     @classmethod
     def _checked(cls, meta: dict, path: Path) -> ModelCard:
-        if not isinstance(meta["classes"], list):
-            raise PredictError(f"{path}: classes must be a list of class names, got {meta['classes']!r}")
-        classes = tuple(str(c) for c in meta["classes"])
-        if len(classes) != meta["num_classes"] or not classes:
-            raise PredictError(f"{path}: num_classes is {meta['num_classes']} but classes lists {len(classes)} names")
+        classes = meta["classes"]
+        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+            raise PredictError(f"{path}: classes must be a list of class names, got {classes!r}")
+        duplicated = sorted({c for c in classes if classes.count(c) > 1})
+        if duplicated:
+            raise PredictError(f"{path}: classes names {', '.join(duplicated)} more than once; each class once")
+        num_classes = meta["num_classes"]
+        if isinstance(num_classes, bool) or num_classes != len(classes) or not classes:
+            raise PredictError(f"{path}: num_classes is {num_classes!r} but classes lists {len(classes)} names")
+        size = meta["input_size"]
+        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_INPUT_SIZE:
+            raise PredictError(
+                f"{path}: input_size is {size!r}; expected an integer >= {MIN_INPUT_SIZE} (the network's input side "
+                "in pixels, as `pamer train` writes it)"
+            )
         if meta["representation"] not in PREDICT_REPRESENTATIONS:
             raise PredictError(
                 f"{path}: representation {meta['representation']!r} is not supported by predict (expected "
@@ -269,19 +275,30 @@ class ModelCard:
         model_args = meta.get("model_args") or {}
         if not isinstance(model_args, dict):
             raise PredictError(f"{path}: model_args must be an object of model options, got {model_args!r}")
-        if not (len(meta["mean"]) == len(meta["std"]) == 3 and all(float(v) > 0 for v in meta["std"])):
+        mean, std = [float(m) for m in meta["mean"]], [float(s) for s in meta["std"]]
+        if not (len(mean) == len(std) == 3 and all(math.isfinite(v) for v in mean + std) and min(std) > 0):
             raise PredictError(
-                f"{path}: mean and std must be 3 numbers each, std positive; got {meta['mean']}, {meta['std']}"
+                f"{path}: mean and std must be 3 finite numbers each, std positive; got {meta['mean']}, {meta['std']}"
+            )
+        preprocess = meta["preprocess"]
+        if not isinstance(preprocess, dict):
+            raise PredictError(f"{path}: preprocess must be the training cache's settings, got {preprocess!r}")
+        # `pamer train` copies the cache's settings, class list included: a renamed or reordered class shows here
+        trained = preprocess.get("classes")
+        if trained is not None and list(trained) != classes:
+            raise PredictError(
+                f"{path}: classes {classes} differ from the classes of the cache the model was trained on "
+                f"({list(trained)}, in preprocess.classes); the class names must be the training cache's, in its order"
             )
         rest = {k: v for k, v in meta.items() if k not in (*CARD_KEYS, "model_args")}
         return cls(
             model=str(meta["model"]),
-            classes=classes,
-            input_size=int(meta["input_size"]),
-            mean=tuple(float(m) for m in meta["mean"]),
-            std=tuple(float(s) for s in meta["std"]),
+            classes=tuple(classes),
+            input_size=size,
+            mean=tuple(mean),
+            std=tuple(std),
             representation=str(meta["representation"]),
-            preprocess=dict(meta["preprocess"]),
+            preprocess=dict(preprocess),
             model_args=model_args,
             extra=rest,
         )
@@ -311,7 +328,7 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
             or tensors that do not match the named model (missing, unexpected or wrong-shaped keys, named).
     """
     import torch
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from pamer.models import create_model
@@ -335,8 +352,17 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
     _check_safetensors(weights)
     try:
         state = load_file(str(weights), device="cpu")
+        with safe_open(str(weights), framework="pt") as f:
+            saved_digest = (f.metadata() or {}).get(CARD_DIGEST_KEY)
     except (SafetensorError, OSError) as err:
         raise PredictError(f"{weights} cannot be read as safetensors: {err}") from None
+    # `pamer train` binds model.json to the weights; a hand-made checkpoint without the digest is checked by shape
+    if saved_digest is not None and saved_digest != card_digest(json.loads((model_dir / "model.json").read_text())):
+        raise PredictError(
+            f"{model_dir / 'model.json'} does not describe {weights}: its classes, input_size, mean, std, model or "
+            "preprocess differ from those the weights were saved with (edited by hand?); restore the model.json "
+            "`pamer train` wrote, or train again"
+        )
     try:
         model = create_model(card.model, num_classes=len(card.classes), **card.model_args)
     except ValueError as err:
@@ -358,6 +384,12 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
         raise PredictError(
             f"{weights} does not match model {card.model!r} with {len(card.classes)} classes named in model.json: "
             + "; ".join(parts)
+        )
+    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise PredictError(
+            f"{weights}: {', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''} hold NaN or infinite values "
+            "(the training diverged); retrain it, e.g. with a smaller train.lr"
         )
     model.load_state_dict(state, strict=True)
     return model.to(target).eval(), card
@@ -413,7 +445,7 @@ class Prediction:
         """Save a PNG of the aligned apex face, the motion image (apex - onset) and the attention maps over the face.
 
         Raises:
-            PredictError: a name that does not end in .png, or a folder that does not exist.
+            PredictError: a path `check_picture_path` refuses, or a write that fails (e.g. a full disk).
         """
         from pamer.report.plots import plot_attention
 
@@ -423,20 +455,27 @@ class Prediction:
         else:
             motion = self.apex_crop.astype(np.float32) - self.onset_crop.astype(np.float32)
         title = f"{Path(self.source).name}: {self.label} ({self.probabilities[self.label]:.2f}), apex {self.apex}"
-        return plot_attention(self.apex_crop, motion, self.attention, path, title)
+        try:
+            return plot_attention(self.apex_crop, motion, self.attention, path, title)
+        except OSError as err:  # e.g. the disk filled up while writing
+            raise PredictError(f"picture {path} cannot be written: {os_error_text(err)}") from None
 
 
 def check_picture_path(path: str | Path) -> Path:
     """`path` as a Path if a PNG can be written there (checked before the work, not after it).
 
     Raises:
-        PredictError: a name that does not end in .png, or a folder that does not exist.
+        PredictError: a name that does not end in .png, a folder in its place, or a folder that does not exist,
+            is a file or cannot be written (read-only, full).
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise PredictError(f"picture {path}: expected a file name ending in .png")
-    if not path.parent.is_dir():
-        raise PredictError(f"picture {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise PredictError(f"picture {path} is a folder; give a file name ending in .png")
+    problem = write_problem(path.parent)
+    if problem is not None:
+        raise PredictError(f"picture {path}: {problem}")
     return path
 
 
@@ -600,6 +639,11 @@ class Recognizer:
             logits = self.model.forward_head(features)
         # softmax in float64 so the probabilities sum to 1 to double precision
         probabilities = torch.softmax(logits[0].double().cpu(), dim=0).numpy()
+        if not np.isfinite(probabilities).all():
+            raise PredictError(
+                f"model {card.model!r} gave non-finite class scores for this clip; its weights or model.json "
+                "normalisation (mean, std) are damaged: retrain it"
+            )
         return probabilities, [m[0, 0].float().cpu().numpy() for m in maps], x[0].cpu().numpy()
 
 

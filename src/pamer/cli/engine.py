@@ -53,8 +53,18 @@ def loso(
         float, typer.Option(help="GPUs of each Ray fold task (0.25: four folds share one).")
     ] = 0.0,
     quiet: QuietOption = False,
+    allow_mixed_devices: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mixed-devices",
+            help="Resume even if the new folds run on another device, dtype or thread count than the finished ones "
+            "(their numbers differ slightly; each fold file records its own).",
+        ),
+    ] = False,
 ) -> None:
     """Leave-one-subject-out evaluation: train one network per subject, pool the predictions, write metrics."""
+    if workers is not None and workers < 1:
+        raise fail(f"--workers must be at least 1, got {workers}")
     config = _config(config_path, overrides)
     from pamer.engine import run_loso
 
@@ -70,6 +80,7 @@ def loso(
             cpus_per_fold=cpus_per_fold,
             gpus_per_fold=gpus_per_fold,
             quiet=quiet,
+            allow_mixed_devices=allow_mixed_devices,
         )
     except ValueError as err:
         raise fail(str(err)) from None
@@ -89,6 +100,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", help="Model directory: model.safetensors + model.json.")],
     overrides: SetOption = None,
     quiet: QuietOption = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a model already in --out.")] = False,
 ) -> None:
     """Train on every subject of the cache and save a checkpoint for `pamer predict`."""
     config = _config(config_path, overrides)
@@ -100,7 +112,7 @@ def train(
 
     try:
         if quiet:
-            path = train_final(config, out, on_epoch=log)
+            path = train_final(config, out, on_epoch=log, force=force)
         else:
             from rich.progress import Progress
 
@@ -110,7 +122,7 @@ def train(
                 def show(epoch: int, loss: float, acc: float) -> None:
                     bar.update(task, completed=epoch, description=f"loss {loss:.3f} acc {acc:.3f}")
 
-                path = train_final(config, out, on_epoch=show)
+                path = train_final(config, out, on_epoch=show, force=force)
     except ValueError as err:
         raise fail(str(err)) from None
     typer.echo(f"model written to {path / 'model.safetensors'} and {path / 'model.json'}")

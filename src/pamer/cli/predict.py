@@ -52,7 +52,7 @@ def predict(
         summary = result.to_dict()
         if picture is not None:
             summary["picture"] = str(picture)
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(json.dumps(summary, indent=2, allow_nan=False))  # NaN is not JSON; predict never makes one
         return
     _print_table(result, picture)
 

@@ -61,6 +61,8 @@ def prepare_command(
     htnet and images (ready-made images, one per clip) are read as they are: no face detection, no alignment;
     --representation flow caches their flow images, apex their apex crops.
     """
+    if workers < 1:
+        raise fail(f"--workers must be at least 1, got {workers}")
     from pamer.data import DatasetError, get_protocol
     from pamer.data.images import ImageIndex
     from pamer.preprocess.cache import prepare, read_manifest

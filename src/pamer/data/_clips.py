@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from pamer.data._layout import FrameTree, is_junk
 from pamer.data._sheet import Row
 from pamer.data.labels import EMOTIONS, Protocol, normalise_emotion
 from pamer.data.samples import ApexSource, DatasetError, DatasetIndex, Problem, Sample
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
-# the frame number is the last run of digits of the file name: img46, reg_img46, 006_05562, image17581039, 175
-_NUMBER = re.compile(r"(\d+)$")
+from pamer.frames import file_frame_number
 
 # problem kinds that mean the sheet's apex could not be used as written (the MEGC2019 list leaves these clips out)
 SHEET_APEX_FLAGS = frozenset({"apex-missing", "apex-outside", "apex-at-onset"})
@@ -41,11 +37,9 @@ def list_frames(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     with os.scandir(folder) as entries:
         files = sorted(e.name for e in entries if not is_junk(e.name) and e.is_file())
     for name in files:
-        stem, suffix = os.path.splitext(name)
-        match = _NUMBER.search(stem)
-        if match is None or suffix.lower() not in IMAGE_SUFFIXES:
+        number = file_frame_number(name)  # the rule `pamer predict` numbers a user's frames by
+        if number is None:
             continue
-        number = int(match.group(1))
         if number in numbered:
             duplicates.append(f"{numbered[number].name} and {name}")
             continue

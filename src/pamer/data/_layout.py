@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pamer.data.samples import DatasetError
-
-# file and folder names that copies carry and no dataset ships (compared in lower case); hidden names too
-JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
+from pamer.frames import JUNK_NAMES, is_junk  # noqa: F401  (one junk rule for the readers and predict)
 
 # how one frame tree is taken when several hold clips: the first rule that tells them apart decides
 TREE_ORDER = (
@@ -40,12 +38,6 @@ Level = str | Sequence[str]
 
 _WORD = re.compile(r"[a-z0-9]+")
 _SHOWN = 12  # folders named in the not-found error before "and N more"
-
-
-def is_junk(name: str) -> bool:
-    """Whether a file or folder name is junk that copies carry, never data: hidden names (`.DS_Store`, macOS
-    AppleDouble files `._img46.jpg`), `Thumbs.db`, `desktop.ini`, `__MACOSX`."""
-    return name.startswith(".") or name.lower() in JUNK_NAMES
 
 
 def _names(level: Level) -> tuple[str, ...]:

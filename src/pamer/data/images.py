@@ -29,8 +29,8 @@ from pathlib import Path
 from pamer.data._layout import is_junk
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetError, DatasetIndex, Problem
+from pamer.frames import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 REQUIRED_COLUMNS = ("subject", "clip", "label", "file")
 OPTIONAL_COLUMNS = ("dataset",)
 LAYOUT = "a csv with the columns subject, clip, label, file[, dataset]; file relative to --root"

@@ -50,4 +50,6 @@ def classic_fold(config: Config, cache: Cache, fold: int) -> FoldOutput:
     if grid:
         c = choose_c(kernel, labels, cache.subjects, train_idx, grid, classes, balanced)
     scores = svm_scores(kernel, labels, train_idx, test_idx, classes, c, balanced)
-    return FoldOutput(subject, test_idx, softmax(scores), None, [], time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    # numpy in float64 on the CPU whatever train.device says; its BLAS threads are not torch's, so none recorded
+    return FoldOutput(subject, test_idx, softmax(scores), None, [], seconds, device="cpu", dtype="float64")

@@ -2,39 +2,69 @@
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 import pamer
+from pamer.checkpoint import MODEL_FILES, CheckpointError, write_checkpoint
 from pamer.classic import is_classic
 from pamer.config import Config, ConfigError
-from pamer.engine.fold import EpochCallback, check_model, fit
+from pamer.engine.fold import DivergedError, EpochCallback, check_model, fit
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
+from pamer.models import create_model
+from pamer.outputs import write_problem
 from pamer.preprocess.cache import Cache
 
 __all__ = ["train_final"]
 
 
 def train_final(
-    config: Config, out_dir: str | Path, *, cache: Cache | None = None, on_epoch: EpochCallback | None = None
+    config: Config,
+    out_dir: str | Path,
+    *,
+    cache: Cache | None = None,
+    on_epoch: EpochCallback | None = None,
+    force: bool = False,
 ) -> Path:
     """Train on every clip of the cache and save `model.safetensors` + `model.json` into `out_dir`.
 
     `model.json` holds what inference needs: the model name and options, class names, input size,
-    normalisation, representation and the cache's preprocessing config. Never pickled.
+    normalisation, representation and the cache's preprocessing config. Never pickled. The output folder is
+    checked before training (not after it): an existing model is refused unless `force`, and a folder that cannot
+    be written or lacks the space for the weights is refused by name.
 
     Returns:
         `out_dir`.
+
+    Raises:
+        CheckpointError: `out_dir` holds a model (without `force`), cannot be written or is too full.
+        DivergedError: the training loss became NaN or infinite (nothing is written).
     """
     if is_classic(config.model.name):
         raise ConfigError(f"{config.model.name!r} is a classic method (features + SVM): run it with `pamer loso`")
+    out_dir = Path(out_dir)
+    existing = [name for name in MODEL_FILES if (out_dir / name).exists()]
+    if existing and not force:
+        raise CheckpointError(
+            f"{out_dir} already holds a model ({' and '.join(existing)}); pass --force to replace it, "
+            "or give another --out"
+        )
+    problem = write_problem(out_dir, create=True)
+    if problem is not None:
+        raise CheckpointError(f"cannot write the model into {out_dir}: {problem}")
     cache = load_cache_for(config) if cache is None else cache
     check_model(config, len(cache.classes))
     device = device_for(config)
+    needed = _weights_bytes(config, len(cache.classes))
+    free = shutil.disk_usage(out_dir).free
+    if free < 2 * needed:  # the weights and their temporary copy
+        raise CheckpointError(
+            f"cannot write the model into {out_dir}: its disk has {free / 2**20:.1f} MiB free, the weights need "
+            f"{needed / 2**20:.1f} MiB; free some space or give another --out"
+        )
     threads = torch.get_num_threads()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -42,13 +72,13 @@ def train_final(
         inputs = prepare_inputs(cache, config, device)
         labels = np.asarray(cache.labels, dtype=np.int64)
         every = np.arange(len(cache))
-        result = fit(config, inputs, labels, len(cache.classes), every, seed=config.seed, on_epoch=on_epoch)
+        try:
+            result = fit(config, inputs, labels, len(cache.classes), every, seed=config.seed, on_epoch=on_epoch)
+        except DivergedError as err:
+            raise DivergedError(f"pamer train: {err}; no model written") from None
     finally:
         torch.set_num_threads(threads)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
-    save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     card = {
         "model": config.model.name,
         "model_args": config.model.args,
@@ -65,5 +95,9 @@ def train_final(
         "config": config.to_dict(),
         "history": [{"loss": loss, "accuracy": acc} for loss, acc in result.history],
     }
-    (out_dir / "model.json").write_text(json.dumps(card, indent=2, default=str) + "\n")
-    return out_dir
+    return write_checkpoint(out_dir, state, card)
+
+
+def _weights_bytes(config: Config, num_classes: int) -> int:
+    model = create_model(config.model.name, num_classes=num_classes, **config.model.args)
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())

@@ -3,6 +3,7 @@ batched augmentation) and prediction."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +20,15 @@ from pamer.models import create_model, model_input_size
 from pamer.preprocess.cache import Cache
 
 __all__ = [
+    "DivergedError",
     "EpochCallback",
     "FitResult",
     "FoldOutput",
+    "autocast_dtype",
     "channel_tensors",
     "class_weights",
     "check_model",
+    "device_name",
     "epoch_draws",
     "fit",
     "fold_plan",
@@ -35,6 +39,15 @@ __all__ = [
 
 # (epoch 1-based, mean training loss, training accuracy) after each epoch
 EpochCallback = Callable[[int, float, float], None]
+
+
+class DivergedError(ValueError):
+    """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change)."""
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """The dtype the network computes in on `device`: bfloat16 autocast on CUDA, float32 elsewhere."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 def fold_plan(subjects: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -66,6 +79,10 @@ class FoldOutput:
     epoch_preds: np.ndarray | None
     history: list[tuple[float, float]]
     seconds: float
+    # where it ran: folds of one run that ran on other devices, dtypes or thread counts give other numbers
+    device: str = ""
+    dtype: str = ""
+    threads: int = 0
 
 
 @dataclass
@@ -234,7 +251,7 @@ def fit(
             y = y_all[idx]
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=cuda):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=weight)
             optimizer.zero_grad(set_to_none=True)
@@ -245,6 +262,12 @@ def fit(
             correct += (logits.detach().argmax(1) == y).sum()
             seen += end - begin
         history.append((float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)))
+        if not math.isfinite(history[-1][0]):
+            # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
+            raise DivergedError(
+                f"training diverged at epoch {epoch}: the mean training loss is {history[-1][0]} "
+                f"(train.lr = {config.train.lr:g}; try a smaller one)"
+            )
         if on_epoch is not None:
             on_epoch(epoch, *history[-1])
         if config.oracle and test_idx is not None and epoch < config.train.epochs:
@@ -283,7 +306,7 @@ def predict_probs(
         x = normalize(inputs[idx_t[begin : begin + 2 * batch]], mean, std)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=device.type == "cuda"):
             logits = model(x)
         out.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
@@ -294,14 +317,38 @@ def train_fold(
 ) -> FoldOutput:
     """Train fold `fold` of the cache's fold plan on `inputs` (from `prepare_inputs`) and predict its test subject."""
     subject, train_idx, test_idx = fold_plan(cache.subjects)[fold]
-    result = fit(
-        config,
-        inputs,
-        np.asarray(cache.labels, dtype=np.int64),
-        len(cache.classes),
-        train_idx,
+    try:
+        result = fit(
+            config,
+            inputs,
+            np.asarray(cache.labels, dtype=np.int64),
+            len(cache.classes),
+            train_idx,
+            test_idx,
+            seed=fold_seed(config.seed, fold),
+            on_epoch=on_epoch,
+        )
+    except DivergedError as err:
+        raise DivergedError(f"fold {fold + 1} (test subject {subject}): {err}") from None
+    if not np.isfinite(result.probs).all():
+        raise DivergedError(
+            f"fold {fold + 1} (test subject {subject}): the trained network gives NaN or infinite class scores "
+            f"(train.lr = {config.train.lr:g}; try a smaller one)"
+        )
+    device = inputs.device
+    return FoldOutput(
+        subject,
         test_idx,
-        seed=fold_seed(config.seed, fold),
-        on_epoch=on_epoch,
+        result.probs,
+        result.epoch_preds,
+        result.history,
+        result.seconds,
+        device=device_name(device),
+        dtype=str(autocast_dtype(device)).removeprefix("torch."),
+        threads=torch.get_num_threads(),
     )
-    return FoldOutput(subject, test_idx, result.probs, result.epoch_preds, result.history, result.seconds)
+
+
+def device_name(device: torch.device) -> str:
+    """`cpu`, or `cuda NVIDIA H100 80GB HBM3`: the kind of device, not which of several alike."""
+    return f"cuda {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type

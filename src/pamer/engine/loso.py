@@ -19,18 +19,23 @@ import torch
 from pamer.classic import describe_fit, is_classic
 from pamer.config import Config
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
-from pamer.engine.executors import EXECUTORS, choose_executor, clear_inputs, run_folds
-from pamer.engine.fold import check_model, fold_plan
-from pamer.engine.inputs import cache_path, load_cache_for
+from pamer.engine.executors import EXECUTORS, ExecutorChoice, choose_executor, clear_inputs, run_folds
+from pamer.engine.fold import autocast_dtype, check_model, device_name, fold_plan
+from pamer.engine.inputs import cache_path, device_for, load_cache_for
 from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
 from pamer.engine.rundir import (
+    EXECUTION_COLUMNS,
     RunDirError,
+    check_execution,
+    execution_of,
     fold_file,
     fold_frame,
     open_run_dir,
     provenance,
+    read_fold,
     read_folds,
+    run_stamp,
     safe_name,
     write_atomic,
 )
@@ -58,6 +63,7 @@ def run_loso(
     cpus_per_fold: float = 1.0,
     gpus_per_fold: float = 0.0,
     quiet: bool = False,
+    allow_mixed_devices: bool = False,
 ) -> dict:
     """Run (or resume) a LOSO evaluation into `out_dir` and return its metrics.
 
@@ -76,9 +82,12 @@ def run_loso(
             trained at once as one model, default as many as the free memory holds; `engine/stacked.py`).
         cache: the cache (default: loaded from `data.cache`).
         quiet: log one line per fold instead of progress bars.
+        allow_mixed_devices: let a resumed run's folds differ in device, dtype or thread count (each fold file
+            records its own); otherwise such a resume is refused.
 
     Raises:
-        RunDirError: `out_dir` holds a run with another configuration or cache.
+        RunDirError: `out_dir` cannot be written, holds a run with another configuration or cache, a fold file
+            that is not what the fold plan and run say, or folds that would mix devices.
         ValueError: an empty cache, fewer than two subjects, an unknown executor.
     """
     if executor not in EXECUTORS:
@@ -90,16 +99,24 @@ def run_loso(
     if len(subjects) < 2:
         raise ValueError(f"LOSO needs at least 2 subjects; cache {config.data.cache or '(in memory)'} has {subjects}")
     check_model(config, len(cache.classes), cache)
+    device = device_for(config)  # a device that is not here is refused before anything is written
     names = [safe_name(s) for s in subjects]
     if len(set(names)) != len(names):
         raise ValueError(f"subject names collide as file names: {subjects}")
     out_dir = Path(out_dir)
-    run_provenance = provenance(config, cache, executor)
+    run_provenance = provenance(config, cache, executor, device)
+    stamp = {k: run_provenance[k] for k in ("cache_fingerprint", "config_hash")}
     open_run_dir(out_dir, config, run_provenance)
     plan = fold_plan(cache.subjects)
+    epochs = config.train.epochs if config.oracle else None
+    # the folds already there are checked before any new one trains: same cache, config and plan, one device
+    done = [read_fold(out_dir, s, test, cache, stamp, epochs) for s, _, test in plan if fold_file(out_dir, s).exists()]
+    finished = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(EXECUTION_COLUMNS))
     todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
     start = time.perf_counter()
     choice = choose_executor(executor, config, len(cache.classes), len(todo), workers=workers, stack=stack)
+    if todo:
+        check_execution(out_dir, finished, planned_execution(config, choice, device), allow_mixed_devices)
     run_provenance["executor_choice"] = choice.as_dict()
     if executor == "auto" and todo:
         print(f"pamer loso: {choice.describe()}", file=sys.stderr, flush=True)
@@ -118,13 +135,15 @@ def run_loso(
                 gpus_per_fold=gpus_per_fold,
             )
             for output in outputs:
-                frame = fold_frame(output, cache)
+                check_execution(out_dir, finished, execution_of(output), allow_mixed_devices)
+                frame = fold_frame(output, cache, stamp)
                 write_atomic(fold_file(out_dir, output.subject), frame.to_csv(index=False))
+                finished = pd.concat([finished, frame[list(EXECUTION_COLUMNS)]], ignore_index=True)
                 progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
     finally:
         clear_inputs()
         torch.set_num_threads(threads)
-    metrics = collect_metrics(out_dir, cache, config)
+    metrics = collect_metrics(out_dir, cache, config, stamp=stamp, allow_mixed_devices=allow_mixed_devices)
     write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     run_provenance["seconds_last_invocation"] = round(time.perf_counter() - start, 3)
     run_provenance["folds_trained_last_invocation"] = len(todo)
@@ -136,18 +155,40 @@ def run_loso(
     return metrics
 
 
-def collect_metrics(out_dir: Path, cache: Cache, config: Config) -> dict:
+def planned_execution(config: Config, choice: ExecutorChoice, device: torch.device) -> dict[str, str]:
+    """Where this invocation's folds will run, as far as it is known before they start: device and dtype, and the
+    thread count when the executor choice fixes it or the folds run in this process (otherwise each fold's own
+    record is checked as it ends)."""
+    if is_classic(config.model.name):
+        return {"device": "cpu", "dtype": "float64"}  # see `engine.classic.classic_fold`
+    planned = {"device": device_name(device), "dtype": str(autocast_dtype(device)).removeprefix("torch.")}
+    if choice.threads or choice.executor in ("local", "stacked"):
+        planned["threads"] = str(choice.threads or torch.get_num_threads())
+    return planned
+
+
+def collect_metrics(
+    out_dir: Path,
+    cache: Cache,
+    config: Config,
+    *,
+    stamp: dict[str, str] | None = None,
+    allow_mixed_devices: bool = False,
+) -> dict:
     """Pooled metrics from the fold files of a finished run (so fresh and resumed runs give the same numbers).
 
-    Besides the pooled numbers, `label_protocol` records the labels the run was scored on (the cache's reader
-    name, protocol name and classes: what reports place a run by), and where the fold files have a `dataset`
-    column (a cache mixing datasets) `by_dataset` holds each dataset's own pooled numbers (MEGC2019's
-    per-part UF1 and UAR).
+    Every fold file is checked first (`rundir.read_folds`): against the fold plan, the cache's labels and `stamp`
+    (default: the `run_stamp` of `config` and `cache`). Besides the pooled numbers, `label_protocol` records the
+    labels the run was scored on (the cache's reader name, protocol name and classes: what reports place a run
+    by), and where the fold files have a `dataset` column (a cache mixing datasets) `by_dataset` holds each
+    dataset's own pooled numbers (MEGC2019's per-part UF1 and UAR).
     """
     classes = list(cache.classes)
     index = {name: i for i, name in enumerate(classes)}
     subjects = [s for s, _, _ in fold_plan(cache.subjects)]
-    table = read_folds(out_dir, subjects)
+    stamp = run_stamp(config, cache) if stamp is None else stamp
+    epochs = config.train.epochs if config.oracle else None
+    table = read_folds(out_dir, cache, stamp, epochs, allow_mixed=allow_mixed_devices)
     y_true = table["true"].map(index).to_numpy()
     y_pred = table["pred"].map(index).to_numpy()
     fitted = f"model after the last of {config.train.epochs} epochs"

@@ -52,7 +52,17 @@ from torch.overrides import TorchFunctionMode
 
 from pamer.config import Config
 from pamer.engine.augment import channel_stats, warp
-from pamer.engine.fold import FitResult, FoldOutput, class_weights, epoch_draws, fold_plan, fold_seed
+from pamer.engine.fold import (
+    DivergedError,
+    FitResult,
+    FoldOutput,
+    autocast_dtype,
+    class_weights,
+    device_name,
+    epoch_draws,
+    fold_plan,
+    fold_seed,
+)
 from pamer.models import create_model
 from pamer.preprocess.cache import Cache
 
@@ -436,6 +446,14 @@ class FoldStack:
             losses, hits = (loss_sum.double().cpu().numpy() / seen), (correct.cpu().numpy() / seen)
             for k in range(self.k):
                 self.history[k].append((float(losses[k]), float(hits[k])))
+            diverged = [k for k in range(self.k) if not np.isfinite(losses[k])]
+            if diverged:  # as `fit`: stop before anything NaN is scored, saved or printed
+                error = DivergedError(
+                    f"training diverged at epoch {epoch}: the mean training loss is {losses[diverged[0]]} "
+                    f"(train.lr = {config.train.lr:g}; try a smaller one)"
+                )
+                error.positions = diverged  # which of the stack's folds: `train_folds_stacked` names their subjects
+                raise error
             if on_epoch is not None:
                 on_epoch(epoch, [h[-1] for h in self.history])
             if oracle and epoch < config.train.epochs:
@@ -574,15 +592,36 @@ def train_folds_stacked(
     specs = [FoldSpec(plan[f][1], plan[f][2], fold_seed(config.seed, f)) for f in folds]
     start = time.perf_counter()
     stack = FoldStack(config, inputs, np.asarray(cache.labels, dtype=np.int64), len(cache.classes), specs)
-    oracle = stack.train(on_epoch, oracle=config.oracle)
+    try:
+        oracle = stack.train(on_epoch, oracle=config.oracle)
+    except DivergedError as err:
+        named = ", ".join(f"fold {folds[k] + 1} (test subject {plan[folds[k]][0]})" for k in err.positions)
+        raise DivergedError(f"{named}: {err}") from None
     probs = stack.predict()
     seconds = (time.perf_counter() - start) / stack.k
     outputs = []
     for k, f in enumerate(folds):
+        if not np.isfinite(probs[k]).all():
+            raise DivergedError(
+                f"fold {f + 1} (test subject {plan[f][0]}): the trained network gives NaN or infinite class scores "
+                f"(train.lr = {config.train.lr:g}; try a smaller one)"
+            )
         epoch_preds = None
         if config.oracle:
             epoch_preds = np.stack([*(oracle[k] if oracle[k] is not None else []), probs[k].argmax(1)])
-        outputs.append(FoldOutput(plan[f][0], plan[f][2], probs[k], epoch_preds, stack.history[k], seconds))
+        outputs.append(
+            FoldOutput(
+                plan[f][0],
+                plan[f][2],
+                probs[k],
+                epoch_preds,
+                stack.history[k],
+                seconds,
+                device=device_name(inputs.device),
+                dtype=str(autocast_dtype(inputs.device)).removeprefix("torch."),
+                threads=torch.get_num_threads(),
+            )
+        )
     return outputs
 
 

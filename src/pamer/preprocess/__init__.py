@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+from pamer.frames import ImageError, read_rgb
 from pamer.preprocess.cache import Cache, CacheError, load_cache, prepare, read_manifest
-from pamer.preprocess.face import AlignTransform, FaceAligner, ImageError, read_rgb
+from pamer.preprocess.face import AlignTransform, FaceAligner
 from pamer.preprocess.motion import difference, flow_image, spot_apex
 
 __all__ = [

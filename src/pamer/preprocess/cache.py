@@ -8,8 +8,10 @@ overwrites or reuses another's cache. The directory holds:
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
   for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain), and with
   `clip_frames=K` also `frames` (uint8 N x K x H x W, grey: onset to offset resampled to K, linear in time);
-- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, and the
-  folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`);
+- `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, the
+  folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`), and the `content`
+  digests of the arrays and of cache.json's own fields (`content_digests`), so a damaged or hand-edited cache is
+  refused by `load_cache`;
 - `manifest.csv`: every clip of the index, cached or skipped, with what happened to it.
 
 Caches of ready-made images (`pamer prepare htnet|images`, written by `pamer.preprocess.images`) hold only what
@@ -24,7 +26,9 @@ clip's dataset of origin where a cache mixes datasets (composite, htnet, images 
 
 No pickle anywhere. Every clip's result is first written to `parts/<n>.safetensors` (temp file + rename), so a
 killed run resumes where it stopped; the final files are written the same way, `cache.json` last, and only then
-are the parts removed: a directory without `cache.json` never loads.
+are the parts removed: a directory without `cache.json` never loads. One `prepare` at a time writes a cache
+directory (`.prepare.lock`, released by the system when the process ends, however it ends); worker processes
+exit when their parent does. A prepare that could cache no clip writes only `manifest.csv` and fails.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ import numpy as np
 if TYPE_CHECKING:
     from pamer.data.samples import DatasetIndex, Sample
 
-FORMAT = 1
+FORMAT = 2  # 2: cache.json holds `content` digests of the arrays and of its own fields
+LOCK_FILE = ".prepare.lock"
 REPRESENTATIONS = ("diff", "flow")
 FLOW_KINDS = ("metric", "normalised")
 MANIFEST_COLUMNS = (
@@ -120,6 +125,20 @@ def flow_kind(config: dict) -> str:
 def digest(value: object) -> str:
     """The sha256 of a JSON-able value (keys sorted): how cache keys and sample digests are made."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def content_digests(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, str]:
+    """The digests `cache.json` keeps under `content`: of every array (name, dtype, shape, bytes) and of every
+    other field of cache.json (classes, subjects, clips and whatever a cache holds beside them).
+
+    `load_cache` recomputes both, so reordered classes, edited subjects or replaced arrays are refused.
+    """
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        h.update(json.dumps([name, array.dtype.str, list(array.shape)]).encode())
+        h.update(array.data)
+    return {"arrays": h.hexdigest(), "fields": digest({k: v for k, v in meta.items() if k != "content"})}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -198,6 +217,21 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
         if name not in arrays or arrays[name].shape != shape:
             got = arrays[name].shape if name in arrays else "nothing"
             raise CacheError(f"{path / 'arrays.safetensors'}: {name} should be {shape}, found {got}; rerun prepare")
+    # after the shapes: a wrong shape is named as such; same shapes with other contents only the digests see
+    content = meta.get("content")
+    if not isinstance(content, dict):
+        raise CacheError(f"{meta_path}: no content digests (damaged or edited by hand); rerun `pamer prepare`")
+    digests = content_digests(arrays, meta)
+    if digests["fields"] != content.get("fields"):
+        raise CacheError(
+            f"{meta_path}: its classes, subjects, clips or other fields differ from what `pamer prepare` wrote "
+            "(edited by hand?); delete the cache directory and rerun `pamer prepare`"
+        )
+    if digests["arrays"] != content.get("arrays"):
+        raise CacheError(
+            f"{path / 'arrays.safetensors'}: its arrays differ from what `pamer prepare` wrote (damaged or "
+            "replaced?); delete the cache directory and rerun `pamer prepare`"
+        )
     datasets = meta.get("datasets")
     if datasets is not None and len(datasets) != n:
         raise CacheError(f"{meta_path}: {len(datasets)} datasets of origin for {n} clips; rerun prepare")
@@ -264,7 +298,8 @@ def _task(number: int, sample: Sample, max_frames: int, clip_frames: int = 0) ->
 
 def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
     """Align one clip: the crops (and flow) to cache, and its manifest facts. Never raises for bad data."""
-    from pamer.preprocess.face import FaceAligner, ImageError, read_rgb
+    from pamer.frames import ImageError, read_rgb
+    from pamer.preprocess.face import FaceAligner
 
     info: dict = {"status": "skipped", "face": "", "problems": []}
     if task.missing:
@@ -332,7 +367,8 @@ def _clip_frames(task: _Task, transform, k: int, have: dict[int, np.ndarray], in
     Only the frames the resampling reads are loaded; an unreadable one is noted in `info` and left out, and its
     neighbours take its place (onset and apex, already read, are in `have`).
     """
-    from pamer.preprocess.face import ImageError, read_rgb, to_gray
+    from pamer.frames import ImageError, read_rgb
+    from pamer.preprocess.face import to_gray
     from pamer.preprocess.motion import resample_needs, temporal_resample
 
     available: dict[int, Path | None] = dict(task.clip)
@@ -369,11 +405,13 @@ def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
     return task.number, crops, info
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     import cv2
 
     from pamer.preprocess.face import _dlib_models
+    from pamer.workers import exit_with_parent
 
+    exit_with_parent(parent)  # a SIGKILLed prepare leaves no worker behind
     cv2.setNumThreads(1)  # one process per core already
     _dlib_models()
 
@@ -465,22 +503,46 @@ def prepare(
     if (directory / "cache.json").is_file():
         return directory
     (directory / "parts").mkdir(parents=True, exist_ok=True)
-
-    todo = [
-        (_task(i, s, aligner.max_frames, clip_frames), config)
-        for i, s in enumerate(index.samples)
-        if not _part_path(directory, i).is_file()
-    ]
-    with _progress(progress, len(index.samples), len(index.samples) - len(todo), f"aligning {name}") as advance:
-        if workers == 1 or len(todo) <= 1:
-            results = map(_run, todo)
-            _write_parts(directory, results, advance)
-        else:
-            context = get_context("spawn")  # fork would copy a parent's torch/OpenMP threads into the workers
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-                _write_parts(directory, pool.map(_run, todo, chunksize=1), advance)
-    _assemble(directory, index, config, key, samples_digest)
+    with _sole_writer(directory):
+        if (directory / "cache.json").is_file():  # finished by another prepare just before this one got the lock
+            return directory
+        todo = [
+            (_task(i, s, aligner.max_frames, clip_frames), config)
+            for i, s in enumerate(index.samples)
+            if not _part_path(directory, i).is_file()
+        ]
+        with _progress(progress, len(index.samples), len(index.samples) - len(todo), f"aligning {name}") as advance:
+            if workers == 1 or len(todo) <= 1:
+                results = map(_run, todo)
+                _write_parts(directory, results, advance)
+            else:
+                context = get_context("spawn")  # fork would copy a parent's torch/OpenMP threads into the workers
+                with ProcessPoolExecutor(
+                    workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+                ) as pool:
+                    _write_parts(directory, pool.map(_run, todo, chunksize=1), advance)
+        _assemble(directory, index, config, key, samples_digest)
     return directory
+
+
+@contextmanager
+def _sole_writer(directory: Path) -> Iterator[None]:
+    """Hold the cache directory's lock while this prepare writes it; refuse at once when another prepare holds it.
+
+    The lock is an `flock` on `.prepare.lock`: the system releases it when its process ends, however it ends, so a
+    killed prepare never blocks the rerun that resumes it.
+    """
+    import fcntl  # POSIX: Linux and macOS, where pamer runs
+
+    with open(directory / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CacheError(
+                f"another `pamer prepare` is writing the cache {directory} right now; let it finish, then rerun "
+                "this one (it returns the finished cache)"
+            ) from None
+        yield
 
 
 def _write_parts(directory: Path, results, advance) -> None:
@@ -556,6 +618,16 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     }
     if any(s.dataset != index.name for s in index.samples):  # a composite: each clip's part, for by-dataset results
         meta["datasets"] = origins
+    if not labels:
+        # no cache.json: nothing loads; the manifest says why, and a rerun after fixing the frames starts afresh
+        write_tables(directory, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
+        shutil.rmtree(directory / "parts")
+        shown = "; ".join(f"{r['subject']}/{r['clip']}: {r['problems']}" for r in rows[:3])
+        more = "; ..." if len(rows) > 3 else ""
+        raise CacheError(
+            f"none of the {len(rows)} clips of {index.name} could be cached ({shown}{more}); "
+            f"every clip is listed in {directory / 'manifest.csv'}"
+        )
     write_cache(directory, arrays, meta, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
     shutil.rmtree(directory / "parts")
 
@@ -564,13 +636,20 @@ def write_cache(
     directory: Path, arrays: dict[str, np.ndarray], meta: dict, tables: dict[str, tuple[Sequence[str], list[dict]]]
 ) -> None:
     """Write a finished cache into `directory`: `arrays.safetensors`, the csv `tables` (file name -> columns, rows;
-    `manifest.csv` at least), then `cache.json` (`meta`) last, each atomically: a directory without cache.json
-    never loads, so a killed write leaves nothing that looks finished."""
+    `manifest.csv` at least), then `cache.json` (`meta`, with the `content_digests` of the arrays and of meta
+    added) last, each atomically: a directory without cache.json never loads, so a killed write leaves nothing
+    that looks finished."""
     _save_arrays(directory / "arrays.safetensors", arrays)
+    write_tables(directory, tables)
+    meta = {**meta, "content": content_digests(arrays, meta)}
+    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())
+
+
+def write_tables(directory: Path, tables: dict[str, tuple[Sequence[str], list[dict]]]) -> None:
+    """Write each csv table (file name -> columns, rows) into `directory`, atomically."""
     for name, (columns, rows) in tables.items():
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=list(columns), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         _write_atomic(directory / name, text.getvalue().encode())
-    _write_atomic(directory / "cache.json", (json.dumps(meta, indent=1) + "\n").encode())

@@ -30,6 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# the frame decoder moved to pamer.frames (one reader for prepare and predict); still importable from here
+from pamer.frames import ImageError, read_rgb  # noqa: F401
+
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 # bump whenever the crops this module produces change, so caches made by an older aligner are not reused
 ALIGNER_VERSION = 1
@@ -40,23 +43,6 @@ LEFT_EYE = slice(42, 48)
 Box = tuple[float, float, float, float]  # left, top, right, bottom, in pixels
 NEAR_LEVEL_DEG = 3.0  # landmarks of a face tilted less than this measure its tilt without bias
 ALIGNER_KEYS = ("size", "margin", "tolerance_deg", "max_corrections", "max_frames")
-
-
-class ImageError(ValueError):
-    """An image file that cannot be read or decoded (the message names the file)."""
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as an RGB uint8 array H x W x 3 (grey and 16-bit images converted); `ImageError` naming the
-    file when it is missing, unreadable or not a decodable image."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as error:
-        raise ImageError(f"{path}: cannot read the image ({error.strerror or error})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageError(f"{path}: not a readable image (corrupt, empty or of an unsupported format)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def model_path() -> Path:

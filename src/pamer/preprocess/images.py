@@ -24,8 +24,8 @@ import cv2
 import numpy as np
 
 from pamer.data.images import ImageIndex, ImageSample
+from pamer.frames import ImageError, read_rgb
 from pamer.preprocess.cache import FORMAT, digest, write_cache
-from pamer.preprocess.face import ImageError, read_rgb
 
 REPRESENTATIONS = ("flow", "apex")
 MANIFEST_COLUMNS = ("subject", "clip", "dataset", "label", "status", "file", "source_size", "face", "problems")

@@ -1,0 +1,58 @@
+"""Where pamer writes: one check that an output folder can be written, made BEFORE the work that fills it (so a
+read-only folder or a path that is a file loses no training), and one wording of why a write failed."""
+
+from __future__ import annotations
+
+import errno
+import tempfile
+from pathlib import Path
+
+__all__ = ["os_error_text", "write_problem"]
+
+_REASONS = {
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied (a read-only folder?)",
+    errno.EPERM: "permission denied (a read-only folder?)",
+    errno.ENOSPC: "no space left on the disk",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is too large for this file system or process limit",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder, not a file",
+}
+
+
+def os_error_text(error: OSError) -> str:
+    """Why an operating-system call failed, in words a user can act on (read-only, disk full, ...)."""
+    return _REASONS.get(error.errno, error.strerror or str(error))
+
+
+def write_problem(folder: str | Path, create: bool = False) -> str | None:
+    """Why files cannot be written into `folder`, or None when they can.
+
+    A small file is created in the folder and removed again, so the answer holds for root (who ignores
+    permission bits but not read-only mounts) and for any file system.
+
+    Args:
+        folder: the folder that will hold the outputs.
+        create: make the folder (and its parents) when it does not exist yet.
+    """
+    folder = Path(folder)
+    for parent in (folder, *folder.parents):  # the first existing path decides: a file there blocks the folder
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            break
+    if not folder.is_dir():
+        if not create:
+            return f"the folder {folder} does not exist"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            return f"cannot create the folder {folder}: {os_error_text(error)}"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pamer-write-check-") as probe:
+            probe.write(b"pamer")
+            probe.flush()
+    except OSError as error:
+        return f"cannot write into {folder}: {os_error_text(error)}"
+    return None

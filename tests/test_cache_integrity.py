@@ -1,0 +1,175 @@
+"""What `pamer prepare` guarantees about its cache beyond the pixels: a damaged or edited cache is refused, a
+prepare that caches nothing fails, one prepare at a time writes a cache, and its workers die with it."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import pamer.data
+from pamer.cli import app
+from pamer.data import synthetic
+from pamer.preprocess import CacheError, cache, load_cache, prepare
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CASME II-style tree of synthetic clips (2 subjects x 3 classes x 2 clips)."""
+    config = synthetic.SyntheticConfig(subjects=2, clips_per_class=2, classes=3, face_px=128, frames=(4, 4))
+    return synthetic.generate(tmp_path_factory.mktemp("syn") / "casme2", config)
+
+
+@pytest.fixture(scope="module")
+def index(root: Path) -> pamer.data.DatasetIndex:
+    return pamer.data.read("casme2", root, "megc2019")
+
+
+@pytest.fixture(scope="module")
+def prepared(index, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare(index, tmp_path_factory.mktemp("caches"), size=48, progress=False)
+
+
+def _edit(copy: Path, change) -> None:
+    meta = json.loads((copy / "cache.json").read_text())
+    change(meta)
+    (copy / "cache.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda m: m.update(classes=[m["classes"][1], m["classes"][0], *m["classes"][2:]]),  # reordered classes
+        lambda m: m.update(subjects=[m["subjects"][-1]] * len(m["subjects"])),  # every clip one subject's
+        lambda m: m.update(clips=sorted(m["clips"], reverse=True)),
+        lambda m: m["content"].update(fields="0" * 64),
+    ],
+    ids=["classes", "subjects", "clips", "digest"],
+)
+def test_hand_edited_cache_json_is_refused(prepared: Path, tmp_path: Path, change) -> None:
+    copy = tmp_path / prepared.name
+    shutil.copytree(prepared, copy)
+    load_cache(copy)  # the copy itself loads
+    _edit(copy, change)
+    with pytest.raises(CacheError, match=r"cache\.json: its classes, subjects, clips or other fields differ"):
+        load_cache(copy)
+
+
+def test_replaced_arrays_are_refused(prepared: Path, tmp_path: Path) -> None:
+    copy = tmp_path / prepared.name
+    shutil.copytree(prepared, copy)
+    data = load_cache(copy)
+    # the same shapes and labels, two clips' crops swapped: only a digest of the pixels can see it
+    onset = data.onset.copy()
+    onset[[0, 1]] = onset[[1, 0]]
+    cache._save_arrays(copy / "arrays.safetensors", {"onset": onset, "apex": data.apex, "labels": data.labels})
+    with pytest.raises(CacheError, match=r"arrays\.safetensors: its arrays differ from what `pamer prepare` wrote"):
+        load_cache(copy)
+    _edit(copy, lambda m: m.pop("content"))
+    with pytest.raises(CacheError, match="no content digests"):
+        load_cache(copy)
+
+
+def test_prepare_that_caches_no_clip_fails(root: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "casme2"
+    shutil.copytree(root, broken)
+    for frame in broken.rglob("*.jpg"):
+        frame.write_bytes(b"\xff\xd8 not a jpeg")
+    args = ["prepare", "casme2", "--root", str(broken), "--out", str(tmp_path / "out"), "--protocol", "megc2019"]
+    result = runner.invoke(app, [*args, "--size", "48", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "none of the 12 clips of casme2 could be cached" in result.stderr
+    assert "not a readable image" in result.stderr and "manifest.csv" in result.stderr
+    (directory,) = (tmp_path / "out").iterdir()
+    assert not (directory / "cache.json").exists() and (directory / "manifest.csv").is_file()
+    with pytest.raises(CacheError, match="not a pamer cache"):
+        load_cache(directory)
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_prepare_workers_below_one_refused(root: Path, tmp_path: Path, workers: str) -> None:
+    args = ["prepare", "casme2", "--root", str(root), "--out", str(tmp_path), "--workers", workers, "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and f"--workers must be at least 1, got {workers}" in result.stderr
+    assert not list(tmp_path.iterdir())  # refused before any work
+
+
+def test_second_concurrent_prepare_is_refused_by_name(index, prepared: Path, tmp_path: Path) -> None:
+    directory = tmp_path / prepared.name
+    directory.mkdir()
+    with open(directory / cache.LOCK_FILE, "a") as lock:  # what a running prepare holds
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CacheError, match=f"another `pamer prepare` is writing the cache {directory}") as error:
+            prepare(index, tmp_path, size=48, progress=False)
+        assert ".tmp" not in str(error.value) and "parts" not in str(error.value)
+    assert prepare(index, tmp_path, size=48, progress=False) == directory  # the lock is released: it runs
+    assert (directory / "arrays.safetensors").read_bytes() == (prepared / "arrays.safetensors").read_bytes()
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of `pid` (from /proc; zombies count as dead)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_workers_die_with_a_killed_prepare(root: Path, tmp_path: Path) -> None:
+    """SIGKILL of `pamer prepare --workers 2` (the parent only, as `kill -9 PID` does) leaves no worker running."""
+    more = synthetic.SyntheticConfig(subjects=3, clips_per_class=4, classes=3, face_px=128, frames=(4, 4))
+    big = synthetic.generate(tmp_path / "casme2", more)
+    command = [sys.executable, "-c", "from pamer.cli import main; main()", "prepare", "casme2", "--root", str(big)]
+    command += ["--out", str(tmp_path / "out"), "--protocol", "megc2019", "--size", "48", "--workers", "2", "--quiet"]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        # wait until the workers are at work: their first clips are written
+        while time.monotonic() < deadline and parent.poll() is None:
+            workers = _children(parent.pid)
+            if len(list((tmp_path / "out").glob("*/parts/*.safetensors"))) >= 2:
+                break
+            time.sleep(0.02)
+        assert parent.poll() is None, "prepare finished before it could be killed"
+        assert len(workers) >= 2, f"expected two workers (and the resource tracker), found {workers}"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(_alive(w) for w in workers):
+            time.sleep(0.1)
+        assert not [w for w in workers if _alive(w)], "workers outlived their killed parent"
+    finally:
+        for pid in workers:  # never leave this test's own processes behind, whatever happened
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if parent.poll() is None:
+            parent.kill()

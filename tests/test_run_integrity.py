@@ -1,0 +1,331 @@
+"""Run integrity: no silently wrong number, no lost work. Each run file pamer reads back is checked against what
+it must hold and refused by name; a diverging training stops; outputs are checked before the work."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import pamer.engine.executors as executors
+from pamer.checkpoint import CheckpointError
+from pamer.cli import app
+from pamer.config import ConfigError, load_config
+from pamer.engine import RunDirError, run_loso, train_final
+from pamer.engine.fold import DivergedError
+from pamer.predict import PredictError, load_checkpoint
+from pamer.preprocess import cache as cache_module
+from pamer.preprocess.cache import Cache
+
+CLASSES = ("negative", "positive", "surprise")
+NEXT = {c: CLASSES[(i + 1) % len(CLASSES)] for i, c in enumerate(CLASSES)}
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "paper" / "smic.yaml"
+runner = CliRunner()
+
+
+def make_cache(seed: int = 0, subjects: int = 3, per_subject: int = 4, size: int = 36) -> Cache:
+    """Random frames whose apex carries a class-dependent bright patch."""
+    rng = np.random.default_rng(seed)
+    n = subjects * per_subject
+    onset = rng.integers(0, 200, (n, size, size, 3), dtype=np.uint8)
+    apex = onset.copy()
+    labels = (np.arange(n) // subjects) % len(CLASSES)  # each subject has every class
+    for i, label in enumerate(labels):
+        apex[i, 4 + 8 * label : 12 + 8 * label, 6:30] += 50
+    return Cache(
+        onset=onset,
+        apex=apex,
+        labels=labels.astype(np.int64),
+        subjects=[f"sub{i % subjects:02d}" for i in range(n)],
+        clips=[f"clip{i:03d}" for i in range(n)],
+        classes=CLASSES,
+        config={"dataset": "synthetic", "size": size, "representation": "diff"},
+    )
+
+
+def write_cache(cache: Cache, path: Path) -> Path:
+    """`cache` as a cache directory in `pamer prepare`'s format, content digests included."""
+    path.mkdir(parents=True)
+    arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
+    meta = {
+        "format": cache_module.FORMAT,
+        "key": cache_module.digest([cache.config, "handmade"]),
+        "samples_digest": "handmade",
+        "config": cache.config,
+        "classes": list(cache.classes),
+        "subjects": cache.subjects,
+        "clips": cache.clips,
+    }
+    cache_module.write_cache(path, arrays, meta, {})
+    return path
+
+
+SETTINGS = [
+    "model.name=pamnet_test",
+    "train.epochs=1",
+    "train.input_size=32",
+    "train.batch_size=4",
+    "train.threads=1",
+    "train.device=cpu",
+    "seed=3",
+]
+
+
+def config(*extra: str):
+    return load_config(None, [*SETTINGS, *extra])
+
+
+def cli_sets(cache_dir: Path, *extra: str) -> list[str]:
+    return [a for s in [*SETTINGS, f"data.cache={cache_dir}", *extra] for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def cache() -> Cache:
+    return make_cache()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_cache(cache, tmp_path_factory.mktemp("caches") / "synthetic-abc")
+
+
+@pytest.fixture(scope="module")
+def finished(cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "run"
+    run_loso(config(), out, "local", cache=cache, quiet=True)
+    return out
+
+
+@pytest.fixture
+def one_fold_then_killed(monkeypatch: pytest.MonkeyPatch):
+    """Make the next `run_loso` die (as if killed) after its first fold; returns a function that undoes it."""
+    real = executors.run_fold
+    calls = []
+
+    def dies_after_first_fold(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "run_fold", dies_after_first_fold)
+    return lambda: monkeypatch.setattr(executors, "run_fold", real)
+
+
+def _fail(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), f"traceback instead of a message: {result.exception!r}"
+    return result.stderr
+
+
+# ---------------------------------------------------------------------------- 1. resume on another cache
+
+
+def test_resume_on_a_reprepared_cache_is_refused(cache: Cache, tmp_path: Path, one_fold_then_killed) -> None:
+    """Killed after one fold, the cache prepared again with other pixels (same clips, same folder name), rerun:
+    refused, naming both fingerprints, instead of mixing folds of two caches."""
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(config(), out, "local", cache=cache, quiet=True)
+    one_fold_then_killed()
+    first = json.loads((out / "provenance.json").read_text())["cache_fingerprint"]  # written before the first fold
+    (fold,) = (out / "folds").glob("*.csv")
+    assert set(pd.read_csv(fold)["cache_fingerprint"]) == {first}
+    other = make_cache(seed=1)  # the same clips, subjects and labels; other pixels
+    with pytest.raises(RunDirError, match=rf"other contents \(fingerprint {first}\).*\(fingerprint [0-9a-f]{{32}}\)"):
+        run_loso(config(), out, "local", cache=other, quiet=True)
+    # even without provenance.json, each fold file says which cache it was computed from
+    (out / "provenance.json").unlink()
+    with pytest.raises(RunDirError, match=rf"fold file {fold} was computed with cache_fingerprint {first}, this run"):
+        run_loso(config(), out, "local", cache=other, quiet=True)
+    assert len(list((out / "folds").glob("*.csv"))) == 1  # refused before training any fold
+
+
+def test_fold_file_of_another_configuration_is_refused(finished: Path, cache: Cache, tmp_path: Path) -> None:
+    run = shutil.copytree(finished, tmp_path / "run")
+    (run / "config.yaml").unlink()
+    (run / "provenance.json").unlink()
+    with pytest.raises(RunDirError, match=r"sub00\.csv was computed with config_hash [0-9a-f]+, this run has"):
+        run_loso(config("augment.hflip=0"), run, "local", cache=cache, quiet=True)
+
+
+# ---------------------------------------------------------------------------- 2. non-finite training
+
+
+def test_diverging_training_stops_by_fold_and_epoch(cache: Cache, tmp_path: Path) -> None:
+    with pytest.raises(DivergedError, match=r"fold 1 \(test subject sub00\): training diverged at epoch 1: .* nan"):
+        run_loso(config("train.lr=1e20"), tmp_path / "run", "local", cache=cache, quiet=True)
+    assert not list((tmp_path / "run" / "folds").glob("*.csv")) and not (tmp_path / "run" / "metrics.json").exists()
+    with pytest.raises(DivergedError, match="pamer train: training diverged at epoch 1.*no model written"):
+        train_final(config("train.lr=1e20"), tmp_path / "model", cache=cache)
+    assert not (tmp_path / "model" / "model.safetensors").exists()
+
+
+def test_diverging_stacked_training_names_its_folds(cache: Cache, tmp_path: Path) -> None:
+    with pytest.raises(DivergedError, match=r"fold 1 \(test subject sub00\), fold 2 .*: training diverged at epoch 1"):
+        run_loso(config("train.lr=1e20"), tmp_path / "run", "stacked", cache=cache, quiet=True)
+    assert not list((tmp_path / "run" / "folds").glob("*.csv"))
+
+
+def test_diverging_training_cli_names_fold_and_epoch(cache_dir: Path, tmp_path: Path) -> None:
+    sets = cli_sets(cache_dir, "train.lr=1e20")
+    error = _fail(["loso", str(CONFIG), "--out", str(tmp_path / "run"), "--quiet", *sets])
+    assert "fold 1 (test subject sub00): training diverged at epoch 1" in error and "nan" in error
+
+
+# ---------------------------------------------------------------------------- 3. damaged or edited fold files
+
+
+def _edit_first_fold(run: Path, change) -> Path:
+    path = run / "folds" / "sub00.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    change(table, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t, p: t.iloc[:-1].to_csv(p, index=False), r"holds 3 clips, .*sub00 has 4 \(missing clip009\)"),
+        (lambda t, p: p.write_text(""), "is empty"),
+        (lambda t, p: t.assign(true="happiness").to_csv(p, index=False), "column true holds 'happiness', not a class"),
+        (
+            lambda t, p: t.assign(pred=t["pred"].map(NEXT)).to_csv(p, index=False),
+            "pred column is not the most probable",
+        ),
+        (lambda t, p: t.assign(prob_negative="nan").to_csv(p, index=False), "not finite or do not sum to 1"),
+        (lambda t, p: t.drop(columns="config_hash").to_csv(p, index=False), "lacks the columns config_hash"),
+        (lambda t, p: t.assign(true=t["true"][::-1].to_numpy()).to_csv(p, index=False), "true labels are not"),
+    ],
+    ids=["rows-deleted", "empty", "label-not-a-class", "pred-edited", "nan", "no-stamp", "labels-shuffled"],
+)
+def test_damaged_fold_file_is_refused_by_name(finished: Path, cache: Cache, tmp_path: Path, change, message) -> None:
+    run = shutil.copytree(finished, tmp_path / "run")
+    path = _edit_first_fold(run, change)
+    with pytest.raises(RunDirError, match=f"fold file {path}.*{message}.*delete it to train fold sub00 again"):
+        run_loso(config(), run, "local", cache=cache, quiet=True)
+
+
+def test_corrupt_run_files_are_refused_by_name(finished: Path, cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
+    run = shutil.copytree(finished, tmp_path / "run")
+    (run / "provenance.json").write_text('{"cache_fingerprint": "abc", ')
+    with pytest.raises(RunDirError, match=r"provenance\.json is damaged \(JSONDecodeError"):
+        run_loso(config(), run, "local", cache=cache, quiet=True)
+    (run / "provenance.json").write_text("[]")
+    (run / "config.yaml").unlink()  # the run was made with an in-memory cache; the CLI names cache_dir
+    error = _fail(["loso", str(CONFIG), "--out", str(run), "--quiet", *cli_sets(cache_dir)])
+    assert "provenance.json is damaged" in error
+
+
+# ---------------------------------------------------------------------------- 6. mixed devices
+
+
+def test_resume_that_would_mix_thread_counts_needs_an_option(cache: Cache, tmp_path: Path, one_fold_then_killed):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_loso(config(), out, "local", cache=cache, quiet=True)
+    one_fold_then_killed()
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(RunDirError, match="would mix cpu float32 with 1 threads and cpu float32 with 2 threads"):
+            run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True)
+        assert len(list((out / "folds").glob("*.csv"))) == 1  # refused before training
+        run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True, allow_mixed_devices=True)
+    finally:
+        torch.set_num_threads(threads)
+    table = pd.concat(pd.read_csv(p) for p in sorted((out / "folds").glob("*.csv")))
+    assert table.groupby("subject")["threads"].first().tolist() == [1, 2, 2]  # each fold records its own
+    assert set(table["device"]) == {"cpu"} and set(table["dtype"]) == {"float32"}
+
+
+# ---------------------------------------------------------------------------- 7. pamer train's output
+
+
+def test_train_refuses_an_existing_model_without_force(cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
+    out = train_final(config(), tmp_path / "model", cache=cache)
+    first = (out / "model.safetensors").read_bytes()
+    with pytest.raises(CheckpointError, match=f"{out} already holds a model .*pass --force"):
+        train_final(config(), out, cache=cache)
+    args = ["train", str(CONFIG), "--out", str(out), "--quiet", *cli_sets(cache_dir, "seed=4")]
+    assert "already holds a model" in _fail(args)
+    assert (out / "model.safetensors").read_bytes() == first
+    result = runner.invoke(app, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").read_bytes() != first  # seed 4 replaced seed 3's model
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "model.json"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o666 & ~umask, name  # not safetensors' 0600
+
+
+def test_train_checks_its_output_before_training(
+    cache: Cache, tmp_path: Path, read_only_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pamer.engine.final as final
+
+    monkeypatch.setattr(final, "fit", lambda *a, **k: pytest.fail("trained before checking the output folder"))
+    with pytest.raises(CheckpointError, match=f"cannot write the model into {read_only_dir}: cannot write into"):
+        train_final(config(), read_only_dir, cache=cache)
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(CheckpointError, match=f"{tmp_path / 'file'} is a file, not a folder"):
+        train_final(config(), tmp_path / "file" / "model", cache=cache)
+
+
+def test_model_json_edited_after_training_is_refused(cache: Cache, tmp_path: Path) -> None:
+    out = train_final(config(), tmp_path / "model", cache=cache)
+    card = json.loads((out / "model.json").read_text())
+    assert load_checkpoint(out)[1].input_size == 32
+    for edit in ({"input_size": 64}, {"classes": ["negative", "surprise", "positive"]}, {"std": [1.0, 1.0, 1.0]}):
+        (out / "model.json").write_text(json.dumps({**card, **edit}))
+        with pytest.raises(PredictError, match=r"model\.json does not describe .*model\.safetensors"):
+            load_checkpoint(out)
+
+
+# ---------------------------------------------------------------------------- tracebacks that became messages
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only torch")
+def test_cuda_device_on_a_cpu_only_torch(cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.device = 'cuda' but no CUDA device is available here"):
+        run_loso(config("train.device=cuda"), tmp_path / "run", "local", cache=cache, quiet=True)
+    assert not (tmp_path / "run").exists()
+    sets = cli_sets(cache_dir, "train.device=cuda")
+    assert "no CUDA device" in _fail(["loso", str(CONFIG), "--out", str(tmp_path / "run"), "--quiet", *sets])
+    assert "no CUDA device" in _fail(["train", str(CONFIG), "--out", str(tmp_path / "m"), "--quiet", *sets])
+
+
+def test_loso_into_a_folder_that_cannot_take_it(cache: Cache, tmp_path: Path, read_only_dir: Path) -> None:
+    with pytest.raises(RunDirError, match=f"cannot use {read_only_dir / 'run'} as a run directory: cannot create"):
+        run_loso(config(), read_only_dir / "run", "local", cache=cache, quiet=True)
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(RunDirError, match=f"{tmp_path / 'file'} is a file, not a folder"):
+        run_loso(config(), tmp_path / "file", "local", cache=cache, quiet=True)
+
+
+@pytest.mark.parametrize(("command", "written"), [("loso", "provenance.json"), ("train", "model.safetensors")])
+def test_a_write_that_fails_midway_is_named(cache_dir: Path, tmp_path: Path, command: str, written: str) -> None:
+    """A disk that fills up: every file beyond a few hundred bytes fails to write (a process file-size limit
+    stands in for the full disk; both end in an OSError from write)."""
+    limit = 400 if command == "loso" else 20_000  # config.yaml (~320 bytes) fits, provenance.json does not
+    code = (
+        f"import resource; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit("
+        "resource.RLIMIT_FSIZE)[1])); from pamer.cli import main; main()"
+    )
+    out = tmp_path / "out"
+    args = [command, str(CONFIG), "--out", str(out), "--quiet", *cli_sets(cache_dir)]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot write {out / written}: the file is too large" in result.stderr
