@@ -142,24 +142,19 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
-def test_workers_die_with_a_killed_prepare(root: Path, tmp_path: Path) -> None:
-    """SIGKILL of `pamer prepare --workers 2` (the parent only, as `kill -9 PID` does) leaves no worker running."""
-    more = synthetic.SyntheticConfig(subjects=3, clips_per_class=4, classes=3, face_px=128, frames=(4, 4))
-    big = synthetic.generate(tmp_path / "casme2", more)
-    command = [sys.executable, "-c", "from pamer.cli import main; main()", "prepare", "casme2", "--root", str(big)]
-    command += ["--out", str(tmp_path / "out"), "--protocol", "megc2019", "--size", "48", "--workers", "2", "--quiet"]
+def _kill_parent_and_check(command: list[str], ready) -> None:
+    """Start `command`, SIGKILL it (the parent only, as `kill -9 PID` does) once `ready(children)` holds, and check
+    that none of its worker processes outlives it."""
     parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        # wait until the workers are at work: their first clips are written
         while time.monotonic() < deadline and parent.poll() is None:
             workers = _children(parent.pid)
-            if len(list((tmp_path / "out").glob("*/parts/*.safetensors"))) >= 2:
+            if ready(workers):
                 break
             time.sleep(0.02)
-        assert parent.poll() is None, "prepare finished before it could be killed"
+        assert parent.poll() is None, f"{command[4]} finished before it could be killed"
         assert len(workers) >= 2, f"expected two workers (and the resource tracker), found {workers}"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
@@ -173,3 +168,34 @@ def test_workers_die_with_a_killed_prepare(root: Path, tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
         if parent.poll() is None:
             parent.kill()
+
+
+CLI = [sys.executable, "-c", "from pamer.cli import main; main()"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_workers_die_with_a_killed_prepare(root: Path, tmp_path: Path) -> None:
+    """SIGKILL of `pamer prepare --workers 2` leaves no worker running."""
+    more = synthetic.SyntheticConfig(subjects=3, clips_per_class=4, classes=3, face_px=128, frames=(4, 4))
+    big = synthetic.generate(tmp_path / "casme2", more)
+    command = [*CLI, "prepare", "casme2", "--root", str(big), "--out", str(tmp_path / "out"), "--protocol", "megc2019"]
+    command += ["--size", "48", "--workers", "2", "--quiet"]
+    # killed once the workers are at work: their first clips are written
+    _kill_parent_and_check(command, lambda workers: len(list((tmp_path / "out").glob("*/parts/*.safetensors"))) >= 2)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_fold_workers_die_with_a_killed_loso(prepared: Path, tmp_path: Path) -> None:
+    """SIGKILL of `pamer loso --executor process` leaves no fold worker training on."""
+    sets = [f"data.cache={prepared}", "model.name=pamnet_test", "train.input_size=32", "train.epochs=10000"]
+    command = [*CLI, "loso", str(Path(__file__).resolve().parents[1] / "configs" / "megc2019.yaml")]
+    command += ["--out", str(tmp_path / "run"), "--executor", "process", "--workers", "2", "--quiet"]
+    command += [arg for s in sets for arg in ("--set", s)]
+    started = []
+
+    def ready(workers: list[int]) -> bool:  # two fold workers (+ the resource tracker), then a moment to start
+        if len(workers) >= 3 and not started:
+            started.append(time.monotonic())
+        return bool(started) and time.monotonic() - started[0] > 2
+
+    _kill_parent_and_check(command, ready)

@@ -27,6 +27,7 @@ from pamer.engine.progress import LosoProgress
 from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
 from pamer.models import count_flops, create_model
 from pamer.preprocess.cache import Cache, load_cache
+from pamer.workers import exit_with_parent
 
 __all__ = [
     "EXECUTORS",
@@ -242,7 +243,8 @@ def _run_local(config: Config, cache: Cache, folds: list[int], progress: LosoPro
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(cache: Cache | str, threads: int) -> None:
+def _worker_init(cache: Cache | str, threads: int, parent: int) -> None:
+    exit_with_parent(parent)  # a SIGKILLed `pamer loso` leaves no worker training on
     torch.set_num_threads(threads)
     _WORKER["cache"] = load_cache(cache) if isinstance(cache, str) else cache
 
@@ -268,7 +270,7 @@ def _run_process(config: Config, cache_source: Cache | str, folds: list[int], wo
     # spawn, not fork: a forked torch with live threads can deadlock
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(cache_source, threads)
+        workers, mp_context=context, initializer=_worker_init, initargs=(cache_source, threads, os.getpid())
     ) as pool:
         pending = {pool.submit(_worker_fold, config.to_dict(), fold) for fold in folds}
         try:

@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pamer.workers import exit_with_parent
+
 if TYPE_CHECKING:
     from pamer.data.samples import DatasetIndex, Sample
 
@@ -409,7 +411,6 @@ def _worker_init(parent: int) -> None:
     import cv2
 
     from pamer.preprocess.face import _dlib_models
-    from pamer.workers import exit_with_parent
 
     exit_with_parent(parent)  # a SIGKILLed prepare leaves no worker behind
     cv2.setNumThreads(1)  # one process per core already
