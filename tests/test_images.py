@@ -128,3 +128,15 @@ def test_cli_check_and_prepare(tmp_path: Path) -> None:
     assert failed.exit_code == 2 and "--labels and --classes apply to images only" in failed.output
     failed = runner.invoke(app, ["datasets", "check", "images", "--root", str(root)])
     assert failed.exit_code == 2 and "integer codes" in failed.output
+
+
+def test_prepare_that_caches_no_image_fails_by_name(tmp_path: Path) -> None:
+    root = _tree(tmp_path / "mine", ROWS)
+    for image in (root / "img").iterdir():
+        image.write_bytes(b"not an image")  # every file there, none readable
+    args = ["--root", str(root), "--representation", "apex", "--out", str(tmp_path / "caches")]
+    failed = runner.invoke(app, ["prepare", "images", *args])
+    assert failed.exit_code == 2, failed.output
+    assert "none of the 6 clips of images has a readable apex image" in failed.output
+    assert "not a readable image" in failed.output and "Traceback" not in failed.output
+    assert not list((tmp_path / "caches").glob("*/cache.json"))  # nothing that loads

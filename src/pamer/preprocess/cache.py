@@ -607,39 +607,60 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     if config.get("frames"):
         parts = stacks.get("frames", [])
         arrays["frames"] = np.stack(parts) if parts else np.zeros((0, config["frames"], size, size), np.uint8)
+    composite = any(s.dataset != index.name for s in index.samples)  # each clip's part, for by-dataset results
+    meta = cache_meta(config, key, samples_digest, subjects, clips, origins if composite else None)
+    meta["frame_trees"] = {name: str(path) for name, path in index.frame_trees.items()}
+    if not labels:  # nothing to resume: a rerun after fixing the frames starts afresh (write_cache raises)
+        shutil.rmtree(directory / "parts")
+    write_cache(directory, arrays, meta, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
+    shutil.rmtree(directory / "parts")
+
+
+def cache_meta(
+    config: dict, key: str, samples_digest: str, subjects: list[str], clips: list[str], datasets: list[str] | None
+) -> dict:
+    """The contents of `cache.json` (before `write_cache` adds the content digests): the configuration, its key,
+    the class names and each cached clip's subject and id, and, for a cache that mixes datasets, each clip's
+    dataset of origin."""
     meta = {
         "format": FORMAT,
         "key": key,
         "samples_digest": samples_digest,
         "config": config,
-        "classes": list(index.classes),
+        "classes": list(config["classes"]),
         "subjects": subjects,
         "clips": clips,
-        "frame_trees": {name: str(path) for name, path in index.frame_trees.items()},
     }
-    if any(s.dataset != index.name for s in index.samples):  # a composite: each clip's part, for by-dataset results
-        meta["datasets"] = origins
-    if not labels:
-        # no cache.json: nothing loads; the manifest says why, and a rerun after fixing the frames starts afresh
-        write_tables(directory, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
-        shutil.rmtree(directory / "parts")
-        shown = "; ".join(f"{r['subject']}/{r['clip']}: {r['problems']}" for r in rows[:3])
-        more = "; ..." if len(rows) > 3 else ""
-        raise CacheError(
-            f"none of the {len(rows)} clips of {index.name} could be cached ({shown}{more}); "
-            f"every clip is listed in {directory / 'manifest.csv'}"
-        )
-    write_cache(directory, arrays, meta, {"manifest.csv": (MANIFEST_COLUMNS, rows)})
-    shutil.rmtree(directory / "parts")
+    if datasets is not None:
+        meta["datasets"] = datasets
+    return meta
 
 
 def write_cache(
-    directory: Path, arrays: dict[str, np.ndarray], meta: dict, tables: dict[str, tuple[Sequence[str], list[dict]]]
+    directory: Path,
+    arrays: dict[str, np.ndarray],
+    meta: dict,
+    tables: dict[str, tuple[Sequence[str], list[dict]]],
 ) -> None:
     """Write a finished cache into `directory`: `arrays.safetensors`, the csv `tables` (file name -> columns, rows;
     `manifest.csv` at least), then `cache.json` (`meta`, with the `content_digests` of the arrays and of meta
     added) last, each atomically: a directory without cache.json never loads, so a killed write leaves nothing
-    that looks finished."""
+    that looks finished.
+
+    Raises:
+        CacheError: not one clip was cached: only the tables are written (no cache.json, so nothing loads and a
+            rerun after fixing the files starts afresh), and the message names the first clips' problems and the
+            manifest.
+    """
+    if not len(meta["clips"]):
+        write_tables(directory, tables)
+        rows = tables["manifest.csv"][1]
+        shown = "; ".join(f"{r['subject']}/{r['clip']}: {r['problems']}" for r in rows[:3])
+        more = "; ..." if len(rows) > 3 else ""
+        raise CacheError(
+            f"none of the {len(rows)} clips of {meta['config']['dataset']} could be cached ({shown}{more}); "
+            f"every clip is listed in {directory / 'manifest.csv'}"
+        )
     _save_arrays(directory / "arrays.safetensors", arrays)
     write_tables(directory, tables)
     meta = {**meta, "content": content_digests(arrays, meta)}

@@ -25,7 +25,7 @@ import numpy as np
 
 from pamer.data.images import ImageIndex, ImageSample
 from pamer.frames import ImageError, read_rgb
-from pamer.preprocess.cache import FORMAT, digest, write_cache
+from pamer.preprocess.cache import FORMAT, cache_meta, digest, write_cache
 
 REPRESENTATIONS = ("flow", "apex")
 MANIFEST_COLUMNS = ("subject", "clip", "dataset", "label", "status", "file", "source_size", "face", "problems")
@@ -137,24 +137,10 @@ def prepare_images(
         "labels": np.asarray(labels, dtype=np.int64),
         representation: np.stack(kept).astype(dtype) if kept else np.zeros((0, size, size, 3), dtype),
     }
-    meta = {
-        "format": FORMAT,
-        "key": key,
-        "samples_digest": samples_digest,
-        "config": config,
-        "classes": list(index.classes),
-        "subjects": subjects,
-        "clips": clips,
-    }
-    if index.origins:
-        meta["datasets"] = origins
+    meta = cache_meta(config, key, samples_digest, subjects, clips, origins if index.origins else None)
     problems = [{"clip": p.clip, "kind": p.kind, "detail": p.detail} for p in index.problems]
-    write_cache(
-        directory,
-        arrays,
-        meta,
-        {"manifest.csv": (MANIFEST_COLUMNS, rows), "problems.csv": (PROBLEM_COLUMNS, problems)},
-    )
+    tables = {"manifest.csv": (MANIFEST_COLUMNS, rows), "problems.csv": (PROBLEM_COLUMNS, problems)}
+    write_cache(directory, arrays, meta, tables)
     return directory
 
 
