@@ -440,6 +440,19 @@ def _reported_only(table: Table) -> list[dict]:
     return records
 
 
+def _method_rows(part: pd.DataFrame, table: Table, text) -> list[str]:
+    """One markdown row per method of `part`: `text(record)` in each (column, metric) cell, blank where none."""
+    rows = []
+    for method, group in part.groupby("method", sort=False):
+        cells = []
+        for column in table.columns:
+            for metric in table.metrics:
+                hit = group[(group["column"] == column) & (group["metric"] == metric)]
+                cells.append(text(hit.iloc[0]) if len(hit) else "")
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def _markdown(tables: dict[str, Table], records: list[dict]) -> str:
     out = [
         "# pamer compare",
@@ -459,13 +472,7 @@ def _markdown(tables: dict[str, Table], records: list[dict]) -> str:
             continue
         heads = [f"{t} {m}" for t in table.columns.values() for m in table.metrics.values()]
         out += [f"## {table.title}", "", "| method | " + " | ".join(heads) + " |", "|---" * (1 + len(heads)) + "|"]
-        for method, group in part.groupby("method", sort=False):
-            cells = []
-            for column in table.columns:
-                for metric in table.metrics:
-                    hit = group[(group["column"] == column) & (group["metric"] == metric)]
-                    cells.append(_cell_text(hit.iloc[0]) if len(hit) else "")
-            out.append(f"| {method} | " + " | ".join(cells) + " |")
+        out += _method_rows(part, table, _cell_text)
         out.append("")
         diffs = part[part["diff_to"].notna()]
         if len(diffs):
@@ -479,13 +486,7 @@ def _markdown(tables: dict[str, Table], records: list[dict]) -> str:
                 "| method | " + " | ".join(heads) + " |",
                 "|---" * (1 + len(heads)) + "|",
             ]
-            for method, group in diffs.groupby("method", sort=False):
-                cells = []
-                for column in table.columns:
-                    for metric in table.metrics:
-                        hit = group[(group["column"] == column) & (group["metric"] == metric)]
-                        cells.append(_diff_text(hit.iloc[0]) if len(hit) else "")
-                out.append(f"| {method} | " + " | ".join(cells) + " |")
+            out += _method_rows(diffs, table, _diff_text)
             out.append("")
     other = frame[frame["table"] == "other runs"]
     if len(other):

@@ -141,33 +141,10 @@ def _megc_rows(runs: list[dict]) -> list[dict]:
             continue
         place = published_row(run["model"], ("MEGC2019",))
         name = place[1] if place else ""
-        rows.append(
-            _row(
-                "MEGC2019",
-                name,
-                run["model"],
-                MEASURED,
-                "full",
-                run["accuracy"],
-                run["f1_macro"],
-                run["run"],
-                run["uar"],
-            )
-        )
-        for dataset, part in (run.get("by_dataset") or {}).items():
-            rows.append(
-                _row(
-                    "MEGC2019",
-                    name,
-                    run["model"],
-                    MEASURED,
-                    dataset,
-                    part["accuracy"],
-                    part["uf1"],
-                    run["run"],
-                    part["uar"],
-                )
-            )
+        full = {"accuracy": run["accuracy"], "uf1": run["f1_macro"], "uar": run["uar"]}
+        for dataset, part in {"full": full, **(run.get("by_dataset") or {})}.items():
+            numbers = (part["accuracy"], part["uf1"], run["run"], part["uar"])
+            rows.append(_row("MEGC2019", name, run["model"], MEASURED, dataset, *numbers))
     return rows
 
 
