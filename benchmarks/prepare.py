@@ -26,7 +26,7 @@ import numpy as np
 
 from pamer.data import DatasetIndex, Sample
 from pamer.preprocess import cache, prepare
-from pamer.preprocess.face import FaceAligner, _dlib_models, detect_faces, read_rgb
+from pamer.preprocess.face import FaceAligner, detect_faces, dlib_models, read_rgb
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "faces"
 
@@ -89,7 +89,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        _dlib_models()
+        dlib_models()
         print(f"dlib detector + 68-point model load: {time.perf_counter() - t0:.2f} s (once per process)")
         (Path(tmp) / "clips").mkdir()
         index = _make_clips(Path(tmp) / "clips", args.clips)

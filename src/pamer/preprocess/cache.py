@@ -410,11 +410,11 @@ def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
 def _worker_init(parent: int) -> None:
     import cv2
 
-    from pamer.preprocess.face import _dlib_models
+    from pamer.preprocess.face import dlib_models
 
     exit_with_parent(parent)  # a SIGKILLed prepare leaves no worker behind
     cv2.setNumThreads(1)  # one process per core already
-    _dlib_models()
+    dlib_models()
 
 
 def _part_path(directory: Path, number: int) -> Path:
@@ -468,7 +468,7 @@ def prepare(
             clips.
         ImportError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
     """
-    from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, _dlib_models
+    from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, dlib_models
 
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
@@ -479,11 +479,11 @@ def prepare(
     if not index.samples:
         raise ValueError(f"dataset {index.name} has no clips to prepare")
     aligner = FaceAligner(size=size, margin=margin)  # checks size and margin
-    _dlib_models()  # fail before any work when dlib or its model is missing
+    dlib_models()  # fail before any work when dlib or its model is missing
     if representation == "flow":
-        from pamer.preprocess.motion import _tvl1
+        from pamer.preprocess.motion import tvl1_solver
 
-        _tvl1()
+        tvl1_solver()
     config = {
         "format": FORMAT,
         "dataset": index.name,

@@ -64,7 +64,7 @@ def model_path() -> Path:
 
 
 @functools.cache
-def _dlib_models() -> tuple:
+def dlib_models() -> tuple:
     # loading the predictor takes about 2 s, so it happens once per process
     try:
         import dlib
@@ -92,7 +92,7 @@ def detect_faces(image: np.ndarray, sides: tuple[int, ...] = (320, 640)) -> list
     then does it try full resolution, and full resolution upsampled once (skipped for images larger than
     twice the largest side, where it would take seconds).
     """
-    detector, _, _ = _dlib_models()
+    detector, _, _ = dlib_models()
     gray = to_gray(image)
     longest = max(gray.shape)
     attempts = [(side / longest, 0) for side in sorted(sides) if side < longest] + [(1.0, 0)]
@@ -109,7 +109,7 @@ def detect_faces(image: np.ndarray, sides: tuple[int, ...] = (320, 640)) -> list
 
 def landmarks(image: np.ndarray, box: Box) -> np.ndarray:
     """The 68 landmarks (iBUG 300-W order) of the face in `box`, as a 68 x 2 float array of (x, y) pixels."""
-    _, predictor, rectangle = _dlib_models()
+    _, predictor, rectangle = dlib_models()
     left, top, right, bottom = (round(v) for v in box)
     shape = predictor(to_gray(image), rectangle(left, top, right - 1, bottom - 1))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)

@@ -31,7 +31,8 @@ def difference(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
     return apex.astype(np.float32) - onset.astype(np.float32)
 
 
-def _tvl1():
+def tvl1_solver():
+    """OpenCV's Dual TV-L1 optical flow solver (default parameters); needs the `flow` extra (opencv-contrib)."""
     optflow = getattr(cv2, "optflow", None)
     if optflow is None:
         raise ImportError(
@@ -49,11 +50,11 @@ def tvl1_flow(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
         - output: (H, W, 2) float32, the displacement (u, v) in pixels: onset pixel (x, y) moves to
           (x + u, y + v) in the apex frame.
     """
-    tvl1 = _tvl1()
+    solver = tvl1_solver()
     first, second = to_gray(onset), to_gray(apex)
     if first.shape != second.shape:
         raise ValueError(f"onset and apex must have one size, got {first.shape} and {second.shape}")
-    return tvl1.calc(first, second, None).astype(np.float32)
+    return solver.calc(first, second, None).astype(np.float32)
 
 
 def optical_strain(flow: np.ndarray) -> np.ndarray:
