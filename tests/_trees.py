@@ -41,6 +41,10 @@ from typing import Literal
 import cv2
 import numpy as np
 import pandas as pd
+from typer.testing import CliRunner
+
+from pamer.cli import app
+from pamer.data import synthetic
 
 SHEETS = {
     "casme2": "CASME2-coding-20140508.xlsx",
@@ -267,3 +271,18 @@ def build_tree(
         folder = tree / subject / "micro" / emotion / clip
         _write_clip(folder, lambda n: f"{prefix}{n}.bmp", roles, ("smic", subject, clip), write)
     return finish()
+
+
+def prepare_synthetic(work: Path) -> tuple[Path, Path]:
+    """A tiny synthetic CASME II-style set (2 subjects x 3 classes x 1 clip of 4 frames, 128 px faces) written to
+    `work/casme2` and cached by `pamer prepare` at 48 px under the megc2019 labels: (dataset root, cache directory).
+    """
+    config = synthetic.SyntheticConfig(subjects=2, clips_per_class=1, classes=3, face_px=128, frames=(4, 4))
+    root = synthetic.generate(work / "casme2", config)
+    prepared = CliRunner().invoke(
+        app,
+        ["prepare", "casme2", "--root", str(root), "--out", str(work / "caches"), "--protocol", "megc2019"]
+        + ["--size", "48", "--quiet"],
+    )
+    assert prepared.exit_code == 0, prepared.output
+    return root, Path(prepared.stdout.strip().splitlines()[-1])

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+from _trees import prepare_synthetic
 from pamer.cli import app
 from pamer.data import synthetic
 from pamer.data._clips import list_frames
@@ -315,15 +316,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny pamnet_test trained by `pamer prepare` + `pamer train` on a synthetic CASME II-style set: the model
     directory, the cache it was trained on and the dataset root."""
     work = tmp_path_factory.mktemp("trained")
-    config = synthetic.SyntheticConfig(subjects=2, clips_per_class=1, classes=3, face_px=128, frames=(4, 4))
-    root = synthetic.generate(work / "casme2", config)
-    prepared = runner.invoke(
-        app,
-        ["prepare", "casme2", "--root", str(root), "--out", str(work / "caches"), "--protocol", "megc2019"]
-        + ["--size", "48", "--quiet"],
-    )
-    assert prepared.exit_code == 0, prepared.output
-    cache = prepared.stdout.strip().splitlines()[-1]
+    root, cache = prepare_synthetic(work)
     (work / "train.yaml").write_text(
         f"data: {{cache: {cache}}}\nmodel: {{name: pamnet_test}}\nseed: 0\n"
         "train: {epochs: 2, batch_size: 4, input_size: 64, device: cpu, threads: 1}\n"
@@ -334,7 +327,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     finally:
         torch.set_num_threads(threads)
     assert trained.exit_code == 0, trained.output
-    return {"model": work / "model", "cache": Path(cache), "root": root}
+    return {"model": work / "model", "cache": cache, "root": root}
 
 
 @pytest.fixture(scope="module")

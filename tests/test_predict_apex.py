@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from _htnet import APEX, build_htnet_tree
+from _trees import prepare_synthetic
 from pamer.cli import app
 from pamer.config import load_config
 from pamer.data import read
@@ -38,17 +39,8 @@ def _train(cache: Path, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def aligned(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A pamnet_test trained on the apex crops of a `pamer prepare`d synthetic CASME II-style set."""
-    synthetic = pytest.importorskip("pamer.data.synthetic")
     work = tmp_path_factory.mktemp("apex")
-    config = synthetic.SyntheticConfig(subjects=2, clips_per_class=1, classes=3, face_px=128, frames=(4, 4))
-    root = synthetic.generate(work / "casme2", config)
-    prepared = runner.invoke(
-        app,
-        ["prepare", "casme2", "--root", str(root), "--out", str(work / "caches"), "--protocol", "megc2019"]
-        + ["--size", "48", "--quiet"],
-    )
-    assert prepared.exit_code == 0, prepared.output
-    cache = Path(prepared.stdout.strip().splitlines()[-1])
+    root, cache = prepare_synthetic(work)
     model = _train(cache, work / "model")
     assert json.loads((model / "model.json").read_text())["representation"] == "apex"
     return {"model": model, "cache": cache, "index": read("casme2", root, "megc2019"), "work": work}
