@@ -23,13 +23,24 @@ class Problem:
     detail: str
 
 
+@dataclass(frozen=True)
+class ActionUnit:
+    """One FACS action unit of a clip's coding: its number, side (`L`, `R`, or `""` for bilateral) and intensity
+    letter (`A`..`E`, or `""` when not coded), as parsed from the sheet's string by `pamer.data.aus`."""
+
+    number: int
+    side: str = ""
+    intensity: str = ""
+
+
 @dataclass
 class Sample:
     """One micro-expression clip.
 
     Frame numbers (`onset`, `apex`, `offset`) are as written in the dataset's files; `frames` lists the clip's
     frame files in numerical order and `frame_numbers` their numbers, so `frames[frame_numbers.index(apex)]`
-    is the apex image.
+    is the apex image. `aus` are the clip's action units as the sheet codes them, `au_string` the sheet's raw text;
+    both are None where the dataset codes no AUs (SMIC), which is not the same as an empty tuple.
     """
 
     dataset: str
@@ -44,6 +55,8 @@ class Sample:
     frames: list[Path] = field(default_factory=list)
     frame_numbers: list[int] = field(default_factory=list)
     flags: tuple[str, ...] = ()
+    aus: tuple[ActionUnit, ...] | None = None
+    au_string: str | None = None
 
     @property
     def uid(self) -> str:

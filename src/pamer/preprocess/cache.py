@@ -94,6 +94,13 @@ class Cache:
     `datasets` names each clip's dataset of origin where a cache mixes datasets (composite, preprocessed MEGC2019
     folders); `frames` holds each clip's aligned grey frames from onset to offset resampled to K, (N, K, H, W)
     uint8, where the cache was prepared with `--frames K`.
+
+    `aus` is the clip-by-action-unit table, float32 (N, len(au_names)): 1 where the clip is coded with that AU
+    (on either side), 0 where not, and a row of NaN for a clip that has no AU coding at all (no AUs is not the same
+    as an empty set); `aus` and `au_names` are None where no clip of the cache is coded (SMIC). `au_names` are the
+    AU numbers as text ("1", "4", "12"), in ascending numerical order. `landmarks` holds dlib's 68 points of each
+    clip's onset and apex in the cached crop's pixel coordinates, float32 (N, 2, 68, 2): [:, 0] onset, [:, 1]
+    apex, last axis (x, y); NaN where no face was found (ready-made images).
     """
 
     onset: np.ndarray | None
@@ -106,6 +113,9 @@ class Cache:
     flow: np.ndarray | None = None
     datasets: list[str] | None = None
     frames: np.ndarray | None = None
+    aus: np.ndarray | None = None
+    au_names: tuple[str, ...] | None = None
+    landmarks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
