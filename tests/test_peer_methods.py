@@ -369,3 +369,13 @@ def test_configs_name_their_sources(path: Path) -> None:
 def test_networks_are_plain_modules() -> None:
     for name in METHOD_NAMES:
         assert isinstance(create_model(name), nn.Module)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_trains_on_cuda_with_bf16(name: str, tmp_path: Path) -> None:
+    """The CUDA path (bf16 autocast; channels_last for image inputs) trains with the declared inputs and loss."""
+    sets = ["train.epochs=2", "train.batch_size=8", "train.device=cuda"]
+    config = load_config(CONFIGS / f"{name}_casme2.yaml", sets)
+    metrics = run_loso(config, tmp_path / "run", "auto", cache=_cache("casme2", CASME2_5CLASS.classes), quiet=True)
+    assert metrics["folds"] == 3 and np.isfinite(metrics["f1_macro"])
