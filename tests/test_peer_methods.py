@@ -16,6 +16,7 @@ from torch import nn
 from pamer.config import load_config
 from pamer.data.labels import CASME2_5CLASS
 from pamer.engine.fold import fold_arguments, fold_plan
+from pamer.engine.inputs import network_inputs
 from pamer.engine.loso import run_loso
 from pamer.models import count_parameters, create_model, model_input_size, model_method
 from pamer.models.peers import METHOD_NAMES
@@ -331,6 +332,15 @@ def test_fgrmer_graph_comes_from_the_training_clips_only() -> None:
     torch.testing.assert_close(fold_arguments(config, cache, train_idx)["adjacency"], before)
     torch.testing.assert_close(before, torch.from_numpy(au_adjacency(cache.aus[train_idx], AUS)))
     assert fgrmer_fold_args(_cache("smic", CASME2_5CLASS.classes, aus=False)) == {}  # SMIC: the identity graph
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_a_cache_without_landmarks_is_refused(name: str) -> None:
+    cache = _cache("casme2", CASME2_5CLASS.classes)
+    cache.landmarks = None
+    config = load_config(CONFIGS / f"{name}_casme2.yaml")
+    with pytest.raises(ValueError, match=f"{name} cuts .* at the cache's landmarks, but this cache holds none"):
+        network_inputs(cache, config, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)

@@ -225,7 +225,7 @@ def hars_images(motion: Tensor, landmarks: np.ndarray | None, crop_side: int, si
 
     Args:
         motion: every clip's motion at some side S (the flow resized from the cached crop).
-        landmarks: the cache's (N, 2, 68, 2) onset/apex landmarks in crop pixels, or None.
+        landmarks: the cache's (N, 2, 68, 2) onset/apex landmarks in crop pixels (None: every clip's fixed boxes).
         crop_side: the cached crop's side (the landmarks' scale).
         size: the output side (28).
 
@@ -261,6 +261,11 @@ def dual_atme_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[T
     crop_side = int(cache.config.get("size") or 0)
     if crop_side < SIDE:
         raise ValueError(f"dual_atme needs a cache whose config names its crop size (got size={crop_side!r})")
+    if cache.landmarks is None:
+        raise ValueError(
+            "dual_atme cuts its HARS image at the cache's landmarks, but this cache holds none (made by a pamer "
+            "before caches kept them): prepare it again with `pamer prepare`"
+        )
     return standard(SIDE), hars_images(standard(crop_side), cache.landmarks, crop_side)
 
 

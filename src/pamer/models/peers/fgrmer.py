@@ -287,6 +287,11 @@ def fgrmer_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[Tens
     crop_side = int(cache.config.get("size") or 0)
     if crop_side < 1:
         raise ValueError(f"fgrmer needs a cache whose config names its crop size (got size={crop_side!r})")
+    if cache.landmarks is None:
+        raise ValueError(
+            "fgrmer cuts its patches at the cache's landmarks, but this cache holds none (made by a pamer "
+            "before caches kept them): prepare it again with `pamer prepare`"
+        )
     return (landmark_patches(standard(MOTION_SIDE), cache.landmarks, crop_side, cache.clips),)
 
 
