@@ -42,6 +42,7 @@ Deviations, each on purpose:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -50,7 +51,9 @@ from torch import Tensor, nn
 
 from pamer.models._registry import ModelConfigError, register_model
 from pamer.models.method import Method
-from pamer.preprocess.cache import Cache
+
+if TYPE_CHECKING:
+    from pamer.preprocess.cache import Cache
 
 __all__ = ["AUGraph", "EncoderLayer", "FGRMER", "au_adjacency", "landmark_patches"]
 
