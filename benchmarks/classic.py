@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pamer.classic import classic_features, list_classic
-from pamer.config import SHIPPED
-from pamer.config import Config, load_config
+from pamer.config import SHIPPED, Config, load_config
 from pamer.engine import run_loso
 from pamer.preprocess.cache import Cache
 
