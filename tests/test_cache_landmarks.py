@@ -148,3 +148,37 @@ def test_ready_made_flow_without_apex_crops_and_without_aus(tmp_path: Path) -> N
     data = load_cache(prepare_images(index, tmp_path / "caches", "flow"))
     assert np.isnan(data.landmarks).all() and data.landmarks.shape == (2, 2, 68, 2)
     assert data.aus is None and data.au_names is None
+
+
+def test_htnet_flow_cache_takes_the_apex_crops_landmarks(tmp_path: Path) -> None:
+    """The MEGC2019 folders: the flow image (28 px) gets the landmarks of its clip's apex crop, scaled to 28 px,
+    as the HTNet authors' code takes them; a clip without its apex crop keeps NaN, named in the manifest."""
+    flow_dir = tmp_path / "datasets" / "STSNet_whole_norm_u_v_os"
+    apex_dir = tmp_path / "datasets" / "combined_datasets_whole"
+    flow_dir.mkdir(parents=True)
+    apex_dir.mkdir(parents=True)
+    face = _grace()
+    cv2.imwrite(str(apex_dir / "sub01_EP02_01f.jpg"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
+    for name in ("sub01_EP02_01f .png", "006_006_1_2 .png"):
+        cv2.imwrite(str(flow_dir / name), np.full((28, 28, 3), 90, np.uint8))
+    (tmp_path / "combined_3_class2_for_optical_flow.csv").write_text(
+        "dataset,sub,filename_o,label,apex,imagename,sub_filename\n"
+        "casme2,sub01,EP02_01f,1,,sub01_EP02_01f.jpg,\n"
+        "samm,006,006_1_2,0,,006_006_1_2.jpg,\n"
+    )
+    index = pamer.data.read("htnet", tmp_path)
+    assert all(s.aus is None for s in index.samples) and index.au_counts() is None
+    directory = prepare_images(index, tmp_path / "caches", "flow")
+    data = load_cache(directory)
+    assert data.flow.shape[1:3] == (28, 28) and data.aus is None
+    k, other = data.clips.index("EP02_01f"), data.clips.index("006_1_2")
+    decoded = read_rgb(apex_dir / "sub01_EP02_01f.jpg")
+    expected = steady_landmarks(decoded, detect_faces(decoded)[0])
+    expected = (expected + 0.5) * [28 / face.shape[1], 28 / face.shape[0]] - 0.5
+    # dlib's points on the apex crop, scaled to the flow image: within a pixel of 28 (the stored fit pads the crop
+    # for the detector, so its box differs a little); unscaled or transposed points would be far outside
+    error = np.linalg.norm(data.landmarks[k, 1] - expected, axis=1)
+    assert np.median(error) < 0.3 and error.max() < 1.0
+    assert np.isnan(data.landmarks[other]).all() and np.isnan(data.landmarks[:, 0]).all()
+    manifest = {r["clip"]: r["landmarks"] for r in read_manifest(directory)}
+    assert manifest == {"EP02_01f": f"apex: {apex_dir / 'sub01_EP02_01f.jpg'}", "006_1_2": "none: no apex crop"}

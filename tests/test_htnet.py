@@ -268,7 +268,7 @@ def test_check_prepare_loso_report(tree: Path, tmp_path: Path, representation: s
         app, ["prepare", "htnet", "--root", str(tree), "--representation", representation, "--out", str(tmp_path)]
     )
     assert prepared.exit_code == 0, prepared.output
-    assert "fold-label-mismatch" in prepared.stderr and "no face detection" in prepared.stderr
+    assert "fold-label-mismatch" in prepared.stderr and "no alignment" in prepared.stderr
     cache = prepared.stdout.strip().splitlines()[-1]
     (tmp_path / "tiny.yaml").write_text(TINY)
     threads = torch.get_num_threads()
