@@ -418,7 +418,9 @@ def _landmarks(transform, onset: np.ndarray, apex: np.ndarray, task: _Task) -> t
 
     work = transform.resized(max(transform.size, round(transform.side)))
     views = [work.apply(onset), work.apply(apex)]
-    points = rescale_points(crop_landmarks(views), views[0].shape[:2], (transform.size, transform.size))
+    # the aligned face fills about half of the padded view: the detector finds it at 240 px, as in the alignment
+    found = crop_landmarks(views, sides=(240,))
+    points = rescale_points(found, views[0].shape[:2], (transform.size, transform.size))
     if np.isnan(points).any():
         return points.astype(np.float32), f"none: no face found in the aligned {task.onset.name} or {task.apex.name}"
     return points.astype(np.float32), "onset, apex"
