@@ -107,14 +107,15 @@ def prepare_command(
         f"{len(skipped)} skipped; manifest: {directory / 'manifest.csv'}",
         err=True,
     )
-    _echo_landmarks(cached, "onset and apex")
+    _echo_landmarks(cached, "onset, apex")
     typer.echo(str(directory))
 
 
 def _echo_landmarks(cached: list[dict[str, str]], which: str) -> None:
-    """One line: how many cached clips have landmarks (the others hold NaN; the manifest says why)."""
-    found = sum(not r["landmarks"].startswith("none") for r in cached)
-    typer.echo(f"landmarks ({which}): {found} of {len(cached)} cached clips; the others NaN (manifest)", err=True)
+    """One line: how many cached clips have the landmarks of `which` (the manifest's note for them); the others hold
+    NaN where no face was found, and the manifest says why."""
+    found = sum(r["landmarks"].startswith(which) for r in cached)
+    typer.echo(f"landmarks of the {which}: {found} of {len(cached)} cached clips; NaN where none (manifest)", err=True)
 
 
 def _prepare_images(index, out: Path, representation: str | None, size: int | None, protocol: str) -> None:
@@ -143,5 +144,5 @@ def _prepare_images(index, out: Path, representation: str | None, size: int | No
         f"manifest: {directory / 'manifest.csv'}, problems: {directory / 'problems.csv'}",
         err=True,
     )
-    _echo_landmarks([r for r in rows if r["status"] == "cached"], "apex, found on the apex crops")
+    _echo_landmarks([r for r in rows if r["status"] == "cached"], "apex")
     typer.echo(str(directory))

@@ -374,7 +374,7 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
     transform = FaceAligner.from_config(config).fit(frames())
     crops = {"onset": transform.apply(onset), "apex": transform.apply(apex)}
     crops["landmarks"], info["landmarks"] = _landmarks(transform, onset, apex, task)
-    if info["landmarks"].startswith("none") and transform.face:
+    if info["landmarks"] != "onset, apex" and transform.face:
         info["problems"].append(f"landmarks {info['landmarks']}: stored as NaN")
     if config["representation"] == "flow":
         from pamer.preprocess.motion import flow_image
@@ -420,10 +420,14 @@ def _landmarks(transform, onset: np.ndarray, apex: np.ndarray, task: _Task) -> t
     views = [work.apply(onset), work.apply(apex)]
     # the aligned face fills about half of the padded view: the detector finds it at 240 px, as in the alignment
     found = crop_landmarks(views, sides=(240,))
-    points = rescale_points(found, views[0].shape[:2], (transform.size, transform.size))
-    if np.isnan(points).any():
-        return points.astype(np.float32), f"none: no face found in the aligned {task.onset.name} or {task.apex.name}"
-    return points.astype(np.float32), "onset, apex"
+    points = rescale_points(found, views[0].shape[:2], (transform.size, transform.size)).astype(np.float32)
+    names = ("onset", "apex")
+    have = [name for name, p in zip(names, points, strict=True) if not np.isnan(p).any()]
+    if len(have) == len(names):
+        return points, "onset, apex"
+    files = {"onset": task.onset.name, "apex": task.apex.name}
+    lacking = " and ".join(f"the aligned {name} {files[name]}" for name in names if name not in have)
+    return points, f"{', '.join(have) or 'none'}: no face found in {lacking}"
 
 
 def _clip_frames(task: _Task, transform, k: int, have: dict[int, np.ndarray], info: dict) -> np.ndarray:

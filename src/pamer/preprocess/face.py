@@ -396,12 +396,13 @@ def rescale_points(points: np.ndarray, source: tuple[int, int], target: tuple[in
 
 def crop_landmarks(crops: Sequence[np.ndarray], pad: float = 0.25, sides: tuple[int, ...] = (320, 640)) -> np.ndarray:
     """dlib's 68 landmarks of one face shown in each of `crops` (e.g. a clip's aligned onset and apex), in each
-    crop's pixels; NaN for every crop when no face is found.
+    crop's pixels; NaN for a crop in which the detector finds no face.
 
-    The face box is detected once, on the first crop that shows a face (the face nearest the crop's centre), and
-    the same box gives every crop its `steady_landmarks`, so the points of onset and apex differ by the face's
-    motion, not by a second detection. Each crop is padded by `pad` of its side (edge pixels repeated) before
-    detection: a tight face crop lacks the surroundings dlib's detector needs.
+    Every crop must show a face of its own to get points (the shape predictor places 68 points on anything), but
+    all of them get their `steady_landmarks` from one box, the face nearest the centre of the first crop that shows
+    one, so the points of onset and apex differ by the face's motion, not by a second detection. Each crop is
+    padded by `pad` of its side (edge pixels repeated) before detection: a tight face crop lacks the surroundings
+    dlib's detector needs.
 
     Args:
         crops: RGB H x W x 3 or grey H x W uint8 images, all of one size.
@@ -419,12 +420,13 @@ def crop_landmarks(crops: Sequence[np.ndarray], pad: float = 0.25, sides: tuple[
     p = int(round(pad * max(h, w)))
     views = [cv2.copyMakeBorder(g, p, p, p, p, cv2.BORDER_REPLICATE) for g in grey]
     centre = ((w - 1) / 2 + p, (h - 1) / 2 + p)
+    found = [detect_faces(view, sides) for view in views]
     points = np.full((len(grey), 68, 2), np.nan)
-    for view in views:
-        boxes = detect_faces(view, sides)
+    first = next((boxes for boxes in found if boxes), None)
+    if first is None:
+        return points
+    box = min(first, key=lambda b: math.dist(_box_centre(b), centre))
+    for i, (view, boxes) in enumerate(zip(views, found, strict=True)):
         if boxes:
-            box = min(boxes, key=lambda b: math.dist(_box_centre(b), centre))
-            for i, each in enumerate(views):
-                points[i] = steady_landmarks(each, box) - p
-            break
+            points[i] = steady_landmarks(view, box) - p
     return points
