@@ -18,7 +18,7 @@ import pamer.data
 from pamer.data import synthetic
 from pamer.frames import read_rgb
 from pamer.preprocess import CacheError, load_cache, prepare, read_manifest
-from pamer.preprocess.face import detect_faces, steady_landmarks
+from pamer.preprocess.face import FaceAligner, detect_faces, rescale_points, steady_landmarks
 from pamer.preprocess.images import prepare_images
 
 SIZE = 128
@@ -182,3 +182,24 @@ def test_htnet_flow_cache_takes_the_apex_crops_landmarks(tmp_path: Path) -> None
     assert np.isnan(data.landmarks[other]).all() and np.isnan(data.landmarks[:, 0]).all()
     manifest = {r["clip"]: r["landmarks"] for r in read_manifest(directory)}
     assert manifest == {"EP02_01f": f"apex: {apex_dir / 'sub01_EP02_01f.jpg'}", "006_1_2": "none: no apex crop"}
+
+
+def test_resized_transform_and_rescaled_points_agree() -> None:
+    """A point of the frame lands at the same place of the 128 px crop whether mapped directly or through the same
+    crop square made at 300 px and scaled back, pixel centres to pixel centres (as cv2.resize maps them)."""
+    aligner = FaceAligner(size=128)
+    transform = aligner.fit([_grace()])
+    big = transform.resized(300)
+    assert big.size == 300 and big.centre == transform.centre and big.side == transform.side
+    points = np.random.default_rng(0).uniform(0, 350, (50, 2))
+
+    def mapped(t):
+        return points @ t.matrix[:, :2].T + t.matrix[:, 2]
+
+    np.testing.assert_allclose(rescale_points(mapped(big), (300, 300), (128, 128)), mapped(transform), atol=1e-9)
+    # by hand: pixel 0 of a 2 px image covers the first half of a 4 px image, whose pixel centres are 0..3
+    np.testing.assert_allclose(rescale_points(np.array([[0.0, 1.0]]), (2, 2), (4, 4)), [[0.5, 2.5]])
+    # the crop made at 300 px, shrunk to 128, is the 128 px crop (up to resampling)
+    frame = _grace()
+    shrunk = cv2.resize(big.apply(frame), (128, 128), interpolation=cv2.INTER_AREA)
+    assert np.abs(shrunk.astype(int) - transform.apply(frame).astype(int)).mean() < 6
