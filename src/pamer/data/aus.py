@@ -1,4 +1,4 @@
-"""FACS action unit strings of the datasets' sheets -> `ActionUnit`s, and the clip counts `datasets check` prints.
+"""FACS action unit strings of the datasets' sheets -> `ActionUnit`s (`Sample.aus`), by documented rules.
 
 The sheets write a clip's action units (AUs) as one string of AUs joined by `+`. The forms found in the real
 sheets (CASME II, SAMM; CAS(ME)^3, MMEW and 4DME use the same notation) and how each is read:
@@ -6,7 +6,8 @@ sheets (CASME II, SAMM; CAS(ME)^3, MMEW and 4DME use the same notation) and how 
 - `12`, `R14`, `L2`: AU number with an optional side prefix, `L`/`R` unilateral; no prefix is bilateral (side "").
 - `12A`..`12E`: an intensity letter after the number (FACS A = trace .. E = maximum).
 - `A12` (SAMM): asymmetric - on both sides, stronger on one (SAMM's key), so bilateral (side "").
-- `T18`, `B18`, `T23` (SAMM): FACS's top / bottom lip scoring of a lip AU: the AU itself, bilateral.
+- `T18`, `B18`, `T23` (SAMM; the key does not explain them): read as FACS's marks for a lip AU confined to the top
+  or bottom lip: the AU itself, bilateral.
 - `ref(7B)`, `ref(L10)` (SAMM): an AU written in `ref(...)`; the sheet does not define the mark, so the AU is kept as
   coded on the clip (as the public FGRMER reproduction, which takes every AU number of the string).
 - `(R6 or R12)`, `L12 or L14`, `R14A or 17A or 24A` (SAMM): the coder could not tell which; every AU named is kept,
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from pamer.data.samples import ActionUnit
+from pamer.data.samples import ActionUnit, DatasetError
 
 # the header spellings of the AU column in the sheets (matched ignoring case and spacing)
 AU_COLUMNS = ("Action Units", "Action Unit", "AU", "AUs", "Action_Units")
@@ -45,7 +46,7 @@ _FLOAT = re.compile(r"^\d+\.0$")
 SIDES = {"L": "L", "R": "R", "A": "", "T": "", "B": ""}  # A asymmetric, T/B top/bottom lip: bilateral AUs
 
 
-class AUError(ValueError):
+class AUError(DatasetError):
     """An action unit string that cannot be read (the message names the string and the part not understood)."""
 
 
@@ -148,8 +149,3 @@ def parse_cell(text: str | None, where: str) -> tuple[tuple[ActionUnit, ...] | N
         return parse_aus(text), None
     except AUError as error:
         return None, f"{where}: {error}; the clip is kept without AU coding"
-
-
-def au_numbers(aus: tuple[ActionUnit, ...]) -> set[int]:
-    """The AU numbers of a clip's coding, sides and intensities aside."""
-    return {unit.number for unit in aus}
