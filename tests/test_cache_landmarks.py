@@ -16,8 +16,10 @@ import pytest
 
 import pamer.data
 from pamer.data import synthetic
+from pamer.data.samples import ActionUnit as AU
 from pamer.frames import read_rgb
 from pamer.preprocess import CacheError, load_cache, prepare, read_manifest
+from pamer.preprocess.cache import au_table
 from pamer.preprocess.face import FaceAligner, detect_faces, rescale_points, steady_landmarks
 from pamer.preprocess.images import prepare_images
 
@@ -203,3 +205,12 @@ def test_resized_transform_and_rescaled_points_agree() -> None:
     frame = _grace()
     shrunk = cv2.resize(big.apply(frame), (128, 128), interpolation=cv2.INTER_AREA)
     assert np.abs(shrunk.astype(int) - transform.apply(frame).astype(int)).mean() < 6
+
+
+def test_au_table_of_a_mixed_composite() -> None:
+    """SMIC clips (not coded) beside CASME II/SAMM ones: NaN rows; a clip coded with no AU: a row of zeros."""
+    table, names = au_table([None, (AU(4), AU(12, "L", "B")), (), (AU(12, "R"),)])
+    assert names == ("4", "12")
+    np.testing.assert_array_equal(table, [[np.nan, np.nan], [1, 1], [0, 0], [0, 1]])
+    assert table.dtype == np.float32
+    assert au_table([None, None]) == (None, None)
