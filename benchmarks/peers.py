@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pamer.config import SHIPPED
 from pamer.config import load_config
 from pamer.engine import run_loso
 from pamer.engine.fold import fit, fold_plan, predict_probs
@@ -26,7 +27,7 @@ from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.models.peers import NAMES
 from pamer.preprocess.cache import Cache
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
+CONFIGS = SHIPPED / "peers"
 
 
 def synthetic_composite(seed: int = 0, size: int = 64) -> Cache:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 import pamer.data
 from pamer.cli import app
+from pamer.config import SHIPPED
 from pamer.data import synthetic
 from pamer.preprocess import CacheError, cache, load_cache, prepare
 
@@ -194,7 +195,7 @@ def test_workers_die_with_a_killed_prepare(root: Path, tmp_path: Path) -> None:
 def test_fold_workers_die_with_a_killed_loso(prepared: Path, tmp_path: Path) -> None:
     """SIGKILL of `pamer loso --executor process` leaves no fold worker training on."""
     sets = [f"data.cache={prepared}", "model.name=pamnet_test", "train.input_size=32", "train.epochs=10000"]
-    command = [*CLI, "loso", str(Path(__file__).resolve().parents[1] / "configs" / "megc2019.yaml")]
+    command = [*CLI, "loso", str(SHIPPED / "megc2019.yaml")]
     command += ["--out", str(tmp_path / "run"), "--executor", "process", "--workers", "2", "--quiet"]
     command += [arg for s in sets for arg in ("--set", s)]
     started = []

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pamer.errors import PamerError
+
 ApexSource = Literal["annotated", "middle", "spotted"]
 
 
-class DatasetError(ValueError):
+class DatasetError(PamerError):
     """A dataset root, sheet or folder that cannot be read as the dataset ships it (the message names the path)."""
 
 

@@ -25,6 +25,7 @@ from pamer.engine.fold import FoldOutput, train_fold
 from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.engine.progress import LosoProgress
 from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
+from pamer.errors import PamerError
 from pamer.models import count_flops, create_model
 from pamer.preprocess.cache import Cache, load_cache
 from pamer.workers import exit_with_parent
@@ -50,7 +51,7 @@ SMALL_STEP_FLOPS = 2e9
 IN_CHANS = 3  # prepare_inputs: every representation is a 3-channel image
 
 
-class ExecutorError(ValueError):
+class ExecutorError(PamerError):
     """An executor that cannot run here (the message says what to install or change)."""
 
 

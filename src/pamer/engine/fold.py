@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from pamer.classic import check_classic, is_classic
 from pamer.config import AugmentConfig, Config, ConfigError
 from pamer.engine.augment import channel_stats, normalize, random_affine, warp
+from pamer.errors import PamerError
 from pamer.models import create_model, model_input_size
 from pamer.preprocess.cache import Cache
 
@@ -41,7 +42,7 @@ __all__ = [
 EpochCallback = Callable[[int, float, float], None]
 
 
-class DivergedError(ValueError):
+class DivergedError(PamerError):
     """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change)."""
 
 

@@ -33,6 +33,7 @@ import pamer
 from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
+from pamer.errors import PamerError
 from pamer.outputs import os_error_text, write_problem
 from pamer.preprocess.cache import Cache
 
@@ -63,7 +64,7 @@ STAMP_COLUMNS = ("cache_fingerprint", "config_hash", "device", "dtype", "threads
 EXECUTION_COLUMNS = ("device", "dtype", "threads")
 
 
-class RunDirError(ValueError):
+class RunDirError(PamerError):
     """A run directory that cannot be resumed with the given configuration or cache (the message says why)."""
 
 

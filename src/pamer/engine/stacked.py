@@ -63,6 +63,7 @@ from pamer.engine.fold import (
     fold_plan,
     fold_seed,
 )
+from pamer.errors import PamerError
 from pamer.models import create_model
 from pamer.preprocess.cache import Cache
 
@@ -92,7 +93,7 @@ INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 OTHER_DROPOUTS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
-class StackedError(ValueError):
+class StackedError(PamerError):
     """A network or setting the stacked executor cannot train with one-by-one semantics (the message says why)."""
 
 

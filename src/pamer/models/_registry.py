@@ -8,6 +8,8 @@ from typing import Any, TypeVar, overload
 
 from torch import nn
 
+from pamer.errors import PamerError
+
 __all__ = [
     "ModelConfigError",
     "create_model",
@@ -24,7 +26,7 @@ _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _INPUT_SIZES: dict[str, int] = {}
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(PamerError):
     """A model name, option or input that the networks cannot accept (the message names the value)."""
 
 

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pamer.errors import PamerError
 from pamer.workers import exit_with_parent
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ MANIFEST_COLUMNS = (
 )
 
 
-class CacheError(ValueError):
+class CacheError(PamerError):
     """A cache directory that cannot be loaded as asked (the message names the path and what to do)."""
 
 
