@@ -94,8 +94,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def cache_fingerprint(cache: Cache) -> str:
-    """A hash of the cache's clips, subjects, labels, classes, datasets of origin and pixels (resume refuses a
-    changed cache). An array the cache does not hold (the onset of an apex-only cache) is named as absent."""
+    """A hash of the cache's clips, subjects, labels, classes, datasets of origin, pixels, AU table and landmarks
+    (resume refuses a changed cache). An array the cache does not hold (the onset of an apex-only cache) is named
+    as absent."""
     h = hashlib.blake2b(digest_size=16)
     names = [cache.clips, list(cache.subjects), list(cache.classes)]
     if cache.datasets is not None:  # appended only when present: fingerprints of older caches stay as they were
@@ -107,7 +108,12 @@ def cache_fingerprint(cache: Cache) -> str:
         "apex": cache.apex,
         "flow": cache.flow,
         "frames": cache.frames,
+        # a model may read them (AU graphs, landmark patches); absent from hand-made caches, so added when present
+        "aus": cache.aus,
+        "landmarks": cache.landmarks,
     }
+    if cache.au_names is not None:
+        h.update(json.dumps(list(cache.au_names)).encode())
     for name, array in arrays.items():
         if array is None and name in ("onset", "apex"):
             h.update(f"no {name}".encode())
