@@ -19,11 +19,12 @@ runner = CliRunner()
 
 
 def _tree(root: Path, rows: list[str], header: str = "subject,clip,label,file,dataset") -> Path:
-    """Images 20 x 20 (one 30 x 20) whose red channel is the row number, and the csv `labels.csv`."""
+    """Images 20 x 20 (one 30 x 20) whose red channel is the row number, green a gradient, and `labels.csv`."""
     (root / "img").mkdir(parents=True)
     for i in range(6):
         image = np.zeros((20, 30 if i == 5 else 20, 3), np.uint8)
         image[..., 0] = 10 * (i + 1)
+        image[..., 1] = np.arange(20, dtype=np.uint8)[:, None]
         assert cv2.imwrite(str(root / "img" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
     return root
@@ -44,7 +45,8 @@ def test_names_codes_and_origins(tmp_path: Path) -> None:
     index = read("images", root)  # labels.csv in the root is found
     assert index.classes == ("happy", "sad")  # sorted names when --classes is not given
     assert index.origins and [s.dataset for s in index.samples] == ["casme2"] * 2 + ["samm"] * 2 + ["smic"] * 2
-    assert index.problems == []
+    assert [(p.clip, p.kind) for p in index.problems] == [("smic/p3/f", "odd-size")]  # 30 x 20 among 20 x 20
+    assert index.problems[0].detail.endswith("5.png: 30x20, the other image images are 20x20; prepare resizes it")
     coded = _tree(tmp_path / "coded", [r.replace(",happy,", ",1,").replace(",sad,", ",0,") for r in ROWS])
     by_code = read("images", coded, classes="sad,happy")
     assert by_code.classes == ("sad", "happy")
@@ -101,7 +103,7 @@ def test_cache_resizes_to_the_first_image_and_keeps_origins(tmp_path: Path) -> N
     assert [int(cache.apex[i, 0, 0, 0]) for i in range(6)] == [10, 20, 30, 40, 50, 60]  # RGB order kept
     assert cache.datasets == ["casme2", "casme2", "samm", "samm", "smic", "smic"]
     rows = read_manifest(directory)
-    assert rows[5]["source_size"] == "30x20" and rows[5]["problems"] == "resized from 30x20 to 20x20"
+    assert rows[5]["source_size"] == "30x20" and rows[5]["problems"].endswith("; resized from 30x20 to 20x20")
     flow = load_cache(prepare_images(index, tmp_path / "caches", "flow"))
     assert flow.flow.dtype == np.float32 and flow.config["flow_kind"] == "normalised"
     no_origin = _tree(tmp_path / "plain", [r.rsplit(",", 1)[0] for r in ROWS], header="subject,clip,label,file")
