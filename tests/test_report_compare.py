@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 from _runs import config_for, full_size_clips, tiny_cache, write_run
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC
 from pamer.engine.loso import label_protocol
+from pamer.engine.metrics import confusion_matrix, scores
 from pamer.engine.rundir import fold_text
-from pamer.report.bootstrap import draw_counts, metric_values, subject_confusions
+from pamer.report.bootstrap import draw_counts, interval, metric_values, subject_confusions
 from pamer.report.compare import compare_tables
 from pamer.report.tables import ReportError, compare_runs, run_report
 
@@ -436,3 +437,29 @@ def test_other_files_in_folds_are_ignored_and_named(one_run: Path, tmp_path: Pat
         result = CliRunner().invoke(app, [command, str(run)])
         assert result.exit_code == 0, result.output
         assert f"note: {stray}: not a fold file of the run's plan; ignored" in result.stderr
+
+
+def test_bootstrap_uses_the_engines_metrics_and_gives_the_numbers_it_gave() -> None:
+    """One metric definition (`engine.metrics.scores_of`): the bootstrap's numbers on a fixed case are those the
+    bootstrap's own copy of the definition gave (recorded from main at ac08562), and a draw of every subject once
+    is the engine's `scores` of the pooled matrix."""
+    rng = np.random.default_rng(11)
+    n = 90
+    subjects = np.array([f"s{i % 9}" for i in range(n)])
+    true = rng.integers(0, 4, n)
+    pred = np.where(rng.random(n) < 0.6, true, rng.integers(0, 4, n))
+    pred[true == 3] = 0  # a class never predicted: its F1 is 0, and it is still in the mean
+    order = sorted(set(subjects))
+    confusions = subject_confusions(subjects, true, pred, order, 4)
+    point = metric_values(confusions)
+    draws = metric_values(confusions, draw_counts(len(order), 2000, 0))
+    recorded = {
+        "accuracy": (0.5333333333333333, (0.4552777777777783, 0.6111111111111112), 1067.6999999999998),
+        "f1_macro": (0.5081792318634424, (0.4429759402595353, 0.5501445506653839), 1011.3585595525897),
+        "uar": (0.5772597254004577, (0.5012623106060606, 0.6354173484910397), 1151.9917333650646),
+    }
+    pooled = scores(confusion_matrix(true, pred, 4))
+    for metric, (value, (low, high), total) in recorded.items():
+        assert float(point[metric]) == pytest.approx(value, rel=1e-14) == pooled[metric]
+        assert interval(draws[metric]) == pytest.approx((low, high), rel=1e-14)
+        assert float(draws[metric].sum()) == pytest.approx(total, rel=1e-12)
