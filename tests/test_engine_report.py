@@ -111,7 +111,7 @@ def test_three_class_casme2_run_is_not_set_beside_the_papers_five_class(tmp_path
     }
     assert five["label_protocol"] == {"dataset": "casme2", "protocol": "5class", "classes": list(CASME2_5CLASS.classes)}
     report = run_report(megc)
-    assert "Paper, Table 2" not in report and "no paper column" in report
+    assert "Paper, Table 2" not in report and "Set beside no published column: casme2 protocol megc2019" in report
     assert "Paper, Table 2 row this paper: accuracy / F1 = 0.880 / 0.864." in run_report(five)
 
 

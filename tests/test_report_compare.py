@@ -430,6 +430,7 @@ def test_other_files_in_folds_are_ignored_and_named(one_run: Path, tmp_path: Pat
     stray = run / "folds" / "s000-old.csv"
     shutil.copyfile(run / "folds" / "s000.csv", stray)
     (run / "folds" / "notes.txt").write_text("my notes\n")
+    assert compare_tables([run]) == clean
     notes: list[str] = []
     assert compare_tables([run], notes=notes) == clean
     assert notes == [f"{p}: not a fold file of the run's plan; ignored" for p in (run / "folds" / "notes.txt", stray)]
