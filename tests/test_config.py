@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from pamer.cli import app
 from pamer.config import Config, ConfigError, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -54,10 +56,6 @@ def test_unknown_key_in_file_names_file(tmp_path: Path) -> None:
 
 
 def test_a_folder_given_as_config_is_named(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from pamer.cli import app
-
     with pytest.raises(ConfigError, match=f"{tmp_path} is a folder, not a config file"):
         load_config(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(Config().to_dict()))  # a run directory of `pamer loso`
@@ -95,10 +93,6 @@ def test_paper_configs_exist() -> None:
 @pytest.mark.parametrize("content", [b"\xff\xfe", b"\xff\xfem\x00o\x00d\x00e\x00l\x00:\x00"], ids=["bom", "utf16"])
 def test_loso_on_a_yaml_file_of_other_bytes_is_one_line(tmp_path: Path, content: bytes) -> None:
     """A file holding bytes that are not UTF-8 (a UTF-16 BOM) was a UnicodeDecodeError traceback."""
-    from typer.testing import CliRunner
-
-    from pamer.cli import app
-
     path = tmp_path / "bad.yaml"
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=f"{path}: not a YAML text file \\(byte 0 is not UTF-8\\)"):

@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
 from _runs import config_for, full_size_clips, tiny_cache, write_run
+from pamer.cli import app
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC
 from pamer.engine.loso import label_protocol
 from pamer.engine.metrics import confusion_matrix, scores
@@ -308,8 +309,6 @@ def test_damaged_or_missing_run_files_are_named(tmp_path: Path) -> None:
 
 
 def test_cli_compare_writes_markdown_or_csv(tmp_path: Path) -> None:
-    from pamer.cli import app
-
     _run(tmp_path / "a", sets=("model.name=pamnet",))
     _run(tmp_path / "b", pred_seed=1, sets=("model.name=pamnet_backbone",))
     runner = CliRunner()
@@ -408,8 +407,6 @@ def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(("content", "message"), _bad_metrics(), ids=lambda v: None)
 def test_cli_says_one_line_for_a_bad_metrics_json(one_run: Path, tmp_path: Path, command, content, message) -> None:
 
-    from pamer.cli import app
-
     run = shutil.copytree(one_run, tmp_path / "run")
     if isinstance(content, dict):
         metrics = json.loads((run / "metrics.json").read_text())
@@ -422,8 +419,6 @@ def test_cli_says_one_line_for_a_bad_metrics_json(one_run: Path, tmp_path: Path,
 
 def test_other_files_in_folds_are_ignored_and_named(one_run: Path, tmp_path: Path) -> None:
     """A stray copy `folds/s000-old.csv` made `compare` refuse forever; only the fold plan's files are read."""
-
-    from pamer.cli import app
 
     run = shutil.copytree(one_run, tmp_path / "run")
     clean = compare_tables([run])

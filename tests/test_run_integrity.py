@@ -23,10 +23,13 @@ from pamer.cli import app
 from pamer.config import ConfigError, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
-from pamer.engine.rundir import fold_text
+from pamer.engine.metrics import pooled_metrics
+from pamer.engine.rundir import fold_file, fold_text
 from pamer.predict import PredictError, load_checkpoint
 from pamer.preprocess import cache as cache_module
 from pamer.preprocess.cache import Cache
+from pamer.report.compare import compare_tables
+from pamer.report.tables import ReportError, compare_runs
 
 CLASSES = ("negative", "positive", "surprise")
 NEXT = {c: CLASSES[(i + 1) % len(CLASSES)] for i, c in enumerate(CLASSES)}
@@ -166,8 +169,6 @@ def test_resume_takes_the_same_cache_under_another_spelling(
 ) -> None:
     """A trailing slash, a relative path or a moved copy of the cache was refused as "another configuration";
     caches are compared by content, so each resumes with the same numbers, and another content is still refused."""
-    from pamer.engine.rundir import fold_file
-
     out = tmp_path / "run"
     first = run_loso(config(f"data.cache={cache_dir}"), out, "local", quiet=True)
     moved = shutil.copytree(cache_dir, tmp_path / "elsewhere" / "copy")
@@ -266,10 +267,6 @@ def test_a_self_consistent_hand_edit_is_refused_by_the_resume_and_the_reports(
 ) -> None:
     """Swap prob_<true> and prob_<pred> and set pred = true (metrics.json recomputed to match): every check of the
     content passes, so only the digest pamer wrote can tell; the resume, `compare` and `report` refuse it."""
-    from pamer.engine.metrics import pooled_metrics
-    from pamer.report.compare import compare_tables
-    from pamer.report.tables import ReportError, compare_runs
-
     run = shutil.copytree(finished, tmp_path / "run")
     path = run / "folds" / "sub00.csv"
     table = pd.read_csv(path, dtype=str, keep_default_na=False)

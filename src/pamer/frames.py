@@ -4,8 +4,8 @@
 - `read_rgb` decodes with OpenCV's `IMREAD_COLOR | IMREAD_ANYDEPTH`: the EXIF orientation of a JPEG is applied,
   grey and alpha images become 3-channel RGB, and a 16-bit image is read by its bit depth: one whose values all lie
   in 0..255 holds 8-bit values in a 16-bit file (as `np.uint16` arrays of 0..255 save) and keeps them, any other
-  is scaled from 0..65535 to 0..255. (OpenCV's own 8-bit conversion shifts every value right by 8 bits, which makes
-  such a file an all-black image.) Other depths (float TIFFs) are refused by name.
+  keeps its high byte (0..65535 -> 0..255, OpenCV's own conversion). Applied to every 16-bit file, that conversion
+  made the first kind an all-black image. Other depths (float TIFFs) are refused by name.
 - `file_frame_number` reads the number at the end of a file name's stem (`img46.jpg` -> 46, `006_05562.jpg` ->
   5562); junk (`is_junk`: `._img46.jpg`, macOS metadata beside a copied frame, `Thumbs.db`, ...) or a non-image
   suffix is no frame.
@@ -67,7 +67,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: not a readable image (corrupt, empty or of an unsupported format)")
     if image.dtype == np.uint16:
         high = int(image.max()) if image.size else 0
-        image = image.astype(np.uint8) if high <= 255 else np.round(image / 257.0).astype(np.uint8)
+        image = (image if high <= 255 else image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
         raise ImageError(f"{path}: {image.dtype} pixels; expected an 8- or 16-bit image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
