@@ -161,7 +161,8 @@ def test_bad_au_cell_is_a_problem_and_the_clip_stays(annotations_dir: Path, tmp_
 
 def _image(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), np.full((16, 16, 3), 128, np.uint8))
+    # not one colour: a constant image is a problem of its own (`constant-image`)
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
     return str(path.name)
 
 

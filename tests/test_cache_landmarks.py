@@ -123,7 +123,8 @@ def _grace() -> np.ndarray:
 def test_ready_made_apex_crops_with_and_without_a_face(tmp_path: Path) -> None:
     face = _grace()
     cv2.imwrite(str(tmp_path / "face.png"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(tmp_path / "blank.png"), np.full((90, 80, 3), 120, np.uint8))
+    # no face, but not one colour (a constant image is skipped as a problem of its own)
+    cv2.imwrite(str(tmp_path / "blank.png"), np.random.default_rng(0).integers(0, 256, (90, 80, 3), dtype=np.uint8))
     rows = [["s1", "a", "pos", "face.png", "6+12"], ["s2", "b", "neg", "blank.png", ""]]
     with open(tmp_path / "labels.csv", "w", newline="") as f:
         csv.writer(f).writerows([["subject", "clip", "label", "file", "aus"], *rows])
@@ -143,8 +144,9 @@ def test_ready_made_apex_crops_with_and_without_a_face(tmp_path: Path) -> None:
 
 
 def test_ready_made_flow_without_apex_crops_and_without_aus(tmp_path: Path) -> None:
-    cv2.imwrite(str(tmp_path / "f1.png"), np.full((28, 28, 3), 100, np.uint8))
-    cv2.imwrite(str(tmp_path / "f2.png"), np.full((28, 28, 3), 150, np.uint8))
+    rng = np.random.default_rng(0)  # flow-like noise: a constant image is skipped as a problem of its own
+    cv2.imwrite(str(tmp_path / "f1.png"), rng.integers(0, 256, (28, 28, 3), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "f2.png"), rng.integers(0, 256, (28, 28, 3), dtype=np.uint8))
     (tmp_path / "labels.csv").write_text("subject,clip,label,file\ns1,a,pos,f1.png\ns2,b,neg,f2.png\n")
     index = pamer.data.read("images", tmp_path)
     data = load_cache(prepare_images(index, tmp_path / "caches", "flow"))
@@ -162,7 +164,7 @@ def test_htnet_flow_cache_takes_the_apex_crops_landmarks(tmp_path: Path) -> None
     face = _grace()
     cv2.imwrite(str(apex_dir / "sub01_EP02_01f.jpg"), cv2.cvtColor(face, cv2.COLOR_RGB2BGR))
     for name in ("sub01_EP02_01f .png", "006_006_1_2 .png"):
-        cv2.imwrite(str(flow_dir / name), np.full((28, 28, 3), 90, np.uint8))
+        cv2.imwrite(str(flow_dir / name), np.random.default_rng(0).integers(0, 256, (28, 28, 3), dtype=np.uint8))
     (tmp_path / "combined_3_class2_for_optical_flow.csv").write_text(
         "dataset,sub,filename_o,label,apex,imagename,sub_filename\n"
         "casme2,sub01,EP02_01f,1,,sub01_EP02_01f.jpg,\n"

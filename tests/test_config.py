@@ -115,3 +115,15 @@ def test_configs_command_lists_and_prints() -> None:
     resolved = CliRunner().invoke(app, ["configs", "paper/smic", "--resolved"])
     assert resolved.exit_code == 0
     assert Config.from_dict(yaml.safe_load(resolved.output)) == load_config("paper/smic")
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe", b"\xff\xfem\x00o\x00d\x00e\x00l\x00:\x00"], ids=["bom", "utf16"])
+def test_loso_on_a_yaml_file_of_other_bytes_is_one_line(tmp_path: Path, content: bytes) -> None:
+    """A file holding bytes that are not UTF-8 (a UTF-16 BOM) was a UnicodeDecodeError traceback."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=f"{path}: not a YAML text file \\(byte 0 is not UTF-8\\)"):
+        load_config(path)
+    result = CliRunner().invoke(app, ["loso", str(path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.strip() == f"error: {path}: not a YAML text file (byte 0 is not UTF-8)"

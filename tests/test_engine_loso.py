@@ -90,7 +90,7 @@ def test_run_directory_and_metrics_match_sklearn(local_run: Path, cache: Cache) 
         assert (local_run / name).is_file(), name
     table = _folds(local_run)
     expected_columns = ["clip", "subject", "true", "pred", *[f"prob_{c}" for c in CLASSES]]
-    expected_columns += ["cache_fingerprint", "config_hash", "device", "dtype", "threads"]
+    expected_columns += ["cache_fingerprint", "config_hash", "device", "dtype", "threads", "digest"]
     assert list(table.columns) == expected_columns
     assert set(table["device"]) == {"cpu"} and set(table["dtype"]) == {"float32"} and set(table["threads"]) == {1}
     assert sorted(table["clip"]) == sorted(cache.clips)

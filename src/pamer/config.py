@@ -214,7 +214,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 )
             raise ConfigError(f"{path} is a folder, not a config file; give a YAML file or a name, e.g. paper/casme2")
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        except OSError as err:
+            raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not a YAML text file (byte {err.start} is not UTF-8)") from None
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from None
         if not isinstance(values, dict):

@@ -138,10 +138,14 @@ def report(
     """Tables shaped like the paper's Tables 2-4, the paper's numbers beside the measured ones."""
     from pamer.report.tables import ReportError, compare_runs
 
+    notes: list[str] = []
     try:
-        typer.echo(compare_runs(run_dirs, fmt))
+        text = compare_runs(run_dirs, fmt, notes)
     except ReportError as err:
         raise fail(str(err)) from None
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(text)
 
 
 @app.command("compare")
@@ -154,10 +158,13 @@ def compare(
     from pamer.report.compare import compare_tables
     from pamer.report.tables import ReportError
 
+    notes: list[str] = []
     try:
-        text = compare_tables(run_dirs, fmt)
+        text = compare_tables(run_dirs, fmt, notes)
     except ReportError as err:
         raise fail(str(err)) from None
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     if out is None:
         typer.echo(text)
         return

@@ -1,8 +1,10 @@
 """The cache of ready-made images (`pamer prepare htnet|images`): one flow image or apex crop per clip, no alignment.
 
 These inputs were cropped (and their flow computed) by someone else's preprocessing, so pamer detects no face and
-aligns nothing: each image is read, resized to the cache's square side when it has another size (as the HTNet and
-STSTNet code resizes with `cv2.resize`, aspect not kept), and stored. The cache is an ordinary pamer cache
+aligns nothing: each image is read (`pamer.frames.read_rgb`, by its bit depth), resized to the cache's square side
+when it has another size (as the HTNet and STSTNet code resizes with `cv2.resize`, aspect not kept), and stored. An
+image that holds nothing (one colour) or a grey image given as flow is skipped with its reason
+(`pamer.data.images.image_trouble`). The cache is an ordinary pamer cache
 (`pamer.preprocess.cache`), so `pamer loso`, `pamer train` and `pamer report` take it unchanged:
 
 - `--representation flow`: `flow` float32 N x S x S x 3, the image's R, G, B values 0..255 as u, v and strain
@@ -27,12 +29,14 @@ found (files missing or unlisted, per-fold copy differences), so nothing it repo
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pamer.data.images import ImageIndex, ImageSample
+from pamer.data.images import ImageIndex, ImageSample, image_trouble
 from pamer.frames import ImageError, read_rgb
 from pamer.preprocess.cache import FORMAT, au_table, cache_meta, digest, write_cache
 from pamer.preprocess.face import crop_landmarks, rescale_points
@@ -67,14 +71,16 @@ def prepare_images(
         index: an `ImageIndex` from `pamer.data.read("htnet" | "images", ...)`.
         out: the folder that holds caches; the cache is `out/<dataset>[-<protocol>]-<representation>-<key>`.
         representation: "flow" (flow images) or "apex" (apex face crops).
-        size: side of the cached squares; None: the side of the first clip's image (28 for the MEGC2019 flow
-            images, the crop's side for apex crops). Images of another size are resized to it (area
-            interpolation when shrinking, bilinear when enlarging), noted in the manifest.
+        size: side of the cached squares; None: the side of the most common image size (28 for the MEGC2019 flow
+            images, the crop's side for apex crops), never that of one odd image. Images of another size are
+            resized to it (area interpolation when shrinking, bilinear when enlarging), each noted by name in the
+            manifest.
         protocol: the protocol name the index was read with, recorded in the name and config.
 
-    A clip without an image of `representation` (e.g. its flow image is missing) or with an image that cannot be
-    decoded is skipped and listed in the manifest with the file named; neither stops the run. The cache key
-    covers the settings and each clip's label and file (path and byte size), so changed files make a new cache.
+    A clip without an image of `representation` (e.g. its flow image is missing), with an image that cannot be
+    decoded, that holds one colour only, or a grey image given as flow, is skipped and listed in the manifest with
+    the file named and the reason; none stops the run. The cache key covers the settings and each clip's label
+    and file (its path and a digest of its bytes), so a changed file makes a new cache even at the same size.
 
     Raises:
         ValueError: a bad `representation` or `size`, an index of frame clips, or not one clip with a readable
@@ -100,8 +106,9 @@ def prepare_images(
         raise ValueError(
             f"none of the {len(index.samples)} clips of {index.name} has a readable {representation} image: {reasons}"
         )
-    if size is None:
-        size = max(read_ok[0].shape[:2])
+    if size is None:  # the most common size: one odd image must not set the side of all the others
+        (height, width), _ = Counter(image.shape[:2] for image in read_ok).most_common(1)[0]
+        size = max(height, width)
 
     config = {
         "format": FORMAT,
@@ -188,9 +195,13 @@ def _read(sample: ImageSample, representation: str) -> tuple[np.ndarray | None, 
     if path is None:
         return None, {"file": "", "problems": f"no {representation} image (see the reader's problems)"}
     try:
-        return read_rgb(path), {"file": str(path), "problems": ""}
+        image = read_rgb(path)
     except ImageError as error:
         return None, {"file": str(path), "problems": str(error)}
+    trouble = image_trouble(image, representation)
+    if trouble is not None:
+        return None, {"file": str(path), "problems": f"{trouble[0]}: {path}: {trouble[1]}; skipped"}
+    return image, {"file": str(path), "problems": ""}
 
 
 def _apex_landmarks(sample: ImageSample, representation: str, image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
@@ -214,9 +225,11 @@ def _apex_landmarks(sample: ImageSample, representation: str, image: np.ndarray,
 
 
 def _facts(sample: ImageSample, representation: str) -> list:
+    """What the cache key knows of a clip: its name, label, file and a digest of the file's bytes (not its size:
+    another image of the same byte size must make another cache)."""
     path = sample.file_for(representation)
-    size = path.stat().st_size if path is not None and path.is_file() else -1
-    return [sample.uid, sample.label, str(path), size, sample.au_string]
+    content = hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest() if path and path.is_file() else None
+    return [sample.uid, sample.label, str(path), content, sample.au_string]
 
 
 __all__ = ["REPRESENTATIONS", "prepare_images", "to_square"]
