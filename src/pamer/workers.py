@@ -130,6 +130,7 @@ class WorkerPool:
         Raises:
             Exception: the first exception a task raised (the worker's traceback as its `__cause__`).
             WorkerError: a worker ended without answering (killed, out of memory, crashed).
+            After either, other workers may still be busy: the pool is then only good for closing.
         """
         todo = list(tasks)[::-1]
         idle = list(self.conns)

@@ -93,6 +93,10 @@ def run_loso(
     resumed run gives the same metrics as an uninterrupted one. With the same seed on the CPU, every executor
     gives the same predictions (given the same `train.threads`).
 
+    How the folds execute (device, dtype, threads per fold, executor, processes, stack) is decided once, when the
+    run directory is created, from the whole fold plan, and recorded in provenance.json (`executor_choice`); a
+    later invocation adopts the record (`decide_execution`), so a resume never depends on how many folds are left.
+
     Args:
         config: the run's configuration.
         out_dir: the run directory.
@@ -105,11 +109,13 @@ def run_loso(
         cache: the cache (default: loaded from `data.cache`).
         quiet: log one line per fold instead of progress bars.
         allow_mixed_devices: let a resumed run's folds differ in device, dtype or thread count (each fold file
-            records its own); otherwise such a resume is refused.
+            records its own): an explicit option that differs from the run's record then wins for this invocation;
+            otherwise such a resume is refused, naming the options that match the record.
 
     Raises:
         RunDirError: `out_dir` cannot be written, holds a run with another configuration or cache, a fold file
-            that is not what the fold plan and run say, or folds that would mix devices.
+            that is not what the fold plan and run say, folds that would mix devices, or explicit options that
+            differ from the run's recorded execution.
         ValueError: an empty cache, fewer than two subjects, an unknown executor.
     """
     if executor not in EXECUTORS:
