@@ -37,9 +37,11 @@ __all__ = [
     "EXECUTORS",
     "ExecutorChoice",
     "ExecutorError",
+    "adopt",
     "available_cores",
     "choose_executor",
     "clear_inputs",
+    "dtype_name",
     "execution_conflicts",
     "run_fold",
     "run_folds",
@@ -195,7 +197,7 @@ def choose_executor(
         choice,
         threads=choice.threads or threads or torch.get_num_threads(),
         device=device_name(device),
-        dtype=str(autocast_dtype(device)).removeprefix("torch."),
+        dtype=dtype_name(device),
     )
 
 
@@ -272,12 +274,18 @@ def execution_conflicts(
         conflicts.append((f"--stack {stack}", f"--stack {record.stack}"))
     if config.train.device != "auto" and not is_classic(config.model.name):
         device = device_for(config)
-        name, dtype = device_name(device), str(autocast_dtype(device)).removeprefix("torch.")
+        name, dtype = device_name(device), dtype_name(device)
         if (name, dtype) != (record.device, record.dtype):
             conflicts.append(
                 (f"train.device={config.train.device} ({name} {dtype})", f"--set train.device={_device_option(record)}")
             )
     return conflicts
+
+
+def dtype_name(device: torch.device) -> str:
+    """The dtype folds on `device` compute in, as their fold files record it: `fold.autocast_dtype`'s, the one
+    function that decides it (a precision setting changes that function, and the recorded decision follows)."""
+    return str(autocast_dtype(device)).removeprefix("torch.")
 
 
 def _device_option(record: ExecutorChoice) -> str:
