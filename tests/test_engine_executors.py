@@ -37,10 +37,13 @@ def test_auto_runs_a_large_network_on_all_threads(monkeypatch: pytest.MonkeyPatc
 
 def test_auto_stacks_the_folds_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(executors, "device_for", lambda config: torch.device("cuda"))
+    monkeypatch.setattr(executors, "device_name", lambda device: "cuda Test GPU")
     monkeypatch.setattr(executors, "stack_size", lambda config, device, in_chans, classes, folds: min(folds, 20))
     choice = choose_executor("auto", tiny_config(), 3, 68)
     assert (choice.executor, choice.stack) == ("stacked", 20)
-    assert choice.describe().startswith("executor stacked, 20 folds at once (CUDA")
+    assert (choice.device, choice.dtype) == ("cuda Test GPU", "bfloat16")  # what its fold files must record
+    assert choice.describe().startswith("executor stacked, 20 folds at once on ")
+    assert "cuda Test GPU bfloat16 (CUDA" in choice.describe()
 
 
 def test_unknown_executor_is_refused() -> None:

@@ -301,15 +301,29 @@ def test_resume_that_would_mix_thread_counts_needs_an_option(cache: Cache, tmp_p
     one_fold_then_killed()
     threads = torch.get_num_threads()
     try:
-        with pytest.raises(RunDirError, match="would mix cpu float32 with 1 threads and cpu float32 with 2 threads"):
+        with pytest.raises(RunDirError, match="asks for train.threads=2: rerun with --set train.threads=1 "):
             run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True)
         assert len(list((out / "folds").glob("*.csv"))) == 1  # refused before training
+        # a run of an older pamer has no record: its fold files are what the new folds are checked against
+        provenance = json.loads((out / "provenance.json").read_text())
+        (out / "provenance.json").write_text(
+            json.dumps({k: v for k, v in provenance.items() if k != "executor_choice"})
+        )
+        advice = "rerun with --set train.device=cpu --set train.threads=1 to train the rest as the finished folds"
+        with pytest.raises(
+            RunDirError, match=f"would mix cpu float32 with 1 threads and cpu float32 with 2 .*{advice}"
+        ):
+            run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True)
+        (out / "provenance.json").write_text(json.dumps(provenance))
         run_loso(config("train.threads=2"), out, "local", cache=cache, quiet=True, allow_mixed_devices=True)
     finally:
         torch.set_num_threads(threads)
     table = pd.concat(pd.read_csv(p) for p in sorted((out / "folds").glob("*.csv")))
     assert table.groupby("subject")["threads"].first().tolist() == [1, 2, 2]  # each fold records its own
     assert set(table["device"]) == {"cpu"} and set(table["dtype"]) == {"float32"}
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["executor_choice"]["threads"] == 1  # the choice the run started with
+    assert provenance["executor_choice_last_invocation"]["threads"] == 2
 
 
 # ---------------------------------------------------------------------------- 7. pamer train's output

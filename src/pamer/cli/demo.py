@@ -69,8 +69,9 @@ def demo_config(cache_dir: Path, *, model: str, size: int, epochs: int, seed: in
 
 
 def attention_picture(config, cache, run_dir: Path, path: Path, quiet: bool = False) -> Path | None:
-    """Retrain the first fold exactly as the LOSO run did (same seed), and draw its four progressive attention maps
-    over the aligned faces of one test clip per class. Returns None for a network without attention.
+    """Retrain the first fold exactly as the LOSO run did (same seed, the run's recorded threads), and draw its four
+    progressive attention maps over the aligned faces of one test clip per class. Returns None for a network without
+    attention.
 
     The retrained model's test predictions are checked against the run's fold file, so the picture shows the model
     that was evaluated.
@@ -80,9 +81,10 @@ def attention_picture(config, cache, run_dir: Path, path: Path, quiet: bool = Fa
     import torch
 
     from pamer.engine.augment import normalize
+    from pamer.engine.executors import ExecutorChoice
     from pamer.engine.fold import fit, fold_plan, fold_seed
     from pamer.engine.inputs import device_for, prepare_inputs
-    from pamer.engine.rundir import fold_file
+    from pamer.engine.rundir import EXECUTION_RECORD, fold_file, recorded_execution
     from pamer.report.plots import plot_attention
 
     device = device_for(config)
@@ -90,11 +92,20 @@ def attention_picture(config, cache, run_dir: Path, path: Path, quiet: bool = Fa
     labels = np.asarray(cache.labels, dtype=np.int64)
     subject, train_idx, test_idx = fold_plan(cache.subjects)[0]
 
+    record = recorded_execution(run_dir)
+    choice = ExecutorChoice.from_record(record[EXECUTION_RECORD]) if record else None
+
     def fit_fold(on_epoch=None):
-        return fit(
-            config, inputs, labels, len(cache.classes), train_idx, test_idx, seed=fold_seed(config.seed, 0),
-            on_epoch=on_epoch,
-        )  # fmt: skip
+        threads = torch.get_num_threads()
+        if choice is not None and choice.threads:  # the threads the run's folds trained on: the same model
+            torch.set_num_threads(choice.threads)
+        try:
+            return fit(
+                config, inputs, labels, len(cache.classes), train_idx, test_idx, seed=fold_seed(config.seed, 0),
+                on_epoch=on_epoch,
+            )  # fmt: skip
+        finally:
+            torch.set_num_threads(threads)
 
     if quiet:
         result = fit_fold()

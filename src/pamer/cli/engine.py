@@ -39,7 +39,8 @@ def loso(
         str,
         typer.Option(
             help="auto (picks from the network's cost, the cores and the device, and says which), local (in "
-            "process), process (worker processes), ray, or stacked (K folds at once as one model; the GPU path)."
+            "process), process (worker processes), ray, or stacked (K folds at once as one model; the GPU path). "
+            "Decided when the run starts and recorded in provenance.json; a rerun resumes as recorded."
         ),
     ] = "auto",
     workers: Annotated[int | None, typer.Option(help="Worker processes for --executor process (or auto).")] = None,
@@ -60,7 +61,7 @@ def loso(
         typer.Option(
             "--allow-mixed-devices",
             help="Resume even if the new folds run on another device, dtype or thread count than the finished ones "
-            "(their numbers differ slightly; each fold file records its own).",
+            "or the run's recorded choice (their numbers differ slightly; each fold file records its own).",
         ),
     ] = False,
 ) -> None:

@@ -4,38 +4,45 @@ one stacked model (`stacked`), or whichever of these suits the network and the m
 `local`, `process` and `ray` run the same fold task (`run_fold`) and yield `FoldOutput`s as folds end, in any order;
 with the same seed on the CPU (and the same `train.threads`) all of them give the same predictions. `stacked` trains
 with the same semantics (`engine/stacked.py`): the same predictions to floating-point rounding, not bit for bit.
-`auto` resolves to one of them before the run starts (`choose_executor`) and says which and why.
+`auto` resolves to one of them when the run directory is created (`choose_executor`) and says which and why.
+
+A run executes one way: `choose_executor` decides device, dtype, threads per fold, executor, processes and stack
+once, from the whole fold plan (never from how many folds are left), and the run directory records the decision
+(`provenance.json`, `executor_choice`). A later invocation adopts the record (`ExecutorChoice.from_record`), so a
+resumed run trains its remaining folds exactly as its first ones; an explicit option that differs from the record is
+named by `execution_conflicts`. The executors then only schedule folds: every fold task sets the recorded threads.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
 
 from pamer.classic import is_classic
 from pamer.config import Config
-from pamer.engine.fold import FoldOutput, train_fold
+from pamer.engine.fold import FoldOutput, autocast_dtype, device_name, train_fold
 from pamer.engine.inputs import Inputs, device_for, network_inputs
 from pamer.engine.progress import LosoProgress
 from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
 from pamer.errors import PamerError
 from pamer.models import count_flops, create_model, model_method
 from pamer.preprocess.cache import Cache, load_cache
-from pamer.workers import exit_with_parent
+from pamer.workers import WorkerPool
 
 __all__ = [
     "EXECUTORS",
     "ExecutorChoice",
     "ExecutorError",
+    "adopt",
     "available_cores",
     "choose_executor",
     "clear_inputs",
+    "dtype_name",
+    "execution_conflicts",
     "run_fold",
     "run_folds",
 ]
@@ -56,13 +63,16 @@ class ExecutorError(PamerError):
 
 @dataclass
 class ExecutorChoice:
-    """What a run executes on: the executor and its processes, threads per fold and folds per stack.
+    """How a run executes: device and dtype, threads per fold, the executor, its processes and folds per stack.
 
     Attributes:
         executor: local, process, ray or stacked (never auto).
-        workers: processes of `process` (0 otherwise).
-        threads: torch threads of each fold (0: torch's default).
+        workers: processes of `process` (0 otherwise); they only schedule folds.
+        threads: torch threads of each fold, as its fold file records them (0 for a classic method, whose numpy
+            threads are not torch's).
         stack: folds trained at once by `stacked` (0 otherwise).
+        device: where the folds run, as fold files record it (`fold.device_name`: `cpu`, `cuda <GPU name>`).
+        dtype: what the network computes in, as fold files record it (`fold.autocast_dtype`).
         reason: why `auto` chose this (empty for an explicit executor).
     """
 
@@ -70,20 +80,39 @@ class ExecutorChoice:
     workers: int = 0
     threads: int = 0
     stack: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
     reason: str = ""
 
     def describe(self) -> str:
         """One line: the choice and, for `auto`, why."""
         what = {
-            "local": f"local, one fold at a time on {self.threads or torch.get_num_threads()} threads",
+            "local": f"local, one fold at a time on {self.threads} threads",
             "process": f"process, {self.workers} worker processes x {self.threads} threads",
-            "stacked": f"stacked, {self.stack} folds at once",
-            "ray": "ray",
+            "stacked": f"stacked, {self.stack} folds at once on {self.threads} threads",
+            "ray": f"ray, {self.threads} threads a fold",
         }[self.executor]
-        return f"executor {what}" + (f" ({self.reason})" if self.reason else "")
+        return f"executor {what}, {self.device} {self.dtype}" + (f" ({self.reason})" if self.reason else "")
+
+    def execution(self) -> dict[str, str]:
+        """What every fold file of the run must record: device, dtype and threads (as text, as `rundir` reads them)."""
+        return {"device": self.device, "dtype": self.dtype, "threads": str(self.threads)}
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_record(cls, record: dict) -> ExecutorChoice | None:
+        """The choice recorded in a run directory, or None for a record without all of it (an older pamer's)."""
+        try:
+            choice = cls(**{f.name: record[f.name] for f in fields(cls)})
+        except (KeyError, TypeError):
+            return None
+        valid = choice.executor in EXECUTORS[1:] and all(
+            isinstance(getattr(choice, name), int) and getattr(choice, name) >= 0
+            for name in ("workers", "threads", "stack")
+        )
+        return choice if valid and isinstance(choice.device, str) and isinstance(choice.dtype, str) else None
 
 
 def available_cores() -> int:
@@ -134,14 +163,19 @@ def choose_executor(
     *,
     workers: int | None = None,
     stack: int | None = None,
+    cpus_per_fold: float = 1.0,
 ) -> ExecutorChoice:
-    """Resolve `executor` (`auto` included) to what runs: processes, threads per fold, folds per stack.
+    """Decide how a run executes: `executor` (`auto` included) resolved, with device, dtype and threads per fold.
+
+    `n_folds` is the run's whole fold plan, never the folds left to train, so that a run decides once and its resumed
+    folds run as its first ones did. Threads are always a number: `train.threads`, else for `process` the cores split
+    between its processes, for `ray` the task's `cpus_per_fold`, for `local` and `stacked` torch's default.
 
     `auto`: CUDA (by `train.device`) -> `stacked`, as many folds at once as the free memory holds; on a CPU, a
-    network whose training step's forward pass costs under `SMALL_STEP_FLOPS` -> `process` with one fold per core
-    (threads per fold = cores / workers); a larger one -> `local` on all cores. An explicit `train.threads` is kept
-    (processes = cores / threads), so predictions match any executor run with the same threads. A network the stack
-    cannot train (a random layer it cannot reproduce) falls back to `local`.
+    network whose training step's forward pass costs under `SMALL_STEP_FLOPS` -> `process` with one fold per core;
+    a larger one -> `local` on all cores. An explicit `train.threads` is kept (processes = cores / threads), so
+    predictions match any executor run with the same threads. A network the stack cannot train (a random layer it
+    cannot reproduce) falls back to `local`.
 
     Raises:
         ValueError: an unknown executor.
@@ -149,23 +183,45 @@ def choose_executor(
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     threads = config.train.threads
-    if is_classic(config.model.name):  # features + SVM: nothing to stack; auto computes the features once, here
+    if is_classic(config.model.name):  # features + SVM in numpy float64: no device, no torch threads recorded
         if executor == "stacked":
             raise ExecutorError(
                 f"{config.model.name!r} is a classic method (features + SVM): there is no network to stack; "
                 "use --executor local, process or auto"
             )
-        if executor == "auto":
-            return ExecutorChoice("local", threads=threads, reason="classic method: features once, in this process")
+        choice = _resolve(executor, config, num_classes, n_folds, workers, stack, cpus_per_fold)
+        return replace(choice, threads=0, device="cpu", dtype="float64")  # see `engine.classic.classic_fold`
     device = device_for(config)
+    choice = _resolve(executor, config, num_classes, n_folds, workers, stack, cpus_per_fold)
+    return replace(
+        choice,
+        threads=choice.threads or threads or torch.get_num_threads(),
+        device=device_name(device),
+        dtype=dtype_name(device),
+    )
+
+
+def _resolve(
+    executor: str,
+    config: Config,
+    num_classes: int,
+    n_folds: int,
+    workers: int | None,
+    stack: int | None,
+    cpus_per_fold: float,
+) -> ExecutorChoice:
+    threads = config.train.threads
     cores = available_cores()
+    if is_classic(config.model.name) and executor == "auto":  # auto computes the features once, here
+        return ExecutorChoice("local", reason="classic method: features once, in this process")
     if executor == "local":
         return ExecutorChoice("local", threads=threads)
     if executor == "process":
         n = max(1, min(workers or cores, n_folds))
         return ExecutorChoice("process", workers=n, threads=threads or max(1, cores // n))
     if executor == "ray":
-        return ExecutorChoice("ray", threads=threads)
+        return ExecutorChoice("ray", threads=threads or max(1, round(cpus_per_fold)))
+    device = device_for(config)
     if executor == "stacked":
         method = model_method(config.model.name)
         if method.declared:
@@ -204,6 +260,54 @@ def choose_executor(
     return ExecutorChoice("local", threads=threads or cores, reason=f"{cost}; all threads on one fold")
 
 
+def execution_conflicts(
+    record: ExecutorChoice, executor: str, config: Config, *, stack: int | None = None
+) -> list[tuple[str, str]]:
+    """What this invocation asks explicitly that differs from a run's recorded execution.
+
+    Only explicit choices count (`auto`, `train.threads: 0`, `train.device: auto` and no `--stack` adopt the
+    record); `--workers` only schedules folds and never conflicts.
+
+    Returns:
+        (what was asked, the option that matches the record) for each conflict.
+    """
+    conflicts = []
+    if executor != "auto" and executor != record.executor:
+        conflicts.append((f"--executor {executor}", f"--executor {record.executor}"))
+    if config.train.threads and config.train.threads != record.threads and not is_classic(config.model.name):
+        conflicts.append((f"train.threads={config.train.threads}", f"--set train.threads={record.threads}"))
+    if stack is not None and record.executor == "stacked" and stack != record.stack:
+        conflicts.append((f"--stack {stack}", f"--stack {record.stack}"))
+    if config.train.device != "auto" and not is_classic(config.model.name):
+        device = device_for(config)
+        name, dtype = device_name(device), dtype_name(device)
+        if (name, dtype) != (record.device, record.dtype):
+            conflicts.append(
+                (f"train.device={config.train.device} ({name} {dtype})", f"--set train.device={_device_option(record)}")
+            )
+    return conflicts
+
+
+def dtype_name(device: torch.device) -> str:
+    """The dtype folds on `device` compute in, as their fold files record it: `fold.autocast_dtype`'s, the one
+    function that decides it (a precision setting changes that function, and the recorded decision follows)."""
+    return str(autocast_dtype(device)).removeprefix("torch.")
+
+
+def _device_option(record: ExecutorChoice) -> str:
+    """The `train.device` value that gives the recorded device (`cuda <name>` -> cuda)."""
+    return record.device.split()[0]
+
+
+def adopt(record: ExecutorChoice, config: Config) -> Config:
+    """`config` with the device of `record` where `train.device` is `auto`, so a resumed run trains where it began
+    (a machine without it fails before training, instead of training folds that would be refused)."""
+    if config.train.device != "auto" or is_classic(config.model.name):
+        return config
+    values = config.to_dict()
+    return Config.from_dict({**values, "train": {**values["train"], "device": _device_option(record)}})
+
+
 def run_folds(
     choice: ExecutorChoice | str,
     config: Config,
@@ -225,13 +329,12 @@ def run_folds(
         address, cpus_per_fold, gpus_per_fold: the `ray` executor's cluster and per-task resources.
     """
     if isinstance(choice, str):
-        choice = choose_executor(choice, config, len(cache.classes), len(folds))
+        choice = choose_executor(choice, config, len(cache.classes), len(folds), cpus_per_fold=cpus_per_fold)
     if not folds:
-        return iter(())
-    if choice.threads != config.train.threads:  # the chosen threads travel with the config to every fold task
-        config = Config.from_dict(
-            {**config.to_dict(), "train": {**config.to_dict()["train"], "threads": choice.threads}}
-        )
+        return _run_local(config, cache, [], progress)
+    if choice.threads != config.train.threads:  # the decided threads travel with the config to every fold task
+        values = config.to_dict()
+        config = Config.from_dict({**values, "train": {**values["train"], "threads": choice.threads}})
     if choice.executor == "local":
         return _run_local(config, cache, folds, progress)
     if choice.executor == "process":
@@ -249,9 +352,9 @@ def _run_local(config: Config, cache: Cache, folds: list[int], progress: LosoPro
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(cache: Cache | str, threads: int, parent: int) -> None:
-    exit_with_parent(parent)  # a SIGKILLed `pamer loso` leaves no worker training on
-    torch.set_num_threads(threads)
+def _worker_init(cache: Cache | str, threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
     _WORKER["cache"] = load_cache(cache) if isinstance(cache, str) else cache
 
 
@@ -262,8 +365,7 @@ def _worker_fold(config_dict: dict, fold: int) -> FoldOutput:
 def _run_stacked(
     config: Config, cache: Cache, folds: list[int], progress: LosoProgress, stack: int
 ) -> Iterator[FoldOutput]:
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
+    torch.set_num_threads(config.train.threads)
     inputs = inputs_for(config, cache)
     for begin in range(0, len(folds), stack):
         group = folds[begin : begin + stack]
@@ -271,22 +373,10 @@ def _run_stacked(
 
 
 def _run_process(config: Config, cache_source: Cache | str, folds: list[int], workers: int) -> Iterator[FoldOutput]:
-    workers = max(1, min(workers, len(folds)))
-    threads = config.train.threads or max(1, available_cores() // workers)
-    # spawn, not fork: a forked torch with live threads can deadlock
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_worker_init, initargs=(cache_source, threads, os.getpid())
-    ) as pool:
-        pending = {pool.submit(_worker_fold, config.to_dict(), fold) for fold in folds}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        finally:
-            for future in pending:
-                future.cancel()
+    # the pool only schedules: each fold sets the run's threads itself (config.train.threads, from the decision)
+    pool = WorkerPool(min(workers, len(folds)), _worker_init, (cache_source, config.train.threads))
+    with pool:
+        yield from pool.run(_worker_fold, [(config.to_dict(), fold) for fold in folds])
 
 
 def _run_ray(

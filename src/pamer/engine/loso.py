@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import closing
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +19,24 @@ import pandas as pd
 import torch
 
 from pamer.classic import describe_fit, is_classic
-from pamer.config import Config
+from pamer.config import Config, ConfigError
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
-from pamer.engine.executors import EXECUTORS, ExecutorChoice, choose_executor, clear_inputs, run_folds
-from pamer.engine.fold import autocast_dtype, check_model, device_name, fold_plan
+from pamer.engine.executors import (
+    EXECUTORS,
+    ExecutorChoice,
+    adopt,
+    choose_executor,
+    clear_inputs,
+    execution_conflicts,
+    run_folds,
+)
+from pamer.engine.fold import check_model, fold_plan
 from pamer.engine.inputs import cache_path, device_for, load_cache_for
 from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
 from pamer.engine.rundir import (
     EXECUTION_COLUMNS,
+    EXECUTION_RECORD,
     RunDirError,
     check_execution,
     execution_of,
@@ -35,6 +46,8 @@ from pamer.engine.rundir import (
     provenance,
     read_fold,
     read_folds,
+    recorded_execution,
+    refuse_other_execution,
     run_stamp,
     safe_name,
     write_atomic,
@@ -44,7 +57,16 @@ from pamer.preprocess.cache import Cache
 from pamer.report.plots import plot_confusion
 from pamer.report.tables import run_report
 
-__all__ = ["EXECUTORS", "ORACLE_NOTE", "RunDirError", "collect_metrics", "fold_plan", "label_protocol", "run_loso"]
+__all__ = [
+    "EXECUTORS",
+    "ORACLE_NOTE",
+    "RunDirError",
+    "collect_metrics",
+    "decide_execution",
+    "fold_plan",
+    "label_protocol",
+    "run_loso",
+]
 
 ORACLE_NOTE = (
     "best epoch per fold chosen by looking at the test subject: optimistic, for comparison with papers that "
@@ -72,6 +94,10 @@ def run_loso(
     resumed run gives the same metrics as an uninterrupted one. With the same seed on the CPU, every executor
     gives the same predictions (given the same `train.threads`).
 
+    How the folds execute (device, dtype, threads per fold, executor, processes, stack) is decided once, when the
+    run directory is created, from the whole fold plan, and recorded in provenance.json (`executor_choice`); a
+    later invocation adopts the record (`decide_execution`), so a resume never depends on how many folds are left.
+
     Args:
         config: the run's configuration.
         out_dir: the run directory.
@@ -84,11 +110,13 @@ def run_loso(
         cache: the cache (default: loaded from `data.cache`).
         quiet: log one line per fold instead of progress bars.
         allow_mixed_devices: let a resumed run's folds differ in device, dtype or thread count (each fold file
-            records its own); otherwise such a resume is refused.
+            records its own): an explicit option that differs from the run's record then wins for this invocation;
+            otherwise such a resume is refused, naming the options that match the record.
 
     Raises:
         RunDirError: `out_dir` cannot be written, holds a run with another configuration or cache, a fold file
-            that is not what the fold plan and run say, or folds that would mix devices.
+            that is not what the fold plan and run say, folds that would mix devices, or explicit options that
+            differ from the run's recorded execution.
         ValueError: an empty cache, fewer than two subjects, an unknown executor.
     """
     if executor not in EXECUTORS:
@@ -115,12 +143,38 @@ def run_loso(
     finished = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(EXECUTION_COLUMNS))
     todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
     start = time.perf_counter()
-    choice = choose_executor(executor, config, len(cache.classes), len(todo), workers=workers, stack=stack)
+    record = recorded_execution(out_dir)
+    choice = decide_execution(
+        out_dir,
+        record,
+        executor,
+        config,
+        len(cache.classes),
+        len(plan),
+        workers=workers,
+        stack=stack,
+        cpus_per_fold=cpus_per_fold,
+        allow_mixed_devices=allow_mixed_devices or not todo,  # nothing left to train: nothing to mix
+    )
+    config = adopt(choice, config)
+    try:
+        device_for(config)
+    except ConfigError:
+        raise RunDirError(
+            f"{out_dir} was started on {choice.device}, which is not here; resume it on such a machine, use another "
+            "--out directory, or pass --allow-mixed-devices --set train.device=cpu to train its other folds here"
+        ) from None
     if todo:
-        check_execution(out_dir, finished, planned_execution(config, choice, device), allow_mixed_devices)
-    run_provenance["executor_choice"] = choice.as_dict()
-    if executor == "auto" and todo:
-        print(f"pamer loso: {choice.describe()}", file=sys.stderr, flush=True)
+        check_execution(out_dir, finished, choice.execution(), allow_mixed_devices)
+    # provenance.json keeps the execution the run started with; a mixing invocation's own is named beside it
+    run_provenance.update(record or {"executor": executor, EXECUTION_RECORD: choice.as_dict()})
+    if run_provenance[EXECUTION_RECORD] != choice.as_dict():
+        run_provenance["executor_choice_last_invocation"] = choice.as_dict()
+    if record is None:  # recorded before the first fold trains, so that a killed run resumes as it began
+        write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n")
+    if todo:
+        resumed = "" if record is None else "; as the run was started (provenance.json)"
+        print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
     threads = torch.get_num_threads()  # a fold may set train.threads; the caller's setting comes back after
     try:
         with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
@@ -135,12 +189,13 @@ def run_loso(
                 cpus_per_fold=cpus_per_fold,
                 gpus_per_fold=gpus_per_fold,
             )
-            for output in outputs:
-                check_execution(out_dir, finished, execution_of(output), allow_mixed_devices)
-                frame = fold_frame(output, cache, stamp)
-                write_fold(out_dir, output.subject, frame)
-                finished = pd.concat([finished, frame[list(EXECUTION_COLUMNS)]], ignore_index=True)
-                progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
+            with closing(outputs):  # closed on an error too: worker processes stop at once
+                for output in outputs:
+                    check_execution(out_dir, finished, execution_of(output), allow_mixed_devices)
+                    frame = fold_frame(output, cache, stamp)
+                    write_fold(out_dir, output.subject, frame)
+                    finished = pd.concat([finished, frame[list(EXECUTION_COLUMNS)]], ignore_index=True)
+                    progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
     finally:
         clear_inputs()
         torch.set_num_threads(threads)
@@ -156,16 +211,38 @@ def run_loso(
     return metrics
 
 
-def planned_execution(config: Config, choice: ExecutorChoice, device: torch.device) -> dict[str, str]:
-    """Where this invocation's folds will run, as far as it is known before they start: device and dtype, and the
-    thread count when the executor choice fixes it or the folds run in this process (otherwise each fold's own
-    record is checked as it ends)."""
-    if is_classic(config.model.name):
-        return {"device": "cpu", "dtype": "float64"}  # see `engine.classic.classic_fold`
-    planned = {"device": device_name(device), "dtype": str(autocast_dtype(device)).removeprefix("torch.")}
-    if choice.threads or choice.executor in ("local", "stacked"):
-        planned["threads"] = str(choice.threads or torch.get_num_threads())
-    return planned
+def decide_execution(
+    out_dir: Path,
+    record: dict | None,
+    executor: str,
+    config: Config,
+    num_classes: int,
+    n_folds: int,
+    *,
+    workers: int | None = None,
+    stack: int | None = None,
+    cpus_per_fold: float = 1.0,
+    allow_mixed_devices: bool = False,
+) -> ExecutorChoice:
+    """How this invocation's folds run: the run's recorded execution (`rundir.recorded_execution`) where there is
+    one, else a new decision over all `n_folds` folds of the plan (`executors.choose_executor`).
+
+    An explicit option that differs from the record (`executors.execution_conflicts`) is refused, unless
+    `allow_mixed_devices`: then this invocation decides for itself. `--workers` only schedules folds: it may differ.
+
+    Raises:
+        RunDirError: explicit options that differ from the record, naming the ones that match it.
+    """
+    recorded = None if record is None else ExecutorChoice.from_record(record[EXECUTION_RECORD])
+    decide = dict(workers=workers, stack=stack, cpus_per_fold=cpus_per_fold)
+    if recorded is None:
+        return choose_executor(executor, config, num_classes, n_folds, **decide)
+    conflicts = execution_conflicts(recorded, executor, config, stack=stack)
+    if not conflicts:
+        return recorded if workers is None or recorded.executor != "process" else replace(recorded, workers=workers)
+    if not allow_mixed_devices:
+        refuse_other_execution(out_dir, recorded.describe(), conflicts)
+    return choose_executor(executor, config, num_classes, n_folds, **decide)
 
 
 def collect_metrics(

@@ -2,7 +2,9 @@
 
 config.yaml          the resolved configuration (a rerun with another config is refused)
 provenance.json      code version, seed, library versions, device, cache fingerprint and config hash (written
-                     before the first fold, so a resume on another cache is refused), timings
+                     before the first fold, so a resume on another cache is refused), timings, and the execution
+                     the run decided on when it was created (`executor_choice`: device, dtype, threads per fold,
+                     executor, processes, stack), which every later invocation adopts and keeps
 folds/<subject>.csv  one per finished fold, written atomically: clip, subject, [dataset,] true, pred,
                      prob_<class>... (and pred_e<k> per epoch with `oracle: true`), then the stamp of what it was
                      computed from and on: cache_fingerprint, config_hash, device, dtype, threads, and last the
@@ -48,6 +50,7 @@ __all__ = [
     "DIGEST_COLUMN",
     "EXECUTION_COLUMNS",
     "STAMP_COLUMNS",
+    "EXECUTION_RECORD",
     "RunDirError",
     "cache_fingerprint",
     "check_execution",
@@ -64,6 +67,8 @@ __all__ = [
     "read_fold_table",
     "read_folds",
     "read_run_folds",
+    "recorded_execution",
+    "refuse_other_execution",
     "run_stamp",
     "safe_name",
     "stray_fold_files",
@@ -82,6 +87,10 @@ STAMP_COLUMNS = ("cache_fingerprint", "config_hash", "device", "dtype", "threads
 EXECUTION_COLUMNS = ("device", "dtype", "threads")
 # the last column of every fold file: `fold_digest` of the columns before it, as read back
 DIGEST_COLUMN = "digest"
+
+# provenance.json's record of how the run executes, decided once when the run directory is created
+# (`executors.ExecutorChoice`); `executor` beside it is what was asked for (`auto`, ...)
+EXECUTION_RECORD = "executor_choice"
 
 
 class RunDirError(PamerError):
@@ -485,8 +494,44 @@ def check_execution(out_dir: Path, folds: pd.DataFrame, now: dict[str, str] | No
             + (f" with {k['threads']} threads" if "threads" in k else "")
             for k in kinds
         )
+        first = kinds[0]  # the finished folds' (the first of them)
+        options = [f"--set train.device={first['device'].split()[0]}"] if "device" in first else []
+        options += [f"--set train.threads={first['threads']}"] if first.get("threads", "0") != "0" else []
+        advice = f"rerun with {' '.join(options)} to train the rest as the finished folds, " if now and options else ""
         raise RunDirError(
-            f"the folds of {out_dir} would mix {described}, which give different numbers; rerun with the "
-            "train.device and train.threads (and executor) the run started with, or pass --allow-mixed-devices "
-            "to mix them (each fold file records its own)"
+            f"the folds of {out_dir} would mix {described}, which give different numbers; {advice}pass "
+            "--allow-mixed-devices to mix them (each fold file records its own), or use another --out directory"
         )
+
+
+def recorded_execution(out_dir: Path) -> dict | None:
+    """How the run in `out_dir` executes, as decided when it was created: provenance.json's `executor` (what was
+    asked for) and `EXECUTION_RECORD` (what that resolved to), or None where there is no run yet, no readable
+    provenance.json (`open_run_dir` refuses a damaged one) or no record in it (a run of an older pamer)."""
+    try:
+        old = json.loads((out_dir / "provenance.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(old, dict) or not isinstance(old.get(EXECUTION_RECORD), dict):
+        return None
+    return {"executor": old.get("executor"), EXECUTION_RECORD: old[EXECUTION_RECORD]}
+
+
+def refuse_other_execution(out_dir: Path, recorded: str, conflicts: list[tuple[str, str]]) -> None:
+    """Refuse an invocation whose explicit options differ from the run's recorded execution.
+
+    Args:
+        recorded: the record, described in words.
+        conflicts: (what this invocation asks, the option that matches the record) for each difference.
+
+    Raises:
+        RunDirError: always, naming each difference and the options that resume the run as it began.
+    """
+    asked = ", ".join(a for a, _ in conflicts)
+    matching = " ".join(m for _, m in conflicts)
+    raise RunDirError(
+        f"{out_dir} was started as {recorded}, and its folds must all run so (their numbers differ otherwise); "
+        f"this invocation asks for {asked}: rerun with {matching} (or without those options: a rerun adopts the "
+        "run's choice), use another --out directory, or pass --allow-mixed-devices to mix them (each fold file "
+        "records its own)"
+    )

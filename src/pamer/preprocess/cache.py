@@ -43,17 +43,15 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pamer.errors import PamerError
-from pamer.workers import exit_with_parent
+from pamer.workers import WorkerPool
 
 if TYPE_CHECKING:
     from pamer.data.samples import DatasetIndex, Sample
@@ -502,12 +500,11 @@ def _run(args: tuple[_Task, dict]) -> tuple[int, dict[str, np.ndarray], dict]:
     return task.number, crops, info
 
 
-def _worker_init(parent: int) -> None:
+def _worker_init() -> None:
     import cv2
 
     from pamer.preprocess.face import dlib_models
 
-    exit_with_parent(parent)  # a SIGKILLed prepare leaves no worker behind
     cv2.setNumThreads(1)  # one process per core already
     dlib_models()
 
@@ -613,11 +610,9 @@ def prepare(
                 results = map(_run, todo)
                 _write_parts(directory, results, advance)
             else:
-                context = get_context("spawn")  # fork would copy a parent's torch/OpenMP threads into the workers
-                with ProcessPoolExecutor(
-                    workers, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
-                ) as pool:
-                    _write_parts(directory, pool.map(_run, todo, chunksize=1), advance)
+                # spawned workers that exit with this process and leave nothing in /dev/shm (pamer.workers)
+                with WorkerPool(workers, _worker_init) as pool:
+                    _write_parts(directory, pool.run(_run, [(task,) for task in todo]), advance)
         _assemble(directory, index, config, key, samples_digest)
     return directory
 
