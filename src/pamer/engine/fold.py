@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -28,6 +29,8 @@ from pamer.models import create_model, model_input_size
 from pamer.preprocess.cache import Cache
 
 __all__ = [
+    "AUTO_CPU_BF16",
+    "BF16_CPU_FLAGS",
     "DivergedError",
     "EpochCallback",
     "FitResult",
@@ -35,9 +38,12 @@ __all__ = [
     "FoldSetup",
     "Learner",
     "OneFold",
-    "autocast_dtype",
+    "compute_dtype",
+    "cpu_has_native_bf16",
+    "dtype_name",
     "channel_tensors",
     "class_weights",
+    "autocast",
     "check_model",
     "device_name",
     "epoch_draws",
@@ -68,9 +74,58 @@ class DivergedError(ValueError):
         self.positions = [0] if positions is None else positions
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype:
-    """The dtype the network computes in on `device`: bfloat16 autocast on CUDA, float32 elsewhere."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+# x86 CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: AVX-512 BF16 (AMD Zen 4 and later, Intel
+# Cooper Lake and later) and AMX-BF16 (Intel Sapphire Rapids and later); oneDNN runs bf16 convolutions on either
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+# Whether `auto` takes bf16 on a CPU with native bf16. Issue 19's rule: only once pooled LOSO metrics of bf16 and
+# float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32 learns. That run did not
+# finish on this project's loaded 2-core machine (BENCHMARKS.md, "bfloat16 vs float32"), so `auto` stays float32 on
+# every CPU, as before; `train.precision: bfloat16` takes it on request.
+AUTO_CPU_BF16 = False
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively: a `flags` line of /proc/cpuinfo names `avx512_bf16` or `amx_bf16`.
+
+    Without /proc/cpuinfo (macOS, Windows) or on other CPUs (ARM's BF16 is not looked for): False, and `auto`
+    precision trains in float32 there. `cpuinfo` replaces the file's text (tests).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and set(value.split()) & set(BF16_CPU_FLAGS):
+            return True
+    return False
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype a fold's network computes in (`train.precision` on `device`): the one decision, used by training,
+    prediction and the run's record of each fold.
+
+    `float32` and `bfloat16` are taken as named; `auto` is bfloat16 on CUDA, and on a CPU that runs it natively
+    (`cpu_has_native_bf16`) when `AUTO_CPU_BF16` is on (today it is off: see there), float32 elsewhere. bfloat16
+    means autocast: the weights, their gradients, Adam's state and batch norm's running statistics stay float32;
+    convolutions and linear layers compute in bfloat16.
+    """
+    if precision == "float32":
+        return torch.float32
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ConfigError(f"train.precision = {precision!r}, expected auto, float32 or bfloat16")
+    if device.type == "cuda" or (device.type == "cpu" and AUTO_CPU_BF16 and cpu_has_native_bf16()):
+        return torch.bfloat16
+    return torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """`float32`, `bfloat16`: a dtype as fold files and run records write it."""
+    return str(dtype).removeprefix("torch.")
 
 
 def fold_plan(subjects: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -365,6 +420,7 @@ class OneFold:
         self.test_idx = test_idx
         self.device = inputs.device
         self.cuda = self.device.type == "cuda"
+        self.dtype = compute_dtype(config.train.precision, self.device)
         self.net = setup.model.to(memory_format=torch.channels_last) if self.cuda else setup.model
         self.optimizer = make_optimizer(config, self.net.parameters())
         self.y_all = torch.as_tensor(labels, dtype=torch.long, device=self.device)
@@ -396,7 +452,7 @@ class OneFold:
             y = self.y_all[idx]
             if self.cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=self.cuda):
+            with autocast(device, self.dtype):
                 logits = model(x)
             loss = F.cross_entropy(logits.float(), y, weight=setup.weight)
             optimizer.zero_grad(set_to_none=True)
@@ -412,9 +468,8 @@ class OneFold:
         if self.test_idx is None:
             return [None]
         setup = self.setup
-        return [
-            predict_probs(self.net, self.inputs, self.test_idx, setup.mean, setup.std, self.config.train.batch_size)
-        ]
+        batch = self.config.train.batch_size
+        return [predict_probs(self.net, self.inputs, self.test_idx, setup.mean, setup.std, batch, dtype=self.dtype)]
 
     def model(self, k: int) -> nn.Module:
         return self.net.eval()
@@ -455,11 +510,23 @@ def fit(
     return train_learner(config, fold, start=start, on_epoch=each)[0]
 
 
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to `dtype` on `device` (`compute_dtype`'s choice); off for float32."""
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 @torch.inference_mode()
 def predict_probs(
-    model: nn.Module, inputs: Tensor, idx: np.ndarray, mean: list[float], std: list[float], batch: int
+    model: nn.Module,
+    inputs: Tensor,
+    idx: np.ndarray,
+    mean: list[float],
+    std: list[float],
+    batch: int,
+    *,
+    dtype: torch.dtype = torch.float32,
 ) -> np.ndarray:
-    """Softmax probabilities of the clips `idx`, without augmentation.
+    """Softmax probabilities of the clips `idx`, without augmentation, the network computing in `dtype` (autocast).
 
     Shape:
         - Output: (len(idx), C) float64 on the CPU.
@@ -472,7 +539,7 @@ def predict_probs(
         x = normalize(inputs[idx_t[begin : begin + 2 * batch]], mean, std)
         if device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=device.type == "cuda"):
+        with autocast(device, dtype):
             logits = model(x)
         out.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
@@ -516,7 +583,7 @@ def fold_outputs(
                 result.history,
                 result.seconds,
                 device=device_name(device),
-                dtype=str(autocast_dtype(device)).removeprefix("torch."),
+                dtype=dtype_name(compute_dtype(config.train.precision, device)),
                 threads=torch.get_num_threads(),
             )
         )

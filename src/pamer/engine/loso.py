@@ -20,7 +20,7 @@ from pamer.classic import describe_fit, is_classic
 from pamer.config import Config
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
 from pamer.engine.executors import EXECUTORS, ExecutorChoice, choose_executor, clear_inputs, run_folds
-from pamer.engine.fold import autocast_dtype, check_model, device_name, fold_plan
+from pamer.engine.fold import check_model, compute_dtype, device_name, dtype_name, fold_plan
 from pamer.engine.inputs import cache_path, device_for, load_cache_for
 from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
@@ -161,7 +161,7 @@ def planned_execution(config: Config, choice: ExecutorChoice, device: torch.devi
     record is checked as it ends)."""
     if is_classic(config.model.name):
         return {"device": "cpu", "dtype": "float64"}  # see `engine.classic.classic_fold`
-    planned = {"device": device_name(device), "dtype": str(autocast_dtype(device)).removeprefix("torch.")}
+    planned = {"device": device_name(device), "dtype": dtype_name(compute_dtype(config.train.precision, device))}
     if choice.threads or choice.executor in ("local", "stacked"):
         planned["threads"] = str(choice.threads or torch.get_num_threads())
     return planned
