@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from pamer.engine.fold import (
     train_learner,
 )
 from pamer.engine.inputs import prepare_inputs
+from pamer.engine.rundir import config_hash
 from test_engine_loso import make_cache
 
 
@@ -163,3 +165,13 @@ def test_train_records_the_dtype_it_trained_in(tmp_path: Path) -> None:
     assert json.loads((out / "model.json").read_text())["trained_in"] == "float32"
     out = train_final(load_config(None, [*TINY, "train.precision=bfloat16"]), tmp_path / "bf16", cache=cache)
     assert json.loads((out / "model.json").read_text())["trained_in"] == "bfloat16"
+
+
+def test_precision_is_recorded_by_dtype_not_by_the_config_hash() -> None:
+    auto, bf16 = load_config(None, TINY), load_config(None, [*TINY, "train.precision=bfloat16"])
+    assert config_hash(auto) == config_hash(bf16)
+    # a run directory written before train.precision existed: its config hash is the one computed now
+    values = auto.to_dict()
+    del values["train"]["precision"], values["train"]["device"], values["train"]["threads"], values["data"]["cache"]
+    before = hashlib.blake2b(json.dumps(values, sort_keys=True).encode(), digest_size=16).hexdigest()
+    assert config_hash(auto) == before
