@@ -524,15 +524,17 @@ def predict_probs(
     std: list[float],
     batch: int,
     *,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities of the clips `idx`, without augmentation, the network computing in `dtype` (autocast).
+    """Softmax probabilities of the clips `idx`, without augmentation, the network computing in `dtype` (autocast;
+    None: what `train.precision: auto` gives on the inputs' device).
 
     Shape:
         - Output: (len(idx), C) float64 on the CPU.
     """
     model.eval()
     device = inputs.device
+    dtype = compute_dtype("auto", device) if dtype is None else dtype
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=device)
     out = []
     for begin in range(0, len(idx_t), 2 * batch):
