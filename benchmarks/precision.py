@@ -14,7 +14,7 @@ Only the training seed changes between seeds (initialisation, batch order, augme
 rule fixed before the run: bf16 becomes the default (`train.precision: auto`) unless its mean macro-F1 on a set
 differs from float32's by more than the seed-to-seed standard deviation of float32's macro-F1 on that set.
 
-    python benchmarks/precision.py                                  # 3 seeds, both sets (hours on 2 loaded cores)
+    python benchmarks/precision.py                                  # 3 seeds, both sets (est. 40 min, 2 idle cores)
     python benchmarks/precision.py --threads 1 --composite-model pamnet_test --composite-epochs 8   # as recorded
     python benchmarks/precision.py --seeds 0 --sets composite --composite-epochs 1 --composite-subjects 4  # smoke
 """
