@@ -15,7 +15,7 @@ import numpy as np
 from pamer.config import Config, load_config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.loso import collect_metrics
-from pamer.engine.rundir import fold_file, fold_frame, open_run_dir, provenance, run_stamp, write_atomic
+from pamer.engine.rundir import fold_frame, open_run_dir, provenance, run_stamp, write_atomic, write_fold
 from pamer.preprocess.cache import Cache
 
 
@@ -42,20 +42,30 @@ def tiny_cache(
     )
 
 
+def full_size_clips(subjects: int, clips: int) -> list[str]:
+    """Subject names `s000`.. for `clips` clips spread as evenly as possible over `subjects` subjects (a run fills a
+    published column only with the dataset's full clip count: 246 for CASME II 5-class, 442 for the composite)."""
+    return [f"s{i * subjects // clips:03d}" for i in range(clips)]
+
+
 def config_for(*overrides: str) -> Config:
     return load_config(None, ["model.name=pamnet_test", "train.epochs=1", *overrides])
 
 
-def write_run(out: Path, cache: Cache, preds: np.ndarray, config: Config) -> dict:
-    """Write a finished run directory in which clip i was predicted class `preds[i]`; return its metrics."""
+def write_run(
+    out: Path, cache: Cache, preds: np.ndarray, config: Config, oracle_preds: np.ndarray | None = None
+) -> dict:
+    """Write a finished run directory in which clip i was predicted class `preds[i]` (and, with `oracle_preds` and
+    a config of one epoch with `oracle=true`, `oracle_preds[i]` after that epoch); return its metrics."""
     preds = np.asarray(preds, dtype=np.int64)
     run_provenance = provenance(config, cache, "local")
     open_run_dir(out, config, run_provenance)
     for subject, _, test in fold_plan(cache.subjects):
         probs = np.eye(len(cache.classes), dtype=np.float32)[preds[test]]
-        output = FoldOutput(subject, test, probs, None, [], 0.0)
+        epochs = None if oracle_preds is None else np.asarray(oracle_preds, dtype=np.int64)[None, test]
+        output = FoldOutput(subject, test, probs, epochs, [], 0.0)
         frame = fold_frame(output, cache, run_stamp(config, cache))
-        write_atomic(fold_file(out, subject), frame.to_csv(index=False))
+        write_fold(out, subject, frame)
     metrics = collect_metrics(out, cache, config)
     write_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_atomic(out / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n")

@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
-from pamer.config import load_config
+from pamer.config import SHIPPED, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import fold_plan
 from pamer.preprocess.cache import Cache
@@ -90,7 +90,7 @@ def test_run_directory_and_metrics_match_sklearn(local_run: Path, cache: Cache) 
         assert (local_run / name).is_file(), name
     table = _folds(local_run)
     expected_columns = ["clip", "subject", "true", "pred", *[f"prob_{c}" for c in CLASSES]]
-    expected_columns += ["cache_fingerprint", "config_hash", "device", "dtype", "threads"]
+    expected_columns += ["cache_fingerprint", "config_hash", "device", "dtype", "threads", "digest"]
     assert list(table.columns) == expected_columns
     assert set(table["device"]) == {"cpu"} and set(table["dtype"]) == {"float32"} and set(table["threads"]) == {1}
     assert sorted(table["clip"]) == sorted(cache.clips)
@@ -226,7 +226,7 @@ def test_cli_loso_report_and_errors(cache: Cache, tmp_path: Path) -> None:
     from pamer.cli import app
 
     cache_dir = _write_cache(cache, tmp_path / "caches" / "synthetic-abc")
-    config = Path(__file__).resolve().parents[1] / "configs" / "paper" / "smic.yaml"
+    config = SHIPPED / "paper" / "smic.yaml"
     sets = ["model.name=pamnet_test", "train.epochs=1", "train.input_size=32", "train.batch_size=8"]
     sets += ["train.threads=1", f"data.cache={cache_dir.parent}"]  # the prepare --out folder of one cache
     args = ["loso", str(config), "--out", str(tmp_path / "run"), "--quiet"] + [a for s in sets for a in ("--set", s)]

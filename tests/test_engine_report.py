@@ -8,75 +8,77 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _runs import config_for, tiny_cache, write_run
+from _runs import config_for, full_size_clips, tiny_cache, write_run
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC, PROTOCOLS, get_protocol
 from pamer.report.plots import plot_attention, plot_confusion
+from pamer.report.published import PAPER_COLUMNS
 from pamer.report.tables import PAPER, ReportError, compare_runs, run_report
 
 
 def _run(
-    path: Path,
-    model: str,
-    dataset: str,
-    accuracy: float,
-    f1: float,
-    oracle: float | None = None,
-    protocol: str | None = None,
+    path: Path, model: str, dataset: str, correct: float, oracle: float | None = None, protocol: str | None = None
 ) -> Path:
-    """A run directory's metrics.json whose label_protocol is `dataset`'s `protocol` (its default when None)."""
-    path.mkdir(parents=True)
+    """A finished run of `model` on `dataset`'s `protocol` (its default when None), written by the engine's own
+    functions: the dataset's full clip count where a paper column stands for it (else 40 clips), 8 subjects, each
+    prediction right with probability `correct` (and after the one epoch with probability `oracle`)."""
     label = get_protocol(dataset, protocol) if dataset in PROTOCOLS else None
-    metrics = {
-        "dataset": dataset,
-        "model": model,
-        "accuracy": accuracy,
-        "f1_macro": f1,
-        "uf1": f1,
-        "uar": 0.5,
-        "classes": list(label.classes) if label else ["a", "b"],
-        "per_fold": {"s1": {"n": 3, "accuracy": accuracy, "f1_macro": f1}},
-        "per_fold_mean": {"accuracy": accuracy, "f1_macro": f1},
-    }
-    if label is not None:
-        metrics["label_protocol"] = {"dataset": dataset, "protocol": label.name, "classes": list(label.classes)}
+    classes = label.classes if label else ("a", "b")
+    clips = next((c.clips for c in PAPER_COLUMNS if c.key == dataset), 40)
+    rng = np.random.default_rng(len(model) + clips)
+    true = rng.integers(0, len(classes), clips)
+    guess = rng.integers(0, len(classes), clips)
+    pred = np.where(rng.random(clips) < correct, true, guess)
+    cache = tiny_cache(full_size_clips(8, clips), true, classes, dataset if label else None, label and label.name)
+    sets = [f"model.name={model}", f"data.dataset={dataset}"]
+    oracle_preds = None
     if oracle is not None:
-        metrics["oracle"] = {
-            "note": "best epoch on the test subject",
-            "accuracy": oracle,
-            "f1_macro": oracle,
-            "uar": 0.6,
-        }
-    (path / "metrics.json").write_text(json.dumps(metrics))
+        sets.append("oracle=true")
+        oracle_preds = np.where(rng.random(clips) < oracle, true, guess)
+    write_run(path, cache, pred, config_for(*sets), oracle_preds)
     return path
+
+
+def _numbers(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
 
 
 def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
     runs = [
-        _run(tmp_path / "d", "pamnet", "casme2", 0.7123, 0.6544, oracle=0.8011),
-        _run(tmp_path / "a", "pamnet_backbone", "samm", 0.5, 0.4),
-        _run(tmp_path / "x", "resnet18", "mmew", 0.6, 0.55),
-        _run(tmp_path / "old", "pamnet", "unlabelled", 0.6, 0.55),  # no label_protocol: made by an older pamer
+        _run(tmp_path / "d", "pamnet", "casme2", 0.7, oracle=0.8),
+        _run(tmp_path / "a", "pamnet_backbone", "samm", 0.5),
+        _run(tmp_path / "x", "resnet18", "mmew", 0.6),
+        _run(tmp_path / "old", "pamnet", "casme2", 0.6),
     ]
+    old = _numbers(tmp_path / "old")
+    del old["label_protocol"]  # made by an older pamer
+    (tmp_path / "old" / "metrics.json").write_text(json.dumps(old))
+    d, a, x = (_numbers(r) for r in runs[:3])
     text = compare_runs(runs)
     lines = text.splitlines()
     # pamnet measures Table 2 "this paper", Table 3 D and Table 4 F, in the CASME II column only
     measured = [line for line in lines if line.startswith("| ") and "| pamer, last epoch |" in line]
-    assert "| this paper | pamnet | pamer, last epoch |  | 0.712 / 0.654 |  |" in measured
-    assert "| D | pamnet | pamer, last epoch |  | 0.712 / 0.654 |  |" in measured
-    assert "| F | pamnet | pamer, last epoch |  | 0.712 / 0.654 |  |" in measured
-    assert "| A | pamnet_backbone | pamer, last epoch |  |  | 0.500 / 0.400 |" in measured
+    pair = f"{d['accuracy']:.3f} / {d['f1_macro']:.3f}"
+    assert f"| this paper | pamnet | pamer, last epoch |  | {pair} |  |" in measured
+    assert f"| D | pamnet | pamer, last epoch |  | {pair} |  |" in measured
+    assert f"| F | pamnet | pamer, last epoch |  | {pair} |  |" in measured
+    assert f"| A | pamnet_backbone | pamer, last epoch |  |  | {a['accuracy']:.3f} / {a['f1_macro']:.3f} |" in measured
     oracle = [line for line in lines if "ORACLE" in line and line.startswith("| D ")]
+    o = d["oracle"]
+    assert o["accuracy"] > d["accuracy"]
     assert oracle == ["| D | pamnet | " + "pamer ORACLE: best epoch chosen on the test subject (optimistic, not a "
-                      "result) |  | 0.801 / 0.801 |  |"]  # fmt: skip
+                      f"result) |  | {o['accuracy']:.3f} / {o['f1_macro']:.3f} |  |"]  # fmt: skip
     assert "| D | pamnet | paper | 0.826 / 0.817 | 0.880 / 0.864 | 0.787 / 0.761 |" in lines
     assert "| LBP+attention |  | paper | 0.812 / - | 0.745 / - | - / - |" in lines
-    assert any(line.startswith(f"| {tmp_path / 'x'} | mmew | resnet18 | 0.600 | 0.550 |") for line in lines)
-    old = [line for line in lines if line.startswith(f"| {tmp_path / 'old'} |")]
-    assert len(old) == 1 and "no label_protocol" in old[0] and "rerun the same `pamer loso`" in old[0]
+    assert any(
+        line.startswith(f"| {tmp_path / 'x'} | mmew | resnet18 | {x['accuracy']:.3f} | {x['f1_macro']:.3f} |")
+        for line in lines
+    )
+    old_lines = [line for line in lines if line.startswith(f"| {tmp_path / 'old'} |")]
+    assert len(old_lines) == 1 and "no label_protocol" in old_lines[0] and "rerun the same `pamer loso`" in old_lines[0]
     assert "## MEGC2019" not in text  # no composite run, no MEGC2019 table
     csv = compare_runs(runs, "csv").splitlines()
     assert csv[0] == "table,row,network,source,dataset,accuracy,f1,run,uar"
-    assert f"Table 3,D,pamnet,pamer, last epoch,casme2,0.7123,0.6544,{tmp_path / 'd'},0.5" in [
+    assert f"Table 3,D,pamnet,pamer, last epoch,casme2,{d['accuracy']},{d['f1_macro']},{tmp_path / 'd'},{d['uar']}" in [
         line.replace('"', "") for line in csv
     ]
 
@@ -84,10 +86,10 @@ def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
 def _engine_run(out: Path, classes: tuple[str, ...], protocol: str | None, *sets: str) -> dict:
     """A pamnet run on a CASME II cache read with `protocol`, its run directory written by the engine's functions."""
     rng = np.random.default_rng(0)
-    subjects = [f"sub{i % 4:02d}" for i in range(24)]
-    labels = rng.integers(0, len(classes), 24)
+    subjects = full_size_clips(4, 246)  # CASME II in full under the 5-class protocol
+    labels = rng.integers(0, len(classes), 246)
     cache = tiny_cache(subjects, labels, classes, "casme2", protocol)
-    return write_run(out, cache, rng.integers(0, len(classes), 24), config_for("model.name=pamnet", *sets))
+    return write_run(out, cache, rng.integers(0, len(classes), 246), config_for("model.name=pamnet", *sets))
 
 
 def test_three_class_casme2_run_is_not_set_beside_the_papers_five_class(tmp_path: Path) -> None:
@@ -109,7 +111,7 @@ def test_three_class_casme2_run_is_not_set_beside_the_papers_five_class(tmp_path
     }
     assert five["label_protocol"] == {"dataset": "casme2", "protocol": "5class", "classes": list(CASME2_5CLASS.classes)}
     report = run_report(megc)
-    assert "Paper, Table 2" not in report and "no paper column" in report
+    assert "Paper, Table 2" not in report and "Set beside no published column: casme2 protocol megc2019" in report
     assert "Paper, Table 2 row this paper: accuracy / F1 = 0.880 / 0.864." in run_report(five)
 
 
@@ -130,9 +132,9 @@ def test_bad_run_dirs_are_named(tmp_path: Path) -> None:
 
 
 def test_run_report_labels_oracle(tmp_path: Path) -> None:
-    run = _run(tmp_path / "r", "pamnet", "smic", 0.5, 0.4, oracle=0.9)
-    text = run_report(json.loads((run / "metrics.json").read_text()))
-    assert "| accuracy (pooled, eq. 11) | 0.5000 |" in text
+    run = _run(tmp_path / "r", "pamnet", "smic", 0.5, oracle=0.9)
+    text = run_report(_numbers(run))
+    assert f"| accuracy (pooled, eq. 11) | {_numbers(run)['accuracy']:.4f} |" in text
     assert "ORACLE" in text and "Paper, Table 2 row this paper: accuracy / F1 = 0.826 / 0.817." in text
 
 

@@ -241,7 +241,7 @@ def test_caches_hold_the_images_as_given(tree: Path, tmp_path: Path) -> None:
     assert "flow_kind" not in apex.config
     manifest = read_manifest(prepare_images(index, tmp_path, "apex", protocol="megc2019"))
     assert {r["face"] for r in manifest} == {
-        "given: the inputs are already cropped faces (or flow of them); no face detection, no alignment"
+        "given: the inputs are already cropped faces (or flow of them); no alignment"
     }
     # a smaller side resizes every image, said in the manifest
     small = prepare_images(index, tmp_path, "apex", size=56)
@@ -268,7 +268,7 @@ def test_check_prepare_loso_report(tree: Path, tmp_path: Path, representation: s
         app, ["prepare", "htnet", "--root", str(tree), "--representation", representation, "--out", str(tmp_path)]
     )
     assert prepared.exit_code == 0, prepared.output
-    assert "fold-label-mismatch" in prepared.stderr and "no face detection" in prepared.stderr
+    assert "fold-label-mismatch" in prepared.stderr and "no alignment" in prepared.stderr
     cache = prepared.stdout.strip().splitlines()[-1]
     (tmp_path / "tiny.yaml").write_text(TINY)
     threads = torch.get_num_threads()
@@ -291,6 +291,84 @@ def test_check_prepare_loso_report(tree: Path, tmp_path: Path, representation: s
     assert {name: part["clips"] for name, part in metrics["by_dataset"].items()} == {"casme2": 5, "samm": 3, "smic": 3}
     report = runner.invoke(app, ["report", str(tmp_path / "run")])
     assert report.exit_code == 0, report.output
-    # placed in the MEGC2019 composite table (Full, SMIC, CASME II, SAMM), not among the other runs
-    megc2019 = report.stdout.split("## MEGC2019 composite")[1].split("\n## ")[0]
-    assert str(tmp_path / "run") in megc2019
+    # 11 of the composite's 442 clips: listed among the other runs with the reason, never in the MEGC2019 Full column
+    assert "## MEGC2019 composite" not in report.stdout
+    other = [line for line in report.stdout.splitlines() if line.startswith(f"| {tmp_path / 'run'} |")]
+    assert len(other) == 1 and "not the MEGC2019 composite in full: 11 clips, the column stands for its 442" in other[0]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# no silently wrong number: bit depth, odd images, label cells
+
+
+def test_sixteen_bit_flow_images_keep_their_values_and_a_constant_one_is_named(tmp_path: Path) -> None:
+    """16-bit PNGs holding 0..255 (as `np.uint16` arrays save) became an all-zero cache that `check` passed."""
+    root = build_htnet_tree(tmp_path / "HTNet", folds=False)
+    for i, (_, sub, clip, label, _) in enumerate(ROWS):
+        bgr = cv2.cvtColor(flow_image(label, i), cv2.COLOR_RGB2BGR).astype(np.uint16)
+        assert cv2.imwrite(str(root / FLOW / f"{sub}_{clip} .png"), bgr)
+    assert cv2.imread(str(root / FLOW / "sub01_EP02_01f .png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    blank = root / FLOW / "sub02_EP09_01 .png"
+    assert cv2.imwrite(str(blank), np.full((28, 28, 3), 7, np.uint16))
+    index = read("htnet", root)
+    assert [(p.clip, p.kind) for p in index.problems] == [("casme2/sub02/EP09_01", "constant-image")]
+    assert f"{blank}: every pixel is (7, 7, 7)" in index.problems[0].detail
+    directory = prepare_images(index, tmp_path / "caches", "flow")
+    cache = load_cache(directory)
+    assert len(cache.labels) == 10 and "EP09_01" not in cache.clips  # the constant image is skipped, named
+    skipped = [row for row in read_manifest(directory) if row["status"] == "skipped"]
+    assert [row["clip"] for row in skipped] == ["EP09_01"] and "constant-image" in skipped[0]["problems"]
+    for i, (_, _, clip, label, _) in enumerate(ROWS):
+        if clip != "EP09_01":
+            np.testing.assert_array_equal(cache.flow[cache.clips.index(clip)], flow_image(label, i))
+
+
+def test_odd_images_are_named_in_check_and_not_cached_silently(tmp_path: Path) -> None:
+    """A grey flow PNG became u = v = strain, a text file named .png passed `check`, and one 300 x 300 image among
+    the 28 x 28 flows made every cached image 300 x 300."""
+    root = build_htnet_tree(tmp_path / "HTNet", folds=False)
+    grey = root / FLOW / "sub01_EP02_01f .png"
+    assert cv2.imwrite(str(grey), flow_image(1, 0)[..., 0])
+    text = root / FLOW / "sub01_EP19_05f .png"
+    text.write_text("this is not an image\n")
+    big = root / FLOW / "sub01_EP11_01 .png"
+    assert cv2.imwrite(str(big), cv2.resize(flow_image(2, 2), (300, 300)))
+    checked = runner.invoke(app, ["datasets", "check", "htnet", "--root", str(root), "--json"])
+    assert checked.exit_code == 0, checked.output
+    problems = {(p["clip"], p["kind"]): p["detail"] for p in json.loads(checked.stdout)["problems"]}
+    assert set(problems) == {
+        ("casme2/sub01/EP02_01f", "grey-flow-image"),
+        ("casme2/sub01/EP19_05f", "bad-image"),
+        ("casme2/sub01/EP11_01", "odd-size"),
+    }
+    assert problems[("casme2/sub01/EP02_01f", "grey-flow-image")].startswith(f"{grey}: grey (R = G = B)")
+    assert problems[("casme2/sub01/EP19_05f", "bad-image")].startswith(f"{text}: not a readable image")
+    assert problems[("casme2/sub01/EP11_01", "odd-size")] == (
+        f"{big}: 300x300, the other flow images are 28x28; prepare resizes it"
+    )
+    directory = prepare_images(read("htnet", root), tmp_path / "caches", "flow")
+    cache = load_cache(directory)
+    assert cache.flow.shape[1:] == (28, 28, 3) and len(cache.labels) == 9  # grey and text skipped, big resized
+    rows = {row["clip"]: row for row in read_manifest(directory)}
+    assert rows["EP02_01f"]["status"] == "skipped" and "grey-flow-image" in rows["EP02_01f"]["problems"]
+    assert rows["EP19_05f"]["status"] == "skipped" and "not a readable image" in rows["EP19_05f"]["problems"]
+    assert rows["EP11_01"]["status"] == "cached" and "resized from 300x300 to 28x28" in rows["EP11_01"]["problems"]
+    apex = load_cache(prepare_images(read("htnet", root), tmp_path / "caches", "apex"))
+    assert len(apex.labels) == 11  # the apex crops are fine: a grey crop would be too
+
+
+@pytest.mark.parametrize(("cell", "label"), [("1.0", "positive"), ("2.00", "surprise"), (" 0 ", "negative")])
+def test_labels_written_as_floats_are_codes_and_others_are_refused_by_row(tmp_path: Path, cell, label) -> None:
+    """Labels saved as `1.0` gave "not one row found its flow image"."""
+    root = build_htnet_tree(tmp_path / "HTNet", folds=False)
+    sheet = root / "combined_3_class2_for_optical_flow.csv"
+    lines = sheet.read_text().splitlines()
+    lines[1] = lines[1].replace(",1,,", f",{cell},,")  # sub01 EP02_01f, label 1
+    lines[2] = lines[2].replace(",0,,", ",1.5,,")  # sub01 EP19_05f: no code
+    sheet.write_text("\n".join(lines) + "\n")
+    index = read("htnet", root)
+    assert {s.clip: s.label for s in index.samples}["EP02_01f"] == label
+    assert [(p.clip, p.kind) for p in index.problems if p.kind == "bad-label"] == [
+        ("casme2/sub01/EP19_05f", "bad-label")
+    ]
+    assert "row 3: label '1.5' is not one of 0 = negative" in _by_kind(index)["bad-label"][0]

@@ -19,11 +19,12 @@ runner = CliRunner()
 
 
 def _tree(root: Path, rows: list[str], header: str = "subject,clip,label,file,dataset") -> Path:
-    """Images 20 x 20 (one 30 x 20) whose red channel is the row number, and the csv `labels.csv`."""
+    """Images 20 x 20 (one 30 x 20) whose red channel is the row number, green a gradient, and `labels.csv`."""
     (root / "img").mkdir(parents=True)
     for i in range(6):
         image = np.zeros((20, 30 if i == 5 else 20, 3), np.uint8)
         image[..., 0] = 10 * (i + 1)
+        image[..., 1] = np.arange(20, dtype=np.uint8)[:, None]
         assert cv2.imwrite(str(root / "img" / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     (root / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
     return root
@@ -44,7 +45,8 @@ def test_names_codes_and_origins(tmp_path: Path) -> None:
     index = read("images", root)  # labels.csv in the root is found
     assert index.classes == ("happy", "sad")  # sorted names when --classes is not given
     assert index.origins and [s.dataset for s in index.samples] == ["casme2"] * 2 + ["samm"] * 2 + ["smic"] * 2
-    assert index.problems == []
+    assert [(p.clip, p.kind) for p in index.problems] == [("smic/p3/f", "odd-size")]  # 30 x 20 among 20 x 20
+    assert index.problems[0].detail.endswith("5.png: 30x20, the other image images are 20x20; prepare resizes it")
     coded = _tree(tmp_path / "coded", [r.replace(",happy,", ",1,").replace(",sad,", ",0,") for r in ROWS])
     by_code = read("images", coded, classes="sad,happy")
     assert by_code.classes == ("sad", "happy")
@@ -101,7 +103,7 @@ def test_cache_resizes_to_the_first_image_and_keeps_origins(tmp_path: Path) -> N
     assert [int(cache.apex[i, 0, 0, 0]) for i in range(6)] == [10, 20, 30, 40, 50, 60]  # RGB order kept
     assert cache.datasets == ["casme2", "casme2", "samm", "samm", "smic", "smic"]
     rows = read_manifest(directory)
-    assert rows[5]["source_size"] == "30x20" and rows[5]["problems"] == "resized from 30x20 to 20x20"
+    assert rows[5]["source_size"] == "30x20" and rows[5]["problems"].endswith("; resized from 30x20 to 20x20")
     flow = load_cache(prepare_images(index, tmp_path / "caches", "flow"))
     assert flow.flow.dtype == np.float32 and flow.config["flow_kind"] == "normalised"
     no_origin = _tree(tmp_path / "plain", [r.rsplit(",", 1)[0] for r in ROWS], header="subject,clip,label,file")
@@ -140,3 +142,78 @@ def test_prepare_that_caches_no_image_fails_by_name(tmp_path: Path) -> None:
     assert "none of the 6 clips of images has a readable apex image" in failed.output
     assert "not a readable image" in failed.output and "Traceback" not in failed.output
     assert not list((tmp_path / "caches").glob("*/cache.json"))  # nothing that loads
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# no silently wrong number: label cells, the cache key, odd files
+
+
+def test_label_cells_are_normalised_or_refused_by_row(tmp_path: Path) -> None:
+    """`Positive` among `positive` made a class of its own; codes saved as `0.0/1.0` were names, or with --classes
+    gave "not one row with its file on disk"."""
+    rows = [r.replace(",happy,", ",positive,").replace(",sad,", ",negative,") for r in ROWS]
+    rows[2] = rows[2].replace(",positive,", ", Positive ,")
+    rows[4] = rows[4].replace(",positive,", ",POSITIVE,")
+    index = read("images", _tree(tmp_path / "names", rows))
+    assert index.classes == ("negative", "positive")
+    assert [s.label for s in index.samples] == ["positive", "negative"] * 3
+    spelled = [p for p in index.problems if p.kind == "label-spelling"]
+    assert [p.detail for p in spelled] == [
+        "labels.csv rows 4: label 'Positive' read as class 'positive' (case and spaces ignored)",
+        "labels.csv rows 6: label 'POSITIVE' read as class 'positive' (case and spaces ignored)",
+    ]
+    coded = [r.replace(",happy,", ",1.0,").replace(",sad,", ",0.0,") for r in ROWS]
+    coded[5] = coded[5].replace(",0.0,", ",0.5,")
+    by_code = read("images", _tree(tmp_path / "codes", coded), classes="Sad,happy")
+    assert [s.label for s in by_code.samples] == ["happy", "Sad"] * 2 + ["happy"]
+    refused = [p for p in by_code.problems if p.kind == "unknown-label"]
+    assert [p.detail for p in refused] == [
+        "labels.csv row 7: label '0.5' is not one of Sad, happy (nor an integer code into them); left out"
+    ]
+    with pytest.raises(DatasetError, match="integer codes; name the classes"):
+        read("images", _tree(tmp_path / "codes-only", coded))
+    with pytest.raises(DatasetError, match=r"names Happy, happy more than once \(case and spaces ignored\)"):
+        read("images", tmp_path / "codes", classes="happy,Happy")
+
+
+def test_cache_key_covers_the_bytes_not_only_the_size(tmp_path: Path) -> None:
+    """Each image replaced by another of the same byte size: `prepare` returned the old cache."""
+    root = tmp_path / "bmp"
+    (root / "img").mkdir(parents=True)
+    rows = []
+    for i, row in enumerate(ROWS):
+        image = np.random.default_rng(i).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(root / "img" / f"{i}.bmp"), image)  # uncompressed: the size is the shape's
+        rows.append(row.replace(f"img/{i}.png", f"img/{i}.bmp"))
+    (root / "labels.csv").write_text("\n".join(["subject,clip,label,file,dataset", *rows]) + "\n")
+    first = prepare_images(read("images", root), tmp_path / "caches", "apex")
+    sizes = [p.stat().st_size for p in sorted((root / "img").iterdir())]
+    for i in range(len(ROWS)):
+        image = np.random.default_rng(100 + i).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+        assert cv2.imwrite(str(root / "img" / f"{i}.bmp"), image)
+    assert [p.stat().st_size for p in sorted((root / "img").iterdir())] == sizes
+    second = prepare_images(read("images", root), tmp_path / "caches", "apex")
+    assert second != first
+    expected = cv2.cvtColor(cv2.imread(str(root / "img" / "0.bmp")), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(load_cache(second).apex[0], expected)
+    assert prepare_images(read("images", root), tmp_path / "caches", "apex") == second  # unchanged: reused
+
+
+def test_check_decodes_each_image(tmp_path: Path) -> None:
+    """A text file named .png passed `datasets check`, which never decoded an image."""
+    root = _tree(tmp_path / "mine", ROWS)
+    (root / "img" / "2.png").write_text("not an image\n")
+    bgr = np.zeros((20, 20, 3), np.uint16)
+    bgr[..., 2] = 200  # red 200 in a 16-bit file: constant, named; not read as black
+    assert cv2.imwrite(str(root / "img" / "3.png"), bgr)
+    checked = runner.invoke(app, ["datasets", "check", "images", "--root", str(root), "--json"])
+    assert checked.exit_code == 0, checked.output
+    problems = {(p["clip"], p["kind"]): p["detail"] for p in json.loads(checked.stdout)["problems"]}
+    assert (
+        problems[("samm/p2/c", "bad-image")]
+        == f"{root / 'img' / '2.png'}: not a readable image (corrupt, empty or of an unsupported format)"
+    )
+    assert problems[("samm/p2/d", "constant-image")].endswith(
+        "3.png: every pixel is (200, 0, 0): the image holds nothing"
+    )
+    assert set(problems) == {("samm/p2/c", "bad-image"), ("samm/p2/d", "constant-image"), ("smic/p3/f", "odd-size")}

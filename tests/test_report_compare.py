@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -17,24 +18,26 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
-from _runs import config_for, tiny_cache, write_run
+from _runs import config_for, full_size_clips, tiny_cache, write_run
+from pamer.cli import app
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC
 from pamer.engine.loso import label_protocol
-from pamer.report.bootstrap import draw_counts, metric_values, subject_confusions
+from pamer.engine.metrics import confusion_matrix, scores
+from pamer.engine.rundir import fold_text
+from pamer.report.bootstrap import draw_counts, interval, metric_values, subject_confusions
 from pamer.report.compare import compare_tables
 from pamer.report.tables import ReportError, compare_runs, run_report
 
 MEGC = MEGC2019_SMIC.classes
 CASME = CASME2_5CLASS.classes
+CASME_CLIPS = 246  # CASME II under the 5-class protocol, in full: what the paper's column stands for
 
 
-def _clips(
-    subjects: int, per_subject: int, classes: int, correct: float, seed: int
-) -> tuple[list, np.ndarray, np.ndarray]:
-    """Subjects, true labels and predictions right with probability `correct`, else a random class."""
+def _clips(subjects: int, n: int, classes: int, correct: float, seed: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """`n` clips of `subjects` subjects: their subjects, true labels and predictions right with probability
+    `correct`, else a random class."""
     rng = np.random.default_rng(seed)
-    n = subjects * per_subject
-    names = [f"s{i // per_subject:03d}" for i in range(n)]
+    names = full_size_clips(subjects, n)
     true = rng.integers(0, classes, n)
     pred = np.where(rng.random(n) < correct, true, rng.integers(0, classes, n))
     return names, true, pred
@@ -50,11 +53,13 @@ def _run(
     data_seed: int = 0,
     pred_seed: int | None = None,
     sets: tuple[str, ...] = (),
+    clips: int = CASME_CLIPS,
 ) -> dict:
-    """A run on a cache of `subjects` x 6 clips; `pred_seed` varies only the predictions (another training seed)."""
-    names, true, pred = _clips(subjects, 6, len(classes), correct, data_seed)
+    """A run on a cache of `clips` clips of `subjects` subjects (by default CASME II 5-class in full: 246);
+    `pred_seed` varies only the predictions (another training seed)."""
+    names, true, pred = _clips(subjects, clips, len(classes), correct, data_seed)
     if pred_seed is not None:
-        _, _, pred = _clips(subjects, 6, len(classes), correct, 1000 + pred_seed)
+        _, _, pred = _clips(subjects, clips, len(classes), correct, 1000 + pred_seed)
         rng = np.random.default_rng(1000 + pred_seed)
         pred = np.where(rng.random(len(true)) < correct, true, pred)
     cache = tiny_cache(names, true, classes, dataset, protocol)
@@ -113,12 +118,11 @@ def test_label_protocol_names_the_readers_default_only_for_its_classes() -> None
 
 def _composite(out: Path, model: str = "ststnet", seed: int = 0) -> tuple[dict, pd.DataFrame]:
     """A composite-shaped run: subjects of three parts, the cache recording each clip's dataset."""
-    parts = {"casme2": 4, "samm": 4, "smic": 3}
+    parts = {"casme2": (4, 145), "samm": (4, 133), "smic": (3, 164)}  # subjects, clips: the official list in full
     subjects, datasets = [], []
-    for part, count in parts.items():
-        for s in range(count):
-            subjects += [f"{part}_{s}"] * 5
-            datasets += [part] * 5
+    for part, (count, clips) in parts.items():
+        subjects += [f"{part}_{name}" for name in full_size_clips(count, clips)]
+        datasets += [part] * clips
     rng = np.random.default_rng(seed)
     true = rng.integers(0, 3, len(subjects))
     pred = np.where(rng.random(len(true)) < 0.6, true, rng.integers(0, 3, len(true)))
@@ -149,7 +153,7 @@ def test_composite_run_scores_each_dataset_and_prints_the_megc2019_table(tmp_pat
     )
     assert "| Full | SMIC | CASME II | SAMM |" in text
     assert "Other runs" not in text  # a composite run is placed, not left over
-    assert "| samm | 20 |" in run_report(metrics)
+    assert "| samm | 133 |" in run_report(metrics)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -158,7 +162,7 @@ def test_composite_run_scores_each_dataset_and_prints_the_megc2019_table(tmp_pat
 
 def test_bootstrap_equals_a_direct_computation_and_contains_the_estimate(tmp_path: Path) -> None:
     metrics = _run(tmp_path / "r", sets=("model.name=pamnet",))
-    names, true, pred = _clips(8, 6, 5, 0.7, 0)
+    names, true, pred = _clips(8, CASME_CLIPS, 5, 0.7, 0)
     direct = _direct_draws(names, true, pred, 5)
     frame = _csv([tmp_path / "r"])
     for metric, column in (("accuracy", "accuracy"), ("f1_macro", "f1_macro")):
@@ -175,7 +179,7 @@ def test_bootstrap_equals_a_direct_computation_and_contains_the_estimate(tmp_pat
 
 
 def test_bootstrap_uar_and_speed() -> None:
-    names, true, pred = _clips(68, 7, 3, 0.6, 5)
+    names, true, pred = _clips(68, 476, 3, 0.6, 5)
     order = sorted(set(names))
     confusions = subject_confusions(np.asarray(names), true, pred, order, 3)
     start = time.perf_counter()
@@ -187,10 +191,12 @@ def test_bootstrap_uar_and_speed() -> None:
 
 
 def test_interval_shrinks_with_more_subjects(tmp_path: Path) -> None:
-    _run(tmp_path / "few", subjects=6)
-    _run(tmp_path / "many", subjects=60)
+    _run(tmp_path / "few", subjects=6, clips=36)  # subsets: listed under other runs, with their intervals
+    _run(tmp_path / "many", subjects=60, clips=360)
     for metric in ("accuracy", "f1_macro"):
-        few, many = (_cell(_csv([tmp_path / r]), "pamnet_test", "casme2", metric) for r in ("few", "many"))
+        frames = {r: _csv([tmp_path / r]) for r in ("few", "many")}
+        few, many = (frames[r][frames[r]["metric"] == metric].iloc[0] for r in ("few", "many"))
+        assert few["table"] == many["table"] == "other runs"
         assert many["ci_high"] - many["ci_low"] < 0.6 * (few["ci_high"] - few["ci_low"])
 
 
@@ -204,7 +210,6 @@ def test_seeds_pool_as_mean_and_std_and_other_configs_are_other_rows(tmp_path: P
     assert pooled["std"] == pytest.approx(np.std(values, ddof=1))
     assert pooled["runs"] == 3 and pooled["seeds"] == "0;1;2"
     # the interval is the bootstrap of the mean over seeds: the same subject draws for the three runs
-    names, true, _ = _clips(8, 6, 5, 0.7, 0)
     preds = [pd.concat(pd.read_csv(p) for p in sorted((tmp_path / f"s{s}" / "folds").glob("*.csv"))) for s in range(3)]
     per_seed = []
     for table in preds:
@@ -276,17 +281,23 @@ def test_composite_columns_and_published_megc2019(tmp_path: Path) -> None:
 def test_damaged_or_missing_run_files_are_named(tmp_path: Path) -> None:
     _run(tmp_path / "r")
     fold = sorted((tmp_path / "r" / "folds").glob("*.csv"))[0]
-    table = pd.read_csv(fold, dtype=str, keep_default_na=False)
+    table = pd.read_csv(fold, dtype=str, keep_default_na=False).drop(columns="digest")
     table.loc[0, "pred"] = CASME[(CASME.index(table.loc[0, "pred"]) + 1) % 5]
-    table.to_csv(fold, index=False)
-    with pytest.raises(ReportError, match="changed after the run"):
+    table.to_csv(fold, index=False)  # a hand edit that drops the digest
+    with pytest.raises(ReportError, match=f"{fold} has no digest column"):
+        compare_tables([tmp_path / "r"])
+    fold.write_text(fold_text(table).replace(",0.0,", ",0.00,", 1))  # stamped, then one cell edited
+    with pytest.raises(ReportError, match=f"{fold}: its content does not match the digest"):
+        compare_tables([tmp_path / "r"])
+    fold.write_text(fold_text(table))  # restamped, but pred is not the most probable class
+    with pytest.raises(ReportError, match="pred column is not the most probable class"):
         compare_tables([tmp_path / "r"])
     table.loc[0, "pred"] = "sadness"
-    table.to_csv(fold, index=False)
-    with pytest.raises(ReportError, match=f"{fold}: pred holds \\['sadness'\\]"):
+    fold.write_text(fold_text(table))
+    with pytest.raises(ReportError, match=f"{fold}: column pred holds 'sadness'"):
         compare_tables([tmp_path / "r"])
     fold.unlink()
-    with pytest.raises(ReportError, match="fold files changed after the run"):
+    with pytest.raises(ReportError, match=f"no fold file {fold}"):
         compare_tables([tmp_path / "r"])
     (tmp_path / "r" / "config.yaml").unlink()
     with pytest.raises(ReportError, match="config.yaml: not a readable run configuration"):
@@ -298,8 +309,6 @@ def test_damaged_or_missing_run_files_are_named(tmp_path: Path) -> None:
 
 
 def test_cli_compare_writes_markdown_or_csv(tmp_path: Path) -> None:
-    from pamer.cli import app
-
     _run(tmp_path / "a", sets=("model.name=pamnet",))
     _run(tmp_path / "b", pred_seed=1, sets=("model.name=pamnet_backbone",))
     runner = CliRunner()
@@ -342,3 +351,111 @@ def test_loso_on_a_composite_cache_writes_by_dataset_and_its_report(tmp_path: Pa
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["label_protocol"]["protocol"] == "megc2019"
     report = (tmp_path / "run" / "report.md").read_text()
     assert "| part | clips | UF1 | UAR | accuracy |" in report and "| smic | 8 |" in report
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# no silently wrong number: placement by the dataset in full, checked metrics.json, the fold plan's files only
+
+
+def test_a_subset_or_the_synthetic_set_never_fills_a_published_column(tmp_path: Path) -> None:
+    """The demo's synthetic run (read by the CASME II reader, 10 clips) once sat beside "reported 0.880", and 11
+    of the composite's 442 clips in the MEGC2019 Full column."""
+    _run(tmp_path / "demo", subjects=5, clips=10, sets=("model.name=pamnet", "data.dataset=synthetic"))
+    _run(tmp_path / "big-demo", sets=("model.name=pamnet", "data.dataset=synthetic"))  # even with 246 clips
+    _run(tmp_path / "half", subjects=4, clips=123, sets=("model.name=pamnet",))
+    subjects = [f"{p}_{i}" for p in ("casme2", "samm", "smic") for i in range(2) for _ in range(2)][:11]
+    rng = np.random.default_rng(0)
+    cache = tiny_cache(subjects, rng.integers(0, 3, 11), MEGC, "htnet", "megc2019", [s[:-2] for s in subjects])
+    write_run(tmp_path / "htnet", cache, rng.integers(0, 3, 11), config_for("model.name=ststnet"))
+    runs = [tmp_path / name for name in ("demo", "big-demo", "half", "htnet")]
+    frame = _csv(runs)
+    assert set(frame["table"]) == {"other runs"} and frame["reported"].isna().all()
+    notes = frame.drop_duplicates("run_dirs").set_index("run_dirs")["note"]
+    assert notes[str(tmp_path / "demo")] == notes[str(tmp_path / "big-demo")]
+    assert "synthetic demo set" in notes[str(tmp_path / "demo")]
+    assert "not CASME II in full: 123 clips, the column stands for its 246" in notes[str(tmp_path / "half")]
+    assert (
+        "not the MEGC2019 composite in full: 11 clips, the column stands for its 442" in notes[str(tmp_path / "htnet")]
+    )
+    report = compare_runs(runs)
+    assert "## MEGC2019" not in report and "| this paper | pamnet | pamer, last epoch |" not in report
+    for name in ("demo", "half", "htnet"):
+        assert sum(line.startswith(f"| {tmp_path / name} |") for line in report.splitlines()) == 1
+
+
+def _bad_metrics() -> list:
+    good = {"dataset": "casme2", "model": "pamnet", "accuracy": 0.5, "f1_macro": 0.5, "uar": 0.5}
+    return [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not JSON text (binary bytes, not UTF-8)"),
+        (b"3", "holds int 3, expected a JSON object"),
+        (b'"all fine"', "holds str 'all fine', expected a JSON object"),
+        ({**good, "accuracy": "high"}, "accuracy is 'high', expected a number within 0..1"),
+        ({"classes": None}, "classes is None, expected a list of two or more distinct class names"),
+        ({"per_fold": {"s000": 7}}, "per_fold.s000. is 7, expected an object of accuracy, f1_macro"),
+        ({"uar": 1.5}, "uar is 1.5, expected a number within 0..1"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "r"
+    _run(out, sets=("model.name=pamnet",))
+    return out
+
+
+@pytest.mark.parametrize("command", ["compare", "report"])
+@pytest.mark.parametrize(("content", "message"), _bad_metrics(), ids=lambda v: None)
+def test_cli_says_one_line_for_a_bad_metrics_json(one_run: Path, tmp_path: Path, command, content, message) -> None:
+
+    run = shutil.copytree(one_run, tmp_path / "run")
+    if isinstance(content, dict):
+        metrics = json.loads((run / "metrics.json").read_text())
+        content = json.dumps({**metrics, **content}).encode()
+    (run / "metrics.json").write_bytes(content)
+    result = CliRunner().invoke(app, [command, str(run)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.strip() == f"error: {run / 'metrics.json'}: {message}"
+
+
+def test_other_files_in_folds_are_ignored_and_named(one_run: Path, tmp_path: Path) -> None:
+    """A stray copy `folds/s000-old.csv` made `compare` refuse forever; only the fold plan's files are read."""
+
+    run = shutil.copytree(one_run, tmp_path / "run")
+    clean = compare_tables([run])
+    stray = run / "folds" / "s000-old.csv"
+    shutil.copyfile(run / "folds" / "s000.csv", stray)
+    (run / "folds" / "notes.txt").write_text("my notes\n")
+    assert compare_tables([run]) == clean
+    notes: list[str] = []
+    assert compare_tables([run], notes=notes) == clean
+    assert notes == [f"{p}: not a fold file of the run's plan; ignored" for p in (run / "folds" / "notes.txt", stray)]
+    for command in ("compare", "report"):
+        result = CliRunner().invoke(app, [command, str(run)])
+        assert result.exit_code == 0, result.output
+        assert f"note: {stray}: not a fold file of the run's plan; ignored" in result.stderr
+
+
+def test_bootstrap_uses_the_engines_metrics_and_gives_the_numbers_it_gave() -> None:
+    """One metric definition (`engine.metrics.scores_of`): the bootstrap's numbers on a fixed case are those the
+    bootstrap's own copy of the definition gave (recorded from main at ac08562), and a draw of every subject once
+    is the engine's `scores` of the pooled matrix."""
+    rng = np.random.default_rng(11)
+    n = 90
+    subjects = np.array([f"s{i % 9}" for i in range(n)])
+    true = rng.integers(0, 4, n)
+    pred = np.where(rng.random(n) < 0.6, true, rng.integers(0, 4, n))
+    pred[true == 3] = 0  # a class never predicted: its F1 is 0, and it is still in the mean
+    order = sorted(set(subjects))
+    confusions = subject_confusions(subjects, true, pred, order, 4)
+    point = metric_values(confusions)
+    draws = metric_values(confusions, draw_counts(len(order), 2000, 0))
+    recorded = {
+        "accuracy": (0.5333333333333333, (0.4552777777777783, 0.6111111111111112), 1067.6999999999998),
+        "f1_macro": (0.5081792318634424, (0.4429759402595353, 0.5501445506653839), 1011.3585595525897),
+        "uar": (0.5772597254004577, (0.5012623106060606, 0.6354173484910397), 1151.9917333650646),
+    }
+    pooled = scores(confusion_matrix(true, pred, 4))
+    for metric, (value, (low, high), total) in recorded.items():
+        assert float(point[metric]) == pytest.approx(value, rel=1e-14) == pooled[metric]
+        assert interval(draws[metric]) == pytest.approx((low, high), rel=1e-14)
+        assert float(draws[metric].sum()) == pytest.approx(total, rel=1e-12)

@@ -20,16 +20,20 @@ from typer.testing import CliRunner
 import pamer.engine.executors as executors
 from pamer.checkpoint import CheckpointError
 from pamer.cli import app
-from pamer.config import ConfigError, load_config
+from pamer.config import SHIPPED, ConfigError, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
+from pamer.engine.metrics import pooled_metrics
+from pamer.engine.rundir import fold_file, fold_text
 from pamer.predict import PredictError, load_checkpoint
 from pamer.preprocess import cache as cache_module
 from pamer.preprocess.cache import Cache
+from pamer.report.compare import compare_tables
+from pamer.report.tables import ReportError, compare_runs
 
 CLASSES = ("negative", "positive", "surprise")
 NEXT = {c: CLASSES[(i + 1) % len(CLASSES)] for i, c in enumerate(CLASSES)}
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "paper" / "smic.yaml"
+CONFIG = SHIPPED / "paper" / "smic.yaml"
 runner = CliRunner()
 
 
@@ -160,6 +164,24 @@ def test_fold_file_of_another_configuration_is_refused(finished: Path, cache: Ca
         run_loso(config("augment.hflip=0"), run, "local", cache=cache, quiet=True)
 
 
+def test_resume_takes_the_same_cache_under_another_spelling(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trailing slash, a relative path or a moved copy of the cache was refused as "another configuration";
+    caches are compared by content, so each resumes with the same numbers, and another content is still refused."""
+    out = tmp_path / "run"
+    first = run_loso(config(f"data.cache={cache_dir}"), out, "local", quiet=True)
+    moved = shutil.copytree(cache_dir, tmp_path / "elsewhere" / "copy")
+    monkeypatch.chdir(cache_dir.parent)
+    for spelling in (f"{cache_dir}/", cache_dir.name, str(moved)):
+        fold_file(out, "sub01").unlink()
+        again = run_loso(config(f"data.cache={spelling}"), out, "local", quiet=True)
+        assert again["per_fold"] == first["per_fold"] and again["accuracy"] == first["accuracy"], spelling
+    other = write_cache(make_cache(seed=1), tmp_path / "other")
+    with pytest.raises(RunDirError, match="was run on a cache with other contents"):
+        run_loso(config(f"data.cache={other}"), out, "local", quiet=True)
+
+
 # ---------------------------------------------------------------------------- 2. non-finite training
 
 
@@ -189,27 +211,38 @@ def test_diverging_training_cli_names_fold_and_epoch(cache_dir: Path, tmp_path: 
 
 
 def _edit_first_fold(run: Path, change) -> Path:
+    """Apply `change` to fold sub00's table and write it back stamped with a fresh digest (as if pamer had written
+    it), so the checks behind the digest are what refuses it; `change` returning None leaves the file empty."""
     path = run / "folds" / "sub00.csv"
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    change(table, path)
+    table = pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns="digest")
+    changed = change(table)
+    path.write_text("" if changed is None else fold_text(changed))
     return path
+
+
+def _negative(table: pd.DataFrame) -> pd.DataFrame:
+    """Probabilities that still sum to 1 and give `pred`, one of them negative."""
+    probs = [c for c in table if c.startswith("prob_")]
+    values = np.zeros((len(table), len(probs)))
+    top = table["pred"].map({c.removeprefix("prob_"): i for i, c in enumerate(probs)}).to_numpy()
+    values[np.arange(len(values)), top] = 1.5
+    values[np.arange(len(values)), (top + 1) % len(probs)] = -0.5
+    return table.assign(**{c: [str(float(v)) for v in values[:, i]] for i, c in enumerate(probs)})
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda t, p: t.iloc[:-1].to_csv(p, index=False), r"holds 3 clips, .*sub00 has 4 \(missing clip009\)"),
-        (lambda t, p: p.write_text(""), "is empty"),
-        (lambda t, p: t.assign(true="happiness").to_csv(p, index=False), "column true holds 'happiness', not a class"),
-        (
-            lambda t, p: t.assign(pred=t["pred"].map(NEXT)).to_csv(p, index=False),
-            "pred column is not the most probable",
-        ),
-        (lambda t, p: t.assign(prob_negative="nan").to_csv(p, index=False), "not finite or do not sum to 1"),
-        (lambda t, p: t.drop(columns="config_hash").to_csv(p, index=False), "lacks the columns config_hash"),
-        (lambda t, p: t.assign(true=t["true"][::-1].to_numpy()).to_csv(p, index=False), "true labels are not"),
+        (lambda t: t.iloc[:-1], r"holds 3 clips, .*sub00 has 4 \(missing clip009\)"),
+        (lambda t: None, "is empty"),
+        (lambda t: t.assign(true="happiness"), "column true holds 'happiness', not a class"),
+        (lambda t: t.assign(pred=t["pred"].map(NEXT)), "pred column is not the most probable"),
+        (lambda t: t.assign(prob_negative="nan"), "not a finite number within 0..1"),
+        (_negative, "not a finite number within 0..1"),
+        (lambda t: t.drop(columns="config_hash"), "lacks the columns config_hash"),
+        (lambda t: t.assign(true=t["true"][::-1].to_numpy()), "true labels are not"),
     ],
-    ids=["rows-deleted", "empty", "label-not-a-class", "pred-edited", "nan", "no-stamp", "labels-shuffled"],
+    ids=["rows-deleted", "empty", "label-not-a-class", "pred-edited", "nan", "negative", "no-stamp", "labels-shuffled"],
 )
 def test_damaged_fold_file_is_refused_by_name(finished: Path, cache: Cache, tmp_path: Path, change, message) -> None:
     run = shutil.copytree(finished, tmp_path / "run")
@@ -227,6 +260,35 @@ def test_corrupt_run_files_are_refused_by_name(finished: Path, cache: Cache, cac
     (run / "config.yaml").unlink()  # the run was made with an in-memory cache; the CLI names cache_dir
     error = _fail(["loso", str(CONFIG), "--out", str(run), "--quiet", *cli_sets(cache_dir)])
     assert "provenance.json is damaged" in error
+
+
+def test_a_self_consistent_hand_edit_is_refused_by_the_resume_and_the_reports(
+    finished: Path, cache: Cache, tmp_path: Path
+) -> None:
+    """Swap prob_<true> and prob_<pred> and set pred = true (metrics.json recomputed to match): every check of the
+    content passes, so only the digest pamer wrote can tell; the resume, `compare` and `report` refuse it."""
+    run = shutil.copytree(finished, tmp_path / "run")
+    path = run / "folds" / "sub00.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    row = 0
+    true, pred = table.loc[row, "true"], table.loc[row, "pred"]
+    if true == pred:  # a right prediction: make it wrong the same way
+        true = NEXT[pred]
+    probs = table.loc[row, [f"prob_{true}", f"prob_{pred}"]].to_numpy()
+    table.loc[row, [f"prob_{true}", f"prob_{pred}"]] = probs[::-1]
+    table.loc[row, "pred"] = true
+    table.to_csv(path, index=False)  # as a spreadsheet saves it: every other cell, the digest too, unchanged
+    folds = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False) for p in sorted((run / "folds").glob("*.csv")))
+    index = {c: i for i, c in enumerate(CLASSES)}
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics.update(pooled_metrics(folds["true"].map(index), folds["pred"].map(index), folds["subject"], CLASSES))
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    message = f"fold file {path}: its content does not match the digest pamer wrote with it"
+    with pytest.raises(RunDirError, match=message):
+        run_loso(config(), run, "local", cache=cache, quiet=True)
+    for report in (compare_tables, compare_runs):
+        with pytest.raises(ReportError, match=message):
+            report([run])
 
 
 # ---------------------------------------------------------------------------- 6. mixed devices

@@ -1,8 +1,11 @@
 """How pamer reads a frame file: one decoder and one frame-number rule, shared by the dataset readers,
 `pamer prepare` and `pamer predict`, so a frame file means the same pixels and the same number everywhere.
 
-- `read_rgb` decodes with OpenCV's `IMREAD_COLOR`: the EXIF orientation of a JPEG is applied, 16-bit images are
-  scaled to 8 bits, grey and alpha images become 3-channel RGB.
+- `read_rgb` decodes with OpenCV's `IMREAD_COLOR | IMREAD_ANYDEPTH`: the EXIF orientation of a JPEG is applied,
+  grey and alpha images become 3-channel RGB, and a 16-bit image is read by its bit depth: one whose values all lie
+  in 0..255 holds 8-bit values in a 16-bit file (as `np.uint16` arrays of 0..255 save) and keeps them, any other
+  keeps its high byte (0..65535 -> 0..255, OpenCV's own conversion). Applied to every 16-bit file, that conversion
+  made the first kind an all-black image. Other depths (float TIFFs) are refused by name.
 - `file_frame_number` reads the number at the end of a file name's stem (`img46.jpg` -> 46, `006_05562.jpg` ->
   5562); junk (`is_junk`: `._img46.jpg`, macOS metadata beside a copied frame, `Thumbs.db`, ...) or a non-image
   suffix is no frame.
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pamer.errors import PamerError
+
 __all__ = ["IMAGE_SUFFIXES", "JUNK_NAMES", "ImageError", "file_frame_number", "is_junk", "read_rgb"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -24,7 +29,7 @@ JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 _NUMBER = re.compile(r"(\d+)$")
 
 
-class ImageError(ValueError):
+class ImageError(PamerError):
     """An image file that cannot be read or decoded (the message names the file)."""
 
 
@@ -50,7 +55,8 @@ def file_frame_number(name: str | Path) -> int | None:
 
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as an RGB uint8 array H x W x 3 (EXIF orientation applied; grey, alpha and 16-bit images
-    converted); `ImageError` naming the file when it is missing, unreadable or not a decodable image."""
+    converted, see the module docstring); `ImageError` naming the file when it is missing, unreadable, not a
+    decodable image or of a bit depth other than 8 or 16."""
     # imported here: the dataset readers import this module for the frame-number rule only, and cv2 adds ~0.13 s
     import cv2
 
@@ -58,7 +64,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise ImageError(f"{path}: cannot read the image ({error.strerror or error})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH) if data.size else None
     if image is None:
         raise ImageError(f"{path}: not a readable image (corrupt, empty or of an unsupported format)")
+    if image.dtype == np.uint16:
+        high = int(image.max()) if image.size else 0
+        image = (image if high <= 255 else image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"{path}: {image.dtype} pixels; expected an 8- or 16-bit image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -9,7 +9,9 @@ import typer
 
 from pamer.cli._app import app, fail
 
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config, e.g. configs/paper/casme2.yaml.")]
+ConfigArg = Annotated[
+    Path, typer.Argument(help="YAML config: a file, or a shipped config's name (`pamer configs`), e.g. paper/casme2.")
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value: key=value (repeatable), e.g. --set train.epochs=2."),
@@ -136,10 +138,14 @@ def report(
     """Tables shaped like the paper's Tables 2-4, the paper's numbers beside the measured ones."""
     from pamer.report.tables import ReportError, compare_runs
 
+    notes: list[str] = []
     try:
-        typer.echo(compare_runs(run_dirs, fmt))
+        text = compare_runs(run_dirs, fmt, notes)
     except ReportError as err:
         raise fail(str(err)) from None
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(text)
 
 
 @app.command("compare")
@@ -152,10 +158,13 @@ def compare(
     from pamer.report.compare import compare_tables
     from pamer.report.tables import ReportError
 
+    notes: list[str] = []
     try:
-        text = compare_tables(run_dirs, fmt)
+        text = compare_tables(run_dirs, fmt, notes)
     except ReportError as err:
         raise fail(str(err)) from None
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     if out is None:
         typer.echo(text)
         return

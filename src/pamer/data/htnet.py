@@ -12,7 +12,12 @@ Layout (ROOT is the folder holding the csv and `datasets/`; checked against wang
     ROOT/datasets/combined_datasets_whole/<imagename>                   (the apex frame's face crop, JPEG)
     ROOT/datasets/three_norm_u_v_os/<sub>/u_train|u_test/<label>/<sub>_<filename_o> .png   (per-fold copies)
 
-Labels 0, 1, 2 are negative, positive, surprise; `dataset` (casme2, samm, smic) is each clip's dataset of origin.
+Labels 0, 1, 2 are negative, positive, surprise (also when saved as `0.0`, `1.0`, `2.0`); anything else is refused by
+row; `dataset` (casme2, samm, smic) is each clip's dataset of origin. Every flow image and apex crop is decoded once
+(`pamer.data.images.image_problems`): a file that is no image, a constant image, a grey flow image or an image of
+another size than the others is named with its reason. The published csv codes no action units (every clip's `aus`
+is None); a csv with an `aus` column (`4+L10`, as the sheets write them: `pamer.data.aus`) gives them, and an
+unreadable cell is a `bad-aus` problem.
 
 The csv is the truth. Every row must find its files: a flow image or apex crop not on disk is a problem naming
 the file (the clip stays while it has the other one: a flow cache needs only the flow image); a row with neither,
@@ -21,10 +26,11 @@ when present, is checked against the csv, never read for labels: each fold's tes
 subject's clips, each in its csv label's folder, byte for byte the file of the whole folder; its training folder
 every other clip and none of its subject. Each difference is a problem naming the file.
 
-Problem kinds: blank-cell, bad-label, unknown-dataset, duplicate-row, missing-flow-image, flow-name-variant
-(found without the space; used), missing-apex-image, no-files, unlisted-file, missing-folder, and for the per-fold copy
-fold-label-mismatch, fold-wrong-subject, fold-test-clip-in-train, fold-test-missing, fold-train-missing,
-fold-unknown-file, fold-duplicate, fold-copy-differs, fold-unknown-subject, fold-missing, fold-bad-folder.
+Problem kinds: blank-cell, bad-label, bad-image, constant-image, grey-flow-image, odd-size, unknown-dataset,
+duplicate-row, missing-flow-image, flow-name-variant (found without the space; used), missing-apex-image, no-files,
+unlisted-file, missing-folder, and for the per-fold copy fold-label-mismatch, fold-wrong-subject,
+fold-test-clip-in-train, fold-test-missing, fold-train-missing, fold-unknown-file, fold-duplicate, fold-copy-differs,
+fold-unknown-subject, fold-missing, fold-bad-folder.
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pamer.data._layout import is_junk
-from pamer.data.images import ImageIndex, ImageSample, image_files, read_csv_rows
+from pamer.data.aus import parse_cell
+from pamer.data.images import (
+    AU_COLUMN,
+    ImageIndex,
+    ImageSample,
+    image_files,
+    image_problems,
+    integer_code,
+    read_csv_rows,
+)
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetError, Problem
 
@@ -78,7 +93,7 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
         if sheet is None and (root.parent / CSV_NAME).is_file():
             hint = f"; it is in {root.parent}: pass that folder as --root"
         raise DatasetError(f"no {path}{hint}; expected {LAYOUT}")
-    rows = read_csv_rows(path, COLUMNS)
+    rows = read_csv_rows(path, COLUMNS, (AU_COLUMN,))
     folders = {kind: root / sub for kind, sub in (("flow", FLOW_DIR), ("apex", APEX_DIR))}
     present = {kind: folder for kind, folder in folders.items() if folder.is_dir()}
     if not present:
@@ -99,10 +114,8 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
         if not subject or not clip:
             report(Problem(name, "blank-cell", f"{where}: sub or filename_o empty; left out"))
             continue
-        try:
-            label = classes[int(cells["label"])] if int(cells["label"]) >= 0 else None
-        except (ValueError, IndexError):
-            label = None
+        code = integer_code(cells["label"])  # `1` or `1.0`, as a spreadsheet may save the csv
+        label = classes[code] if code is not None and 0 <= code < len(classes) else None
         if label is None:
             codes = ", ".join(f"{i} = {c}" for i, c in enumerate(classes))
             report(Problem(name, "bad-label", f"{where}: label {cells['label']!r} is not one of {codes}; left out"))
@@ -141,7 +154,11 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
         if not files:
             report(Problem(name, "no-files", f"{where}: neither its flow image nor its apex crop is on disk; left out"))
             continue
-        index.samples.append(ImageSample(origin, subject, clip, label, files, where))
+        aus, bad = parse_cell(cells.get(AU_COLUMN), where)
+        if bad:
+            report(Problem(name, "bad-aus", bad))
+        sample = ImageSample(origin, subject, clip, label, files, where, aus, cells.get(AU_COLUMN) or None)
+        index.samples.append(sample)
 
     for kind, folder in present.items():
         for extra in sorted(listed[kind] - claimed[kind]):
@@ -149,6 +166,7 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
             report(Problem(file, "unlisted-file", f"{file}: no row of {path.name} names it"))
     if not index.samples:
         raise DatasetError(f"{path}: not one row found its flow image or apex crop under {root}; expected {LAYOUT}")
+    index.problems += image_problems(index)
     if (root / FOLDS_DIR).is_dir():
         index.problems += check_folds(root, rows_by_flow_name(index), classes)
     return index

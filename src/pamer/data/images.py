@@ -8,13 +8,22 @@ apex face crop per clip. `read(root, labels=LABELS.csv)` reads such a folder fro
 
 - `file`: the clip's image, relative to `root` (or absolute).
 - `label`: a class name, or an integer code into `classes` (`--classes negative,positive,surprise`: 0 = negative).
-  A cell that is one of `classes` is a name, so classes named `0`, `1` stay names.
+  A cell that is one of `classes` is a name, so classes named `0`, `1` stay names. Names are compared ignoring case
+  and runs of spaces (`Positive` among `positive` is one class, spelled as its first row spells it, and the rows
+  spelled otherwise are named in a `label-spelling` problem); a code may be written as a whole number in float form
+  (`1.0`, as a spreadsheet saves it). Any other cell is refused by row with the reason.
 - `dataset` (optional): the clip's dataset of origin (casme2, samm, smic, ...), kept in the cache so that results
   can be broken down by it.
+- `aus` (optional): the clip's FACS action units as the sheets write them (`4+L10`; `pamer.data.aus`). Without the
+  column no clip is AU-coded (`aus` None); a blank cell leaves that clip uncoded; an unreadable one is a `bad-aus`
+  problem (the clip is kept, uncoded).
 
 Column names are matched ignoring case and surrounding spaces; other columns are ignored. Every row that cannot
 become a clip (a blank cell, an unknown label, a file not on disk, a repeated subject and clip) is reported by
-name as a `Problem` and left out. The MEGC2019 folders of the HTNet and STSTNet authors have their own reader
+name as a `Problem` and left out. Every clip's image is decoded once when the folder is read (`image_problems`, one
+image per clip: fast), so `pamer datasets check` names each file that is not an image (`bad-image`), holds one
+colour only (`constant-image`), is a grey flow image (`grey-flow-image`) or has another size than most
+(`odd-size`). The MEGC2019 folders of the HTNet and STSTNet authors have their own reader
 (`pamer.data.htnet`), which returns the same records.
 """
 
@@ -22,17 +31,26 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from pamer.data._layout import is_junk
+from pamer.data.aus import parse_cell
 from pamer.data.labels import get_protocol
-from pamer.data.samples import DatasetError, DatasetIndex, Problem
-from pamer.frames import IMAGE_SUFFIXES
+from pamer.data.samples import ActionUnit, DatasetError, DatasetIndex, Problem
+from pamer.frames import IMAGE_SUFFIXES, ImageError, read_rgb
+
+# an integer code as a cell may hold it: `1`, ` 2 `, or a whole number in float form `1.0` (a spreadsheet's save)
+_CODE = re.compile(r"[+-]?\d+(\.0*)?")
 
 REQUIRED_COLUMNS = ("subject", "clip", "label", "file")
 OPTIONAL_COLUMNS = ("dataset",)
+AU_COLUMN = "aus"  # optional; a blank cell is a clip without AU coding, not a blank-cell problem
 LAYOUT = "a csv with the columns subject, clip, label, file[, dataset]; file relative to --root"
 
 
@@ -41,7 +59,8 @@ class ImageSample:
     """One clip given as ready-made images (no frames): its dataset of origin, subject, clip, class and files.
 
     `files` maps what an image shows to its path: `flow` (a flow image) and `apex` (the apex face crop) for the
-    MEGC2019 folders, `image` for the generic reader, whose csv does not say which it is.
+    MEGC2019 folders, `image` for the generic reader, whose csv does not say which it is. `aus`/`au_string` are
+    the clip's action units and the csv's text, None where the csv codes none (as `Sample.aus`).
     """
 
     dataset: str
@@ -50,6 +69,8 @@ class ImageSample:
     label: str
     files: dict[str, Path] = field(default_factory=dict)
     where: str = ""
+    aus: tuple[ActionUnit, ...] | None = None
+    au_string: str | None = None
 
     @property
     def uid(self) -> str:
@@ -95,9 +116,12 @@ def parse_classes(classes: str | Sequence[str] | None) -> tuple[str, ...] | None
     names = [c.strip() for c in classes.split(",")] if isinstance(classes, str) else [str(c).strip() for c in classes]
     if not names or any(not n for n in names):
         raise DatasetError(f"--classes {classes!r}: expected class names separated by commas, e.g. neg,pos,sur")
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    keys = [label_key(n) for n in names]
+    repeated = sorted({n for n, k in zip(names, keys, strict=True) if keys.count(k) > 1})
     if repeated:
-        raise DatasetError(f"--classes {classes!r} names {', '.join(repeated)} more than once")
+        raise DatasetError(
+            f"--classes {classes!r} names {', '.join(repeated)} more than once (case and spaces ignored)"
+        )
     return tuple(names)
 
 
@@ -163,18 +187,22 @@ def read(
         hint = "" if labels is not None else " (pass the labels csv with --labels)"
         raise DatasetError(f"labels csv {path} does not exist{hint}; expected {LAYOUT}")
     names = parse_classes(classes)  # a bad option fails before the csv is read
-    rows = read_csv_rows(path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    rows = read_csv_rows(path, REQUIRED_COLUMNS, (*OPTIONAL_COLUMNS, AU_COLUMN))
     if names is None:
-        found = {cells["label"] for _, cells in rows if cells["label"]}
-        codes = sorted(c for c in found if c.lstrip("-").isdigit())
+        found = list(dict.fromkeys(cells["label"] for _, cells in rows if cells["label"]))
+        codes = [c for c in found if integer_code(c) is not None]
         if codes:
             raise DatasetError(
                 f"{path}: labels {', '.join(codes[:5])} are integer codes; name the classes in code order with "
                 "--classes, e.g. --classes negative,positive,surprise"
             )
-        names = tuple(sorted(found))
+        first: dict[str, str] = {}  # each class spelled as its first row spells it
+        for cell in found:
+            first.setdefault(label_key(cell), " ".join(cell.split()))
+        names = tuple(sorted(first.values()))
     index = ImageIndex("images", names, origins="dataset" in rows[0][1] if rows else False)
     seen: set[tuple[str, str]] = set()
+    respelled: dict[tuple[str, str], list[int]] = {}  # (cell, class) -> row numbers
     report = index.problems.append
     needed = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if index.origins else REQUIRED_COLUMNS
     for number, cells in rows:
@@ -187,9 +215,12 @@ def read(
             continue
         label = _label(cells["label"], names)
         if label is None:
-            detail = f"{where}: label {cells['label']!r} is not one of {', '.join(names)}; left out"
+            code = " (nor an integer code into them)" if classes is not None else ""
+            detail = f"{where}: label {cells['label']!r} is not one of {', '.join(names)}{code}; left out"
             report(Problem(name, "unknown-label", detail))
             continue
+        if cells["label"] != label and integer_code(cells["label"]) is None:
+            respelled.setdefault((cells["label"], label), []).append(number)
         if (subject, clip) in seen:
             detail = f"{where}: subject {subject} clip {clip} appears again; the first row is kept"
             report(Problem(name, "duplicate-row", detail))
@@ -200,19 +231,85 @@ def read(
         if not file.is_file():
             report(Problem(name, "missing-file", f"{where}: {file} not found; left out"))
             continue
-        sample = ImageSample(cells.get("dataset", ""), subject, clip, label, {"image": file}, where)
+        aus, bad = parse_cell(cells.get(AU_COLUMN), where)
+        if bad:
+            report(Problem(name, "bad-aus", bad))
+        au_string = cells.get(AU_COLUMN) or None
+        sample = ImageSample(cells.get("dataset", ""), subject, clip, label, {"image": file}, where, aus, au_string)
         index.samples.append(sample)
+    for (cell, label), numbers in respelled.items():
+        rows_text = ", ".join(map(str, numbers[:10])) + (f" and {len(numbers) - 10} more" if len(numbers) > 10 else "")
+        detail = f"{path.name} rows {rows_text}: label {cell!r} read as class {label!r} (case and spaces ignored)"
+        report(Problem(path.name, "label-spelling", detail))
     if not index.samples:
-        raise DatasetError(f"{path}: not one row with its file on disk under {root}; expected {LAYOUT}")
+        first = f" (first: {index.problems[0].detail})" if index.problems else ""
+        raise DatasetError(
+            f"{path}: not one row became a clip with its file on disk under {root}{first}; expected {LAYOUT}"
+        )
+    index.problems += image_problems(index)
     return index
 
 
+def label_key(text: str) -> str:
+    """A label as compared: lower case, runs of spaces as one, none around (`' Positive '` -> `positive`)."""
+    return " ".join(text.split()).lower()
+
+
+def integer_code(cell: str) -> int | None:
+    """A cell holding an integer code (`1`, `1.0`), as that integer; None for anything else (`1.5`, `one`)."""
+    cell = cell.strip()
+    return int(float(cell)) if _CODE.fullmatch(cell) else None
+
+
 def _label(cell: str, classes: tuple[str, ...]) -> str | None:
-    """A label cell as a class name: a name of `classes`, or an integer code into them; None when neither."""
+    """A label cell as a class name: a name of `classes` (case and spaces ignored), or an integer code into them;
+    None when neither."""
     if cell in classes:
         return cell
-    try:
-        code = int(cell)
-    except ValueError:
-        return None
-    return classes[code] if 0 <= code < len(classes) else None
+    by_key = {label_key(c): c for c in classes}
+    if label_key(cell) in by_key:
+        return by_key[label_key(cell)]
+    code = integer_code(cell)
+    return classes[code] if code is not None and 0 <= code < len(classes) else None
+
+
+def image_trouble(image: np.ndarray, representation: str) -> tuple[str, str] | None:
+    """Why a decoded image (RGB uint8) cannot stand for a clip, as (problem kind, reason), or None.
+
+    A constant image (every pixel one colour: a blank file, or a 16-bit file decoded wrong) holds nothing; a flow
+    image whose R, G and B are equal is grey, not the u, v and strain a flow image holds in them.
+    """
+    if (image == image[:1, :1]).all():
+        colour = tuple(int(v) for v in image[0, 0])
+        return "constant-image", f"every pixel is {colour}: the image holds nothing"
+    if representation == "flow" and (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all():
+        return "grey-flow-image", "grey (R = G = B), not a flow image: its R, G, B must hold u, v and the strain"
+    return None
+
+
+def image_problems(index: ImageIndex) -> list[Problem]:
+    """Decode every clip's image(s) once and name each that is not an image, is constant, is a grey flow image
+    (`image_trouble`), or has another size than most images of its kind (named with both sizes; `pamer prepare`
+    resizes it to the cache's side, the most common one)."""
+    problems: list[Problem] = []
+    sizes: dict[str, dict[str, tuple[int, int]]] = {}
+    for sample in index.samples:
+        for kind, path in sample.files.items():
+            try:
+                image = read_rgb(path)
+            except ImageError as error:
+                problems.append(Problem(sample.uid, "bad-image", str(error)))
+                continue
+            trouble = image_trouble(image, kind)
+            if trouble is not None:
+                problems.append(Problem(sample.uid, trouble[0], f"{path}: {trouble[1]}"))
+            sizes.setdefault(kind, {})[sample.uid] = image.shape[:2]
+    for kind, shapes in sizes.items():
+        (common, _), *_ = Counter(shapes.values()).most_common(1)
+        for sample in index.samples:
+            shape = shapes.get(sample.uid)
+            if shape is not None and shape != common:
+                size, other = f"{shape[1]}x{shape[0]}", f"{common[1]}x{common[0]}"
+                detail = f"{sample.files[kind]}: {size}, the other {kind} images are {other}; prepare resizes it"
+                problems.append(Problem(sample.uid, "odd-size", detail))
+    return problems

@@ -6,6 +6,10 @@ The training path is written once for one fold and for K folds at once (`engine/
 loop with its finite check, oracle and final prediction (`train_learner`) and the wrapping into `FoldOutput`s
 (`fold_outputs`). A `Learner` supplies only what differs: one fold's plain step and prediction (`OneFold`), or the
 stack's vmapped, masked ones (`stacked.FoldStack`).
+
+A network that declares its own inputs, loss or fold statistics (`pamer.models.method.Method`) trains on the same
+one-fold path: `setup_fold` normalises each of its inputs like the standard one and gives its builder the `fold_args`
+of the training clips (`fold_arguments`), and `OneFold`'s step calls its `loss`. The stack refuses such networks.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamer.classic import check_classic, is_classic
 from pamer.config import AugmentConfig, Config, ConfigError
-from pamer.engine.augment import channel_stats, normalize, random_affine, warp
-from pamer.models import create_model, model_input_size
+from pamer.engine.augment import channel_stats, random_affine, warp
+from pamer.engine.inputs import Inputs, as_inputs
+from pamer.errors import PamerError
+from pamer.models import create_model, model_input_size, model_method
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -48,6 +53,7 @@ __all__ = [
     "device_name",
     "epoch_draws",
     "fit",
+    "fold_arguments",
     "fold_outputs",
     "fold_plan",
     "fold_seed",
@@ -62,7 +68,7 @@ __all__ = [
 EpochCallback = Callable[[int, float, float], None]
 
 
-class DivergedError(ValueError):
+class DivergedError(PamerError):
     """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change).
 
     Attributes:
@@ -248,6 +254,12 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
+    method = model_method(config.model.name)
+    if method.inputs is not None and config.augment.active:
+        raise ConfigError(
+            f"model {config.model.name!r} builds its own inputs, which pamer's augmentation does not warp; "
+            "set augment.hflip: 0, augment.rotation: 0 and augment.crop_scale: 1 (its recipe trains without)"
+        )
     size = model_input_size(config.model.name)
     if size is not None and config.train.input_size != size:
         raise ConfigError(
@@ -264,6 +276,7 @@ class FoldSetup:
         train_t: the training clips (a CPU int64 tensor of indices), which `epoch_draws` shuffles.
         generator: the fold's CPU generator of shuffles and affine maps.
         mean, std: the per-channel normalisation computed on the training clips.
+        norms: (mean, std) of each input (a network that declares several inputs); norms[0] is (mean, std).
         model: the freshly initialised network, on the inputs' device.
         rng_state: the global CPU generator's state right after initialisation (what a CPU fold's dropout draws from).
         weight: the loss's class weights on the inputs' device (None without `train.class_weights`).
@@ -273,35 +286,55 @@ class FoldSetup:
     generator: torch.Generator
     mean: list[float]
     std: list[float]
+    norms: list[tuple[list[float], list[float]]]
     model: nn.Module
     rng_state: Tensor
     weight: Tensor | None
 
 
+def fold_arguments(config: Config, cache: Cache, train_idx: np.ndarray) -> dict:
+    """The network's builder arguments computed from the fold's training clips (`Method.fold_args`), or {}.
+
+    The declared function sees `cache.subset(train_idx)` only: no clip, label or action unit of the test subject.
+    """
+    fold_args = model_method(config.model.name).fold_args
+    return {} if fold_args is None else fold_args(cache.subset(train_idx))
+
+
 def setup_fold(
-    config: Config, inputs: Tensor, labels: np.ndarray, num_classes: int, train_idx: np.ndarray, seed: int
+    config: Config,
+    inputs: Inputs,
+    labels: np.ndarray,
+    num_classes: int,
+    train_idx: np.ndarray,
+    seed: int,
+    fold_args: dict | None = None,
 ) -> FoldSetup:
     """Seed a fold and build what it starts from, in the order that fixes every random number it draws.
 
     The global seed (initialisation, and dropout on the CPU), the fold's own generator (`epoch_draws`), the
     normalisation statistics, the network, the class weights. `fit` and the stack both start a fold here, so a seed
-    gives a fold the same initial weights and draws on either path.
+    gives a fold the same initial weights and draws on either path. `fold_args` (from `fold_arguments`) go to the
+    network's builder.
     """
     train_idx = np.asarray(train_idx, dtype=np.int64)
     if len(train_idx) < 2:
         raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
-    device = inputs.device
+    xs = as_inputs(inputs)
+    device = xs[0].device
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    mean, std = channel_stats(inputs[torch.as_tensor(train_idx, device=device)])
-    model = create_model(config.model.name, num_classes=num_classes, **config.model.args)
+    train_dev = torch.as_tensor(train_idx, device=device)
+    norms = [channel_stats(x[train_dev]) for x in xs]
+    model = create_model(config.model.name, num_classes=num_classes, **config.model.args, **(fold_args or {}))
     rng_state = torch.get_rng_state()
     weight = class_weights(config, labels, train_idx, num_classes)
     return FoldSetup(
         train_t=torch.as_tensor(train_idx),
         generator=generator,
-        mean=mean,
-        std=std,
+        mean=norms[0][0],
+        std=norms[0][1],
+        norms=norms,
         model=model.to(device),
         rng_state=rng_state,
         weight=None if weight is None else weight.to(device),
@@ -407,19 +440,22 @@ class OneFold:
     def __init__(
         self,
         config: Config,
-        inputs: Tensor,
+        inputs: Inputs,
         labels: np.ndarray,
         num_classes: int,
         train_idx: np.ndarray,
         test_idx: np.ndarray | None,
         seed: int,
+        fold_args: dict | None = None,
     ) -> None:
-        setup = self.setup = setup_fold(config, inputs, labels, num_classes, train_idx, seed)
+        setup = self.setup = setup_fold(config, inputs, labels, num_classes, train_idx, seed, fold_args)
         self.means, self.stds = [setup.mean], [setup.std]
         self.config = config
         self.inputs = inputs
+        self.xs = as_inputs(inputs)
+        self.loss = model_method(config.model.name).loss
         self.test_idx = test_idx
-        self.device = inputs.device
+        self.device = self.xs[0].device
         self.cuda = self.device.type == "cuda"
         self.dtype = compute_dtype(config.train.precision, self.device)
         self.net = setup.model.to(memory_format=torch.channels_last) if self.cuda else setup.model
@@ -427,10 +463,10 @@ class OneFold:
         self.y_all = torch.as_tensor(labels, dtype=torch.long, device=self.device)
         self.vector_channels = (0, 1) if config.data.representation == "flow" else None
         # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
-        self.mean_t, self.std_t = channel_tensors(setup.mean, setup.std, inputs)
+        self.norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(setup.norms, self.xs, strict=True)]
 
     def train_epoch(self) -> list[tuple[float, float]]:
-        setup, config, device, inputs = self.setup, self.config, self.device, self.inputs
+        setup, config, device, xs = self.setup, self.config, self.device, self.xs
         aug = config.augment
         model, optimizer = self.net, self.optimizer
         model.train()
@@ -444,18 +480,20 @@ class OneFold:
             idx = order[begin:end]
             # the maps are drawn either way (the random stream stays that of an augmented run), but with every
             # augmentation off they are identities: indexing already gives a fresh copy to normalise in place
-            x = (
-                warp(inputs[idx], thetas[at : at + end - begin], vector_channels=self.vector_channels)
+            batch_xs = [
+                warp(xs[0][idx], thetas[at : at + end - begin], vector_channels=self.vector_channels)
                 if aug.active
-                else inputs[idx]
-            )
-            x = x.sub_(self.mean_t).div_(self.std_t)  # warp's output is fresh: normalise in place, as normalize()
+                else xs[0][idx],
+                *(x[idx] for x in xs[1:]),  # a network's own extra inputs (never augmented: check_model)
+            ]
+            # warp's output and indexing are fresh: normalise in place, as normalize() computes
+            batch_xs = [x.sub_(m).div_(s) for x, (m, s) in zip(batch_xs, self.norm_t, strict=True)]
             y = self.y_all[idx]
             if self.cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+                batch_xs = [channels_last(x) for x in batch_xs]
             with autocast(device, self.dtype):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=setup.weight)
+                # cross-entropy of the logits unless the network declares its own loss (pamer.models.method)
+                loss, logits = self.loss(model, batch_xs, y, setup.weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -469,8 +507,18 @@ class OneFold:
         if self.test_idx is None:
             return [None]
         setup = self.setup
-        batch = self.config.train.batch_size
-        return [predict_probs(self.net, self.inputs, self.test_idx, setup.mean, setup.std, batch, dtype=self.dtype)]
+        return [
+            predict_probs(
+                self.net,
+                self.inputs,
+                self.test_idx,
+                setup.mean,
+                setup.std,
+                self.config.train.batch_size,
+                norms=setup.norms,
+                dtype=self.dtype,
+            )
+        ]
 
     def model(self, k: int) -> nn.Module:
         return self.net.eval()
@@ -478,7 +526,7 @@ class OneFold:
 
 def fit(
     config: Config,
-    inputs: Tensor,
+    inputs: Inputs,
     labels: np.ndarray,
     num_classes: int,
     train_idx: np.ndarray,
@@ -486,6 +534,7 @@ def fit(
     *,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    fold_args: dict | None = None,
 ) -> FitResult:
     """Train a fresh network on `train_idx` for `train.epochs` epochs; predict `test_idx` after the last one.
 
@@ -495,18 +544,19 @@ def fit(
 
     Args:
         config: the run's configuration.
-        inputs: every clip's un-normalised input from `prepare_inputs` (on the training device).
+        inputs: every clip's un-normalised input(s) from `network_inputs` (on the training device).
         labels: class index of every clip.
         num_classes: number of classes.
         train_idx, test_idx: clip indices.
         seed: seed of this fold.
         on_epoch: called after each epoch with (epoch, mean loss, training accuracy).
+        fold_args: builder arguments from the training clips (`fold_arguments`), for a network that declares them.
 
     Shape:
-        - inputs: (N, 3, S, S); labels: (N,).
+        - inputs: (N, 3, S, S), or a tuple of (N, ...) tensors; labels: (N,).
     """
     start = time.perf_counter()
-    fold = OneFold(config, inputs, labels, num_classes, train_idx, test_idx, seed)
+    fold = OneFold(config, inputs, labels, num_classes, train_idx, test_idx, seed, fold_args)
     each = None if on_epoch is None else lambda epoch, stats: on_epoch(epoch, *stats[0])
     return train_learner(config, fold, start=start, on_epoch=each)[0]
 
@@ -516,34 +566,45 @@ def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
+def channels_last(x: Tensor) -> Tensor:
+    """An image batch in channels_last (the CUDA layout); any other tensor as it is."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
 @torch.inference_mode()
 def predict_probs(
     model: nn.Module,
-    inputs: Tensor,
+    inputs: Inputs,
     idx: np.ndarray,
     mean: list[float],
     std: list[float],
     batch: int,
     *,
+    norms: list[tuple[list[float], list[float]]] | None = None,
     dtype: torch.dtype | None = None,
 ) -> np.ndarray:
     """Softmax probabilities of the clips `idx`, without augmentation, the network computing in `dtype` (autocast;
     None: what `train.precision: auto` gives on the inputs' device).
 
+    `mean`, `std` normalise a single input; `norms` gives (mean, std) of each input of a network with several.
+
     Shape:
         - Output: (len(idx), C) float64 on the CPU.
     """
     model.eval()
-    device = inputs.device
+    xs = as_inputs(inputs)
+    norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(norms or [(mean, std)], xs, strict=True)]
+    device = xs[0].device
     dtype = compute_dtype("auto", device) if dtype is None else dtype
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=device)
     out = []
     for begin in range(0, len(idx_t), 2 * batch):
-        x = normalize(inputs[idx_t[begin : begin + 2 * batch]], mean, std)
+        part = idx_t[begin : begin + 2 * batch]
+        batch_xs = [x[part].sub_(m).div_(s) for x, (m, s) in zip(xs, norm_t, strict=True)]
         if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+            batch_xs = [channels_last(x) for x in batch_xs]
         with autocast(device, dtype):
-            logits = model(x)
+            logits = model(*batch_xs)
         out.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
@@ -594,17 +655,31 @@ def fold_outputs(
 
 
 def train_fold(
-    config: Config, cache: Cache, inputs: Tensor, fold: int, on_epoch: EpochCallback | None = None
+    config: Config, cache: Cache, inputs: Inputs, fold: int, on_epoch: EpochCallback | None = None
 ) -> FoldOutput:
-    """Train fold `fold` of the cache's fold plan on `inputs` (from `prepare_inputs`) and predict its test subject."""
+    """Train fold `fold` of the cache's fold plan on `inputs` (from `network_inputs`) and predict its test subject."""
     _, train_idx, test_idx = fold_plan(cache.subjects)[fold]
     labels = np.asarray(cache.labels, dtype=np.int64)
 
     def train() -> list[FitResult]:
         seed = fold_seed(config.seed, fold)
-        return [fit(config, inputs, labels, len(cache.classes), train_idx, test_idx, seed=seed, on_epoch=on_epoch)]
+        # statistics of the training clips only (a subset of the cache without the test subject)
+        stats = fold_arguments(config, cache, train_idx)
+        return [
+            fit(
+                config,
+                inputs,
+                labels,
+                len(cache.classes),
+                train_idx,
+                test_idx,
+                seed=seed,
+                on_epoch=on_epoch,
+                fold_args=stats,
+            )
+        ]
 
-    return fold_outputs(config, cache, [fold], train, inputs.device)[0]
+    return fold_outputs(config, cache, [fold], train, as_inputs(inputs)[0].device)[0]
 
 
 def device_name(device: torch.device) -> str:

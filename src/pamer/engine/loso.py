@@ -38,6 +38,7 @@ from pamer.engine.rundir import (
     run_stamp,
     safe_name,
     write_atomic,
+    write_fold,
 )
 from pamer.preprocess.cache import Cache
 from pamer.report.plots import plot_confusion
@@ -137,7 +138,7 @@ def run_loso(
             for output in outputs:
                 check_execution(out_dir, finished, execution_of(output), allow_mixed_devices)
                 frame = fold_frame(output, cache, stamp)
-                write_atomic(fold_file(out_dir, output.subject), frame.to_csv(index=False))
+                write_fold(out_dir, output.subject, frame)
                 finished = pd.concat([finished, frame[list(EXECUTION_COLUMNS)]], ignore_index=True)
                 progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
     finally:

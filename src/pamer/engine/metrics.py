@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "pooled_metrics", "scores"]
+__all__ = ["confusion_matrix", "pooled_metrics", "scores", "scores_of"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -24,30 +24,40 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def scores(confusion: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro-F1 (= MEGC2019's UF1) and UAR of a confusion matrix.
+def scores_of(confusions: np.ndarray) -> dict[str, np.ndarray]:
+    """Accuracy, macro-F1 (= MEGC2019's UF1) and UAR of each confusion matrix of a stack: the one definition of
+    the metrics in pamer (`scores` for one matrix, `pamer.report.bootstrap` for bootstrap draws).
 
     Accuracy is eq. 11; F1_a = 2 TP_a / (N_true_a + N_pred_a) (eq. 12) averaged over the classes (eq. 13).
     A class with neither true nor predicted clips has no defined F1 and is left out of the mean, and a class
     with no true clips has no recall and is left out of UAR: so the numbers equal scikit-learn's
-    `accuracy_score`, `f1_score(average='macro')` and `balanced_accuracy_score` on the same labels.
+    `accuracy_score`, `f1_score(average='macro')` and `balanced_accuracy_score` on the same labels. An empty
+    matrix scores 0.
+
+    Shape:
+        - confusions: (..., K, K) counts (or weighted counts) `C[..., t, p]`.
+        - Output: each metric (...).
     """
-    confusion = np.asarray(confusion, dtype=np.float64)
-    tp = np.diag(confusion)
-    n_true = confusion.sum(axis=1)
-    n_pred = confusion.sum(axis=0)
-    total = confusion.sum()
+    confusions = np.asarray(confusions, dtype=np.float64)
+    tp = np.diagonal(confusions, axis1=-2, axis2=-1)
+    n_true = confusions.sum(axis=-1)
+    n_pred = confusions.sum(axis=-2)
+    total = confusions.sum(axis=(-2, -1))
     present = (n_true + n_pred) > 0
-    f1 = 2 * tp[present] / (n_true[present] + n_pred[present])
+    f1 = np.divide(2 * tp, n_true + n_pred, out=np.zeros_like(tp), where=present)
+    n_present = present.sum(axis=-1)
+    f1_macro = np.divide(f1.sum(axis=-1), n_present, out=np.zeros(f1.shape[:-1]), where=n_present > 0)
     has_true = n_true > 0
-    recall = tp[has_true] / n_true[has_true]
-    f1_macro = float(f1.mean()) if f1.size else 0.0
-    return {
-        "accuracy": float(tp.sum() / total) if total else 0.0,
-        "f1_macro": f1_macro,
-        "uf1": f1_macro,
-        "uar": float(recall.mean()) if recall.size else 0.0,
-    }
+    recall = np.divide(tp, n_true, out=np.zeros_like(tp), where=has_true)
+    n_has = has_true.sum(axis=-1)
+    uar = np.divide(recall.sum(axis=-1), n_has, out=np.zeros(recall.shape[:-1]), where=n_has > 0)
+    accuracy = np.divide(tp.sum(axis=-1), total, out=np.zeros(total.shape), where=total > 0)
+    return {"accuracy": accuracy, "f1_macro": f1_macro, "uf1": f1_macro, "uar": uar}
+
+
+def scores(confusion: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 (= MEGC2019's UF1) and UAR of one confusion matrix (K x K), as `scores_of` defines them."""
+    return {name: float(value) for name, value in scores_of(confusion).items()}
 
 
 def pooled_metrics(

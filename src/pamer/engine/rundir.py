@@ -5,17 +5,24 @@ provenance.json      code version, seed, library versions, device, cache fingerp
                      before the first fold, so a resume on another cache is refused), timings
 folds/<subject>.csv  one per finished fold, written atomically: clip, subject, [dataset,] true, pred,
                      prob_<class>... (and pred_e<k> per epoch with `oracle: true`), then the stamp of what it was
-                     computed from and on: cache_fingerprint, config_hash, device, dtype, threads
+                     computed from and on: cache_fingerprint, config_hash, device, dtype, threads, and last the
+                     `digest` of everything before it (`fold_text`)
 metrics.json, confusion.png, report.md   written by `loso.run_loso` at the end
 
-Every fold file is checked when read back (`read_fold`): its clips are the fold plan's test clips of its subject,
-labels are the cache's, probabilities finite and consistent with `pred`, its stamp the run's; a file that is not
-is refused by name, with what to do (delete it to retrain that fold).
+Every fold file is checked when read back, by the one reader of fold files (`check_fold_table`, used by the resume's
+`read_fold` and by `pamer report`/`compare` through `read_run_folds`): its digest matches its content (a hand edit
+that stays self-consistent, such as swapping two probabilities and setting `pred` to `true`, is caught), its
+labels are classes of the run, its probabilities finite, within 0..1, summing to 1 and giving `pred`, and with the
+cache at hand its clips are the fold plan's test clips of its subject, labels the cache's and its stamp the run's.
+A file that is not is refused by name, with what to do (delete it to retrain that fold). The digest guards against
+edits and damage, not against someone who recomputes it on purpose. Only the fold plan's files are read; any other
+file in `folds/` is named as ignored (`stray_fold_files`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import platform
@@ -33,37 +40,51 @@ import pamer
 from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
+from pamer.errors import PamerError
 from pamer.outputs import os_error_text, write_problem
 from pamer.preprocess.cache import Cache
 
 __all__ = [
+    "DIGEST_COLUMN",
     "EXECUTION_COLUMNS",
     "STAMP_COLUMNS",
     "RunDirError",
     "cache_fingerprint",
     "check_execution",
+    "check_fold_table",
     "config_hash",
     "execution_of",
+    "fold_digest",
     "fold_file",
     "fold_frame",
+    "fold_text",
     "open_run_dir",
     "provenance",
     "read_fold",
+    "read_fold_table",
     "read_folds",
+    "read_run_folds",
     "run_stamp",
     "safe_name",
+    "stray_fold_files",
     "write_atomic",
+    "write_fold",
 ]
 
 # where and how fast a fold runs, not what it computes: the config check lets them differ on resume; whether the
 # folds may then mix devices, dtypes or thread counts is `check_execution`'s question
 EXECUTION_KEYS = ("train.device:", "train.threads:")
+# where the cache lies, not what it holds: the same cache under another spelling (a trailing slash, a relative path,
+# a moved copy) resumes the run; its content is compared by the cache fingerprint in provenance.json
+CACHE_PATH_KEYS = ("data.cache:",)
 # the stamp every fold file ends with: what it was computed from, then what on
 STAMP_COLUMNS = ("cache_fingerprint", "config_hash", "device", "dtype", "threads")
 EXECUTION_COLUMNS = ("device", "dtype", "threads")
+# the last column of every fold file: `fold_digest` of the columns before it, as read back
+DIGEST_COLUMN = "digest"
 
 
-class RunDirError(ValueError):
+class RunDirError(PamerError):
     """A run directory that cannot be resumed with the given configuration or cache (the message says why)."""
 
 
@@ -93,8 +114,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def cache_fingerprint(cache: Cache) -> str:
-    """A hash of the cache's clips, subjects, labels, classes, datasets of origin and pixels (resume refuses a
-    changed cache). An array the cache does not hold (the onset of an apex-only cache) is named as absent."""
+    """A hash of the cache's clips, subjects, labels, classes, datasets of origin, pixels, AU table and landmarks
+    (resume refuses a changed cache). An array the cache does not hold (the onset of an apex-only cache) is named
+    as absent."""
     h = hashlib.blake2b(digest_size=16)
     names = [cache.clips, list(cache.subjects), list(cache.classes)]
     if cache.datasets is not None:  # appended only when present: fingerprints of older caches stay as they were
@@ -106,7 +128,12 @@ def cache_fingerprint(cache: Cache) -> str:
         "apex": cache.apex,
         "flow": cache.flow,
         "frames": cache.frames,
+        # a model may read them (AU graphs, landmark patches); absent from hand-made caches, so added when present
+        "aus": cache.aus,
+        "landmarks": cache.landmarks,
     }
+    if cache.au_names is not None:
+        h.update(json.dumps(list(cache.au_names)).encode())
     for name, array in arrays.items():
         if array is None and name in ("onset", "apex"):
             h.update(f"no {name}".encode())
@@ -170,6 +197,9 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
     """Create `out_dir`, or check that the run in it has the same configuration and cache; a new run's
     `provenance.json` is written now, before its first fold, so that a resume on another cache is refused.
 
+    Caches are compared by content (the cache fingerprint), never by path: `data.cache` may name the same cache
+    under another spelling or at another place.
+
     Raises:
         RunDirError: `out_dir` cannot be written (a file, read-only, ...), holds a run with another configuration
             or cache, or its `config.yaml` / `provenance.json` is damaged.
@@ -186,7 +216,7 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
             old = yaml.safe_load(config_path.read_text()) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             raise RunDirError(f"{config_path} is damaged ({error}); use another --out directory") from None
-        diff = [d for d in _differences(old, resolved) if not d.startswith(EXECUTION_KEYS)]
+        diff = [d for d in _differences(old, resolved) if not d.startswith(EXECUTION_KEYS + CACHE_PATH_KEYS)]
         if diff:
             raise RunDirError(
                 f"{out_dir} holds a run with another configuration ({'; '.join(diff)}); "
@@ -251,30 +281,57 @@ def execution_of(output: FoldOutput) -> dict[str, str]:
     return {"device": output.device, "dtype": output.dtype, "threads": str(output.threads)}
 
 
-def read_fold(
-    out_dir: Path, subject: str, test_idx: np.ndarray, cache: Cache, stamp: dict[str, str], epochs: int | None = None
-) -> pd.DataFrame:
-    """The fold file of `subject`, checked against what it must hold; read as text (no NA guessing of names).
+def fold_digest(table: pd.DataFrame) -> str:
+    """The digest of a fold table's cells as text (read with `dtype=str`), column names and order included."""
+    payload = json.dumps([list(map(str, table.columns)), table.to_numpy(dtype=object).tolist()])
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
-    Args:
-        test_idx: the fold plan's test clips of `subject` (indices into the cache).
-        stamp: the run's `run_stamp`: the file must have been computed from the same cache and configuration.
-        epochs: with `oracle: true`, the number of epochs: `pred_e1`..`pred_e<epochs>` must be there.
+
+def fold_text(frame: pd.DataFrame) -> str:
+    """A fold table as the text of its fold file: the csv with a last column `digest`, the `fold_digest` of the
+    other columns as a reader will read them back (so every read can check that nothing was edited)."""
+    text = frame.to_csv(index=False)
+    cells = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    return frame.assign(**{DIGEST_COLUMN: fold_digest(cells)}).to_csv(index=False)
+
+
+def write_fold(out_dir: Path, subject: str, frame: pd.DataFrame) -> None:
+    """Write `subject`'s fold file (`fold_text` of `frame`) atomically."""
+    write_atomic(fold_file(out_dir, subject), fold_text(frame))
+
+
+def read_fold_table(path: Path, fix: str) -> pd.DataFrame:
+    """A fold file's cells as text (no NA guessing of names), its digest checked and its `digest` column dropped.
 
     Raises:
-        RunDirError: an empty or unreadable file, missing columns, other clips than the plan's (rows deleted or
-            added), a label that is not one of the cache's classes or not the clip's, probabilities that are not
-            finite or do not give `pred`, or another cache fingerprint or config hash; the message names the file
-            and says to delete it, so the fold is trained again.
+        RunDirError: an empty or unreadable file, no digest (an older pamer), or a digest that does not match the
+            content (edited by hand or damaged), naming the file and adding `fix`.
     """
-    path = fold_file(out_dir, subject)
-    fix = f"delete it to train fold {subject} again"
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         what = "is empty" if isinstance(error, pd.errors.EmptyDataError) else f"cannot be read ({error})"
         raise RunDirError(f"fold file {path} {what}; {fix}") from None
-    classes = list(cache.classes)
+    if DIGEST_COLUMN not in table or table.columns[-1] != DIGEST_COLUMN:
+        raise RunDirError(f"fold file {path} has no digest column at its end (written by an older pamer?); {fix}")
+    stamped = set(table.pop(DIGEST_COLUMN))
+    if stamped != {fold_digest(table)}:
+        raise RunDirError(
+            f"fold file {path}: its content does not match the digest pamer wrote with it (edited after the run, "
+            f"or damaged); {fix}"
+        )
+    return table
+
+
+def check_fold_table(
+    table: pd.DataFrame, path: Path, subject: str, classes: list[str], fix: str, epochs: int | None = None
+) -> np.ndarray:
+    """Check a fold table by itself: its columns, one subject, labels among `classes`, and probabilities finite,
+    within 0..1, summing to 1 and giving `pred`; return the probabilities (clips x classes).
+
+    Raises:
+        RunDirError: naming `path` and what is wrong, adding `fix`.
+    """
     probs = [f"prob_{c}" for c in classes]
     oracle = [f"pred_e{e}" for e in range(1, epochs + 1)] if epochs else []
     missing = [c for c in ("clip", "subject", "true", "pred", *probs, *oracle, *STAMP_COLUMNS) if c not in table]
@@ -282,15 +339,53 @@ def read_fold(
         raise RunDirError(
             f"fold file {path} lacks the columns {', '.join(missing)} (written by an older pamer?); {fix}"
         )
-    for key in ("cache_fingerprint", "config_hash"):
-        found = sorted(set(table[key]))
-        if found != [stamp[key]]:
+    if not len(table) or set(table["subject"]) != {subject}:
+        found = ", ".join(sorted(set(table["subject"]))) or "no clip"
+        raise RunDirError(f"fold file {path} is the fold of subject {subject}, it holds {found}; {fix}")
+    for column in ("true", "pred", *oracle):
+        wrong = sorted(set(table[column]) - set(classes))
+        if wrong:
             raise RunDirError(
-                f"fold file {path} was computed with {key} {', '.join(found)}, this run has {stamp[key]} "
-                f"(another cache or configuration); {fix}, or use another --out directory"
+                f"fold file {path}: column {column} holds {', '.join(map(repr, wrong))}, not a class of the run "
+                f"({', '.join(classes)}); {fix}"
             )
+    try:
+        values = table[probs].to_numpy(dtype=np.float64)
+    except ValueError:
+        raise RunDirError(f"fold file {path}: a probability is not a number; {fix}") from None
+    if not np.isfinite(values).all() or (values < 0).any() or (values > 1 + 1e-6).any():
+        raise RunDirError(f"fold file {path}: a probability is not a finite number within 0..1; {fix}")
+    if np.abs(values.sum(1) - 1).max() > 1e-6:
+        raise RunDirError(f"fold file {path}: its probabilities do not sum to 1; {fix}")
+    if table["pred"].tolist() != [classes[i] for i in values.argmax(1)]:
+        raise RunDirError(f"fold file {path}: its pred column is not the most probable class of each clip; {fix}")
+    return values
+
+
+def read_fold(
+    out_dir: Path, subject: str, test_idx: np.ndarray, cache: Cache, stamp: dict[str, str], epochs: int | None = None
+) -> pd.DataFrame:
+    """The fold file of `subject`, checked (`read_fold_table`, `check_fold_table`) and against what it must hold.
+
+    Args:
+        test_idx: the fold plan's test clips of `subject` (indices into the cache).
+        stamp: the run's `run_stamp`: the file must have been computed from the same cache and configuration.
+        epochs: with `oracle: true`, the number of epochs: `pred_e1`..`pred_e<epochs>` must be there.
+
+    Raises:
+        RunDirError: an empty or unreadable file, a digest that does not match, missing columns, other clips than
+            the plan's (rows deleted or added), a label that is not one of the cache's classes or not the clip's,
+            probabilities that are not finite, outside 0..1 or do not give `pred`, or another cache fingerprint or
+            config hash; the message names the file and says to delete it, so the fold is trained again.
+    """
+    path = fold_file(out_dir, subject)
+    fix = f"delete it to train fold {subject} again"
+    table = read_fold_table(path, fix)
+    classes = list(cache.classes)
+    check_fold_table(table, path, subject, classes, fix, epochs)
+    _check_stamp(table, path, stamp, f"{fix}, or use another --out directory")
     want = [cache.clips[i] for i in test_idx]
-    if table["clip"].tolist() != want or set(table["subject"]) != {subject}:
+    if table["clip"].tolist() != want:
         got = table["clip"].tolist()
         lost, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))
         details = ([f"missing {', '.join(lost[:5])}"] if lost else []) + (
@@ -298,27 +393,59 @@ def read_fold(
         )
         raise RunDirError(
             f"fold file {path} holds {len(got)} clips, the fold plan's test subject {subject} has {len(want)} "
-            f"({'; '.join(details) or 'in another order, or of another subject'}): edited or damaged; {fix}"
+            f"({'; '.join(details) or 'in another order'}): edited or damaged; {fix}"
         )
-    for column in ("true", "pred", *oracle):
-        wrong = sorted(set(table[column]) - set(classes))
-        if wrong:
-            raise RunDirError(
-                f"fold file {path}: column {column} holds {', '.join(map(repr, wrong))}, not a class of the cache "
-                f"({', '.join(classes)}); {fix}"
-            )
     truth = [classes[i] for i in np.asarray(cache.labels)[test_idx]]
     if table["true"].tolist() != truth:
         raise RunDirError(f"fold file {path}: its true labels are not the cache's labels of its clips; {fix}")
-    try:
-        values = table[probs].to_numpy(dtype=np.float64)
-    except ValueError:
-        raise RunDirError(f"fold file {path}: a probability is not a number; {fix}") from None
-    if not np.isfinite(values).all() or np.abs(values.sum(1) - 1).max() > 1e-6:
-        raise RunDirError(f"fold file {path}: its probabilities are not finite or do not sum to 1; {fix}")
-    if table["pred"].tolist() != [classes[i] for i in values.argmax(1)]:
-        raise RunDirError(f"fold file {path}: its pred column is not the most probable class of each clip; {fix}")
     return table
+
+
+def _check_stamp(table: pd.DataFrame, path: Path, stamp: dict[str, str], fix: str) -> None:
+    for key in ("cache_fingerprint", "config_hash"):
+        found = sorted(set(table[key]))
+        if found != [stamp[key]]:
+            raise RunDirError(
+                f"fold file {path} was computed with {key} {', '.join(found)}, this run has {stamp[key]} "
+                f"(another cache or configuration); {fix}"
+            )
+
+
+def stray_fold_files(out_dir: Path, subjects: list[str]) -> list[Path]:
+    """The files in `out_dir/folds` that are not the fold file of one of `subjects` (a copy `sub01-old.csv`, a
+    leftover temporary file): never read, named so the user knows they were ignored."""
+    wanted = {fold_file(out_dir, s).name for s in subjects}
+    folder = out_dir / "folds"
+    return sorted(p for p in folder.iterdir() if p.name not in wanted) if folder.is_dir() else []
+
+
+def read_run_folds(
+    out_dir: Path, subjects: list[str], classes: list[str], stamp: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """The fold files of a finished run read without its cache (`pamer report`, `pamer compare`): exactly the
+    fold file of each of `subjects`, each checked by `read_fold_table` and `check_fold_table`, all computed from
+    one cache and configuration (`stamp`, from provenance.json, when given).
+
+    Raises:
+        RunDirError: a fold file missing, edited, damaged or of another cache or configuration, named.
+    """
+    fix = f"delete it and rerun the same `pamer loso` into {out_dir} to train that fold again"
+    tables = []
+    for subject in subjects:
+        path = fold_file(out_dir, subject)
+        if not path.is_file():
+            raise RunDirError(
+                f"{out_dir}: no fold file {path} for subject {subject}; rerun the same `pamer loso` into it"
+            )
+        table = read_fold_table(path, fix)
+        check_fold_table(table, path, subject, classes, fix)
+        if stamp is None:
+            stamp = {k: table[k].iloc[0] for k in ("cache_fingerprint", "config_hash")}
+        _check_stamp(table, path, stamp, f"{fix} (the run's other folds and provenance.json say {stamp})")
+        tables.append(table)
+    if not tables:
+        raise RunDirError(f"{out_dir}: no fold to read (not a finished `pamer loso` run)")
+    return pd.concat(tables, ignore_index=True)
 
 
 def read_folds(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pamer.engine.metrics import scores_of
+
 __all__ = ["DRAWS", "LEVEL", "SEED", "draw_counts", "interval", "metric_values", "subject_confusions"]
 
 DRAWS = 2000
@@ -49,36 +51,22 @@ def draw_counts(n_subjects: int, draws: int = DRAWS, seed: int = SEED) -> np.nda
 
 
 def metric_values(confusions: np.ndarray, weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Accuracy, macro-F1 (= UF1) and UAR of pooled confusion matrices, as `pamer.engine.metrics.scores`.
+    """Accuracy, macro-F1 (= UF1) and UAR of pooled confusion matrices, by the engine's one definition
+    (`pamer.engine.metrics.scores_of`), so a draw with all subjects once gives the run's own numbers.
 
     Args:
         confusions: per-subject confusion matrices, (..., S, K, K).
         weights: (B, S) counts of each subject per draw (`draw_counts`); None pools every subject once.
 
     Returns:
-        Each metric as an array of shape (..., B) (or (...) when `weights` is None). A class with neither
-        true nor predicted clips is left out of the F1 mean and a class with no true clips out of UAR, as in
-        the engine, so a draw with all subjects once gives the run's own numbers.
+        Each metric as an array of shape (..., B) (or (...) when `weights` is None).
     """
     confusions = np.asarray(confusions, dtype=np.float64)
     if weights is None:
         pooled = confusions.sum(axis=-3)
     else:
         pooled = np.einsum("bs,...skl->...bkl", np.asarray(weights, dtype=np.float64), confusions)
-    tp = np.diagonal(pooled, axis1=-2, axis2=-1)
-    n_true = pooled.sum(axis=-1)
-    n_pred = pooled.sum(axis=-2)
-    total = pooled.sum(axis=(-2, -1))
-    present = (n_true + n_pred) > 0
-    f1 = np.divide(2 * tp, n_true + n_pred, out=np.zeros_like(tp), where=present)
-    n_present = present.sum(axis=-1)
-    f1_macro = np.divide(f1.sum(axis=-1), n_present, out=np.zeros(f1.shape[:-1]), where=n_present > 0)
-    has_true = n_true > 0
-    recall = np.divide(tp, n_true, out=np.zeros_like(tp), where=has_true)
-    n_has = has_true.sum(axis=-1)
-    uar = np.divide(recall.sum(axis=-1), n_has, out=np.zeros(recall.shape[:-1]), where=n_has > 0)
-    accuracy = np.divide(tp.sum(axis=-1), total, out=np.zeros(total.shape), where=total > 0)
-    return {"accuracy": accuracy, "f1_macro": f1_macro, "uf1": f1_macro, "uar": uar}
+    return scores_of(pooled)
 
 
 def interval(values: np.ndarray, level: float = LEVEL) -> tuple[float, float]:

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from pamer.report.bootstrap import DRAWS, LEVEL, SEED, draw_counts, interval, metric_values, subject_confusions
 from pamer.report.published import (
@@ -35,13 +34,14 @@ from pamer.report.published import (
     PAPER_COLUMNS,
     SOURCES,
     is_megc2019_composite,
+    megc2019_parts,
     paper_column,
     published_row,
     unplaced_reason,
 )
-from pamer.report.tables import ReportError, load_run
+from pamer.report.runs import ReportError, RunData, load_run_data
 
-__all__ = ["CSV_COLUMNS", "METHOD_IGNORES", "RunData", "compare_tables", "load_run_data"]
+__all__ = ["CSV_COLUMNS", "METHOD_IGNORES", "compare_tables"]
 
 # configuration keys that say where a run ran or which data file it read, not which method it is: runs that
 # differ only in these and `seed` are seeds of one method (the column is fixed by the label protocol)
@@ -67,35 +67,6 @@ CSV_COLUMNS = (
     "run_dirs",
     "note",
 )
-_TOL = 1e-9
-
-
-@dataclass
-class RunData:
-    """A finished run as `compare` needs it: its metrics, configuration and every test clip's prediction.
-
-    Attributes:
-        path: the run directory as given.
-        metrics: its `metrics.json`.
-        config: its resolved `config.yaml`.
-        cache_fingerprint: the cache's fingerprint from `provenance.json` (None when absent).
-        folds: one row per test clip: `subject`, `dataset` ("" when the cache records none), `true`, `pred`
-            (class indices into `metrics["classes"]`).
-    """
-
-    path: str
-    metrics: dict
-    config: dict
-    cache_fingerprint: str | None
-    folds: pd.DataFrame
-
-    @property
-    def model(self) -> str:
-        return str(self.metrics["model"])
-
-    @property
-    def seed(self) -> object:
-        return self.config.get("seed")
 
 
 def _flatten(config: Mapping, prefix: str = "") -> dict:
@@ -106,87 +77,6 @@ def _flatten(config: Mapping, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ReportError(f"{path}: not readable JSON ({err})") from None
-
-
-def _read_folds(run_dir: Path, metrics: dict) -> pd.DataFrame:
-    """The fold files of a run, checked against its metrics.json (same subjects, clip counts and numbers)."""
-    classes = list(metrics["classes"])
-    index = {name: i for i, name in enumerate(classes)}
-    files = sorted((run_dir / "folds").glob("*.csv"))
-    if not files:
-        raise ReportError(f"{run_dir}: no fold files in {run_dir / 'folds'} (not a finished `pamer loso` run)")
-    frames = []
-    for path in files:
-        # read as text: no NA guessing of subject, clip or class names (as the engine reads them)
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (OSError, ValueError) as err:
-            raise ReportError(f"{path}: not a readable fold file ({err})") from None
-        missing = [c for c in ("subject", "true", "pred") if c not in frame.columns]
-        if missing:
-            raise ReportError(f"{path}: fold file without column(s) {', '.join(missing)}")
-        for column in ("true", "pred"):
-            stray = sorted(set(frame[column]) - set(classes))
-            if stray:
-                raise ReportError(f"{path}: {column} holds {stray}, not classes of the run ({', '.join(classes)})")
-        frames.append(frame)
-    table = pd.concat(frames, ignore_index=True)
-    counts = table["subject"].value_counts().to_dict()
-    expected = {s: fold["n"] for s, fold in metrics["per_fold"].items()}
-    if counts != expected:
-        raise ReportError(
-            f"{run_dir}: the fold files hold {len(table)} clips of {len(counts)} subjects, metrics.json "
-            f"{sum(expected.values())} of {len(expected)}: fold files changed after the run; rerun `pamer loso` "
-            "into this directory"
-        )
-    out = pd.DataFrame(
-        {
-            "subject": table["subject"],
-            "dataset": table["dataset"] if "dataset" in table.columns else "",
-            "true": table["true"].map(index).astype(np.int64),
-            "pred": table["pred"].map(index).astype(np.int64),
-        }
-    )
-    order = sorted(expected)
-    pooled = metric_values(subject_confusions(out["subject"].to_numpy(), out["true"], out["pred"], order, len(classes)))
-    for name in ("accuracy", "f1_macro", "uar"):
-        if abs(float(pooled[name]) - float(metrics[name])) > _TOL:
-            raise ReportError(
-                f"{run_dir}: the fold files give {name} {float(pooled[name]):.6f}, metrics.json "
-                f"{float(metrics[name]):.6f}; one of them changed after the run: rerun `pamer loso` into this directory"
-            )
-    return out
-
-
-def load_run_data(run_dir: str | Path) -> RunData:
-    """A finished run directory's metrics, configuration and fold predictions.
-
-    Raises:
-        ReportError: a missing or damaged metrics.json, config.yaml or fold file, or fold files that do not
-            give the numbers in metrics.json.
-    """
-    path = Path(run_dir)
-    metrics = load_run(path)
-    missing = [k for k in ("classes", "per_fold") if k not in metrics]
-    if missing:
-        raise ReportError(f"{path / 'metrics.json'}: missing {', '.join(missing)}")
-    config_path = path / "config.yaml"
-    try:
-        config = yaml.safe_load(config_path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ReportError(f"{config_path}: not a readable run configuration ({err})") from None
-    if not isinstance(config, dict):
-        raise ReportError(f"{config_path}: not a run configuration (expected a mapping)")
-    provenance = path / "provenance.json"
-    fingerprint = _read_json(provenance).get("cache_fingerprint") if provenance.is_file() else None
-    return RunData(str(run_dir), metrics, config, fingerprint, _read_folds(path, metrics))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -287,7 +177,7 @@ def _place(runs: list[RunData]) -> tuple[dict[str, Table], list[tuple[RunData, s
         if column is not None:
             table, columns = tables["Table 2"], [column]
         elif is_megc2019_composite(run.metrics):
-            parts = [p for p in MEGC2019_PARTS if p in set(run.folds["dataset"])]
+            parts = megc2019_parts(run.metrics)
             table, columns = tables["MEGC2019"], ["full", *parts]
         else:
             others.append((run, unplaced_reason(run.metrics)))
@@ -536,8 +426,11 @@ def _diff_text(record: pd.Series) -> str:
     return f"{record['diff']:+.3f} [{record['diff_low']:+.2f}, {record['diff_high']:+.2f}]"
 
 
-def compare_tables(run_dirs: list[str | Path], fmt: str = "md") -> str:
+def compare_tables(run_dirs: list[str | Path], fmt: str = "md", notes: list[str] | None = None) -> str:
     """The comparison of `run_dirs` as Markdown tables or one long CSV table (one line per cell and metric).
+
+    Each run is read by `pamer.report.runs.load_run_data` (every number checked against its fold files); files in
+    a run's `folds/` that are not its fold files are ignored and named in `notes` when a list is given.
 
     Raises:
         ReportError: no run directories, an unknown format, or a run directory that cannot be read (named).
@@ -553,6 +446,8 @@ def compare_tables(run_dirs: list[str | Path], fmt: str = "md") -> str:
         if Path(d).resolve() not in seen:
             seen.add(Path(d).resolve())
             runs.append(load_run_data(d))
+    if notes is not None:
+        notes += [note for run in runs for note in run.notes]
     tables, others = _place(runs)
     records = _records(tables, others)
     if fmt == "csv":

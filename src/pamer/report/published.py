@@ -2,8 +2,11 @@
 
 The one place in pamer that holds numbers copied from papers: the paper's Tables 2-4 (Zhan et al. 2024;
 `../shared/SPEC.md` section 5) and the MEGC2019 composite results (See et al. 2019). A run fills a published
-column only when the `label_protocol` in its `metrics.json` (the reader's dataset name, protocol name and
-classes) is the one that column was measured under: never by the free-form `data.dataset` label.
+column only when its data is that dataset in full: the `label_protocol` in its `metrics.json` (the reader's dataset
+name, protocol name and classes) is the one that column was measured under, never judged by the free-form
+`data.dataset` label, and its clip count is the dataset's (`Column.clips`, `MEGC2019_CLIPS`). A run of a subset
+(11 of the composite's 442 clips) or of the synthetic demo set (`data.dataset: synthetic`, read by the CASME II
+reader) is listed apart with the reason.
 """
 
 from __future__ import annotations
@@ -14,15 +17,19 @@ from dataclasses import dataclass
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC, SAMM_5CLASS, SMIC_3CLASS
 
 __all__ = [
+    "CLIP_SOURCE",
     "DATASETS",
     "MEGC2019",
+    "MEGC2019_CLIPS",
     "MEGC2019_PARTS",
     "MODEL_ROWS",
     "PAPER",
     "PAPER_COLUMNS",
     "SOURCES",
     "Column",
+    "SYNTHETIC",
     "is_megc2019_composite",
+    "megc2019_parts",
     "paper_column",
     "published_row",
     "unplaced_reason",
@@ -39,6 +46,7 @@ class Column:
         datasets: the reader names (`label_protocol.dataset`) whose runs may fill the column.
         protocol: the label protocol's name in `pamer.data.labels`.
         classes: that protocol's classes.
+        clips: the number of clips the dataset has under that protocol, in full (see `CLIP_SOURCE`).
     """
 
     key: str
@@ -46,14 +54,25 @@ class Column:
     datasets: tuple[str, ...]
     protocol: str
     classes: tuple[str, ...]
+    clips: int
 
+
+# Where the clip counts come from: the datasets' own files as pamer's readers read them (the figures of
+# `../shared/datasets/annotations/README.md`, checked by tests/test_data_real.py): the CASME II sheet under the
+# 5-class protocol 246 clips of 26 subjects, SAMM's 5-class 136 of 27, the SMIC-HS folder tree 164 cut clips of 16
+# subjects (its -E sheet lists 157 of them), and MEGC2019's official list (combined_3class_gt.csv) 442 clips: casme2
+# 145, samm 133, smic 164. The paper's own Table 1 counts differ slightly (SMIC 167, CASME II 249); the column is
+# the dataset as it ships, which is what a run of it holds.
+CLIP_SOURCE = (
+    "the datasets' own sheets and folders as pamer reads them (CASME II 246, SAMM 136, SMIC-HS 164, MEGC2019 442)"
+)
 
 # the paper's three columns (SPEC.md section 1): SMIC-HS 3 classes, CASME II and SAMM 5 classes; smic-e is
-# SMIC-HS read from its -E sheet, the same clips and labels
+# SMIC-HS read from its -E sheet, the same clips and labels (in full only when it holds all 164)
 PAPER_COLUMNS: tuple[Column, ...] = (
-    Column("smic", "SMIC", ("smic", "smic-e"), SMIC_3CLASS.name, SMIC_3CLASS.classes),
-    Column("casme2", "CASME II", ("casme2",), CASME2_5CLASS.name, CASME2_5CLASS.classes),
-    Column("samm", "SAMM", ("samm",), SAMM_5CLASS.name, SAMM_5CLASS.classes),
+    Column("smic", "SMIC", ("smic", "smic-e"), SMIC_3CLASS.name, SMIC_3CLASS.classes, 164),
+    Column("casme2", "CASME II", ("casme2",), CASME2_5CLASS.name, CASME2_5CLASS.classes, 246),
+    Column("samm", "SAMM", ("samm",), SAMM_5CLASS.name, SAMM_5CLASS.classes, 136),
 )
 DATASETS: Mapping[str, str] = {c.key: c.title for c in PAPER_COLUMNS}
 
@@ -61,6 +80,10 @@ DATASETS: Mapping[str, str] = {c.key: c.title for c in PAPER_COLUMNS}
 MEGC2019_PARTS: Mapping[str, str] = {"smic": "SMIC", "casme2": "CASME II", "samm": "SAMM"}
 MEGC2019_PROTOCOL = MEGC2019_SMIC.name
 MEGC2019_CLASSES = MEGC2019_SMIC.classes
+# clips of the whole composite ("full") and of each part in the official list (see CLIP_SOURCE)
+MEGC2019_CLIPS: Mapping[str, int] = {"full": 442, "smic": 164, "casme2": 145, "samm": 133}
+# the `data.dataset` label of `pamer demo`'s synthetic set: read by the CASME II reader, never CASME II
+SYNTHETIC = "synthetic"
 
 # (accuracy, F1) per dataset, as printed in the paper (SPEC.md section 5); None where the paper has "-"
 _T = tuple[float | None, float | None]
@@ -152,6 +175,8 @@ MODEL_ROWS: Mapping[str, list[tuple[str, str]]] = {
     "off_apexnet": [("MEGC2019", "OFF-ApexNet")],
     "dual_inception": [("MEGC2019", "Dual-Inception")],
     "ststnet": [("MEGC2019", "STSTNet")],
+    "dual_atme": [("Table 2", "Dual-ATME")],
+    "fgrmer": [("Table 2", "DConv+ETran+AUGCN+AUFusion")],
 }
 
 
@@ -169,8 +194,8 @@ def _same_classes(classes: object, expected: tuple[str, ...]) -> bool:
     return isinstance(classes, list | tuple) and len(classes) == len(expected) and set(classes) == set(expected)
 
 
-def paper_column(metrics: Mapping) -> str | None:
-    """The paper column (`smic`, `casme2`, `samm`) a run's `label_protocol` matches, or None."""
+def _label_column(metrics: Mapping) -> Column | None:
+    """The paper column whose labels (reader, protocol, classes) a run's `label_protocol` has, whatever its size."""
     label = metrics.get("label_protocol")
     if not isinstance(label, Mapping):
         return None
@@ -180,22 +205,48 @@ def paper_column(metrics: Mapping) -> str | None:
             and label.get("protocol") == column.protocol
             and _same_classes(label.get("classes"), column.classes)
         ):
-            return column.key
+            return column
     return None
 
 
-def is_megc2019_composite(metrics: Mapping) -> bool:
-    """Whether a run is on the MEGC2019 composite: the megc2019 protocol and classes, over the composite's parts.
-
-    A composite is the `composite` reader's cache, or any megc2019 cache whose clips (`by_dataset`) come from all
-    three parts (e.g. a preprocessed MEGC2019 folder); one part alone under megc2019 labels is not the composite.
-    """
+def _megc2019_labels(metrics: Mapping) -> bool:
+    """Whether a run has the MEGC2019 composite's labels: the megc2019 protocol and classes over the composite's
+    parts (the `composite` reader's cache, or any megc2019 cache whose clips come from all three parts)."""
     label = metrics.get("label_protocol")
     if not isinstance(label, Mapping):
         return False
     if label.get("protocol") != MEGC2019_PROTOCOL or not _same_classes(label.get("classes"), MEGC2019_CLASSES):
         return False
     return label.get("dataset") == "composite" or set(MEGC2019_PARTS) <= set(metrics.get("by_dataset") or {})
+
+
+def _synthetic(metrics: Mapping) -> bool:
+    return metrics.get("dataset") == SYNTHETIC
+
+
+def paper_column(metrics: Mapping) -> str | None:
+    """The paper column (`smic`, `casme2`, `samm`) a run fills: its `label_protocol` is the column's and it holds
+    the dataset in full (`Column.clips` clips); None otherwise (a subset, the synthetic demo set, other labels)."""
+    column = _label_column(metrics)
+    if column is None or _synthetic(metrics) or metrics.get("clips") != column.clips:
+        return None
+    return column.key
+
+
+def is_megc2019_composite(metrics: Mapping) -> bool:
+    """Whether a run is on the whole MEGC2019 composite: its labels (`_megc2019_labels`) and all 442 clips; one part
+    alone under megc2019 labels, or a subset of the composite, is not."""
+    return _megc2019_labels(metrics) and not _synthetic(metrics) and metrics.get("clips") == MEGC2019_CLIPS["full"]
+
+
+def megc2019_parts(metrics: Mapping) -> list[str]:
+    """The MEGC2019 part columns a composite run fills: the parts whose clips (`by_dataset`) are that part in full."""
+    if not is_megc2019_composite(metrics):
+        return []
+    parts = metrics.get("by_dataset") or {}
+    return [
+        p for p in MEGC2019_PARTS if isinstance(parts.get(p), Mapping) and parts[p].get("clips") == MEGC2019_CLIPS[p]
+    ]
 
 
 def unplaced_reason(metrics: Mapping) -> str:
@@ -205,6 +256,20 @@ def unplaced_reason(metrics: Mapping) -> str:
         return (
             "metrics.json has no label_protocol (made by an older pamer): rerun the same `pamer loso` into this "
             "directory to record it (no fold is retrained)"
+        )
+    if _synthetic(metrics):
+        return f"a run on the synthetic demo set (dataset {SYNTHETIC}), not on a published dataset"
+    clips = metrics.get("clips")
+    column = _label_column(metrics)
+    if column is not None:
+        return (
+            f"not {column.title} in full: {clips} clips, the column stands for its {column.clips} "
+            f"({column.title} {column.protocol}; counts from {CLIP_SOURCE})"
+        )
+    if _megc2019_labels(metrics):
+        return (
+            f"not the MEGC2019 composite in full: {clips} clips, the column stands for its {MEGC2019_CLIPS['full']} "
+            f"(counts from {CLIP_SOURCE})"
         )
     columns = ", ".join(f"{c.title} {c.protocol}" for c in PAPER_COLUMNS)
     classes = ", ".join(str(c) for c in label.get("classes") or [])

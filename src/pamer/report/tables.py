@@ -7,7 +7,6 @@ under (`published.paper_column`, `published.is_megc2019_composite`); every other
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -20,10 +19,12 @@ from pamer.report.published import (
     PAPER,
     SOURCES,
     is_megc2019_composite,
+    megc2019_parts,
     paper_column,
     published_row,
     unplaced_reason,
 )
+from pamer.report.runs import ReportError, load_run, load_run_data
 
 __all__ = ["DATASETS", "MODEL_ROWS", "PAPER", "ReportError", "compare_runs", "load_run", "run_report"]
 
@@ -34,26 +35,6 @@ TITLES = {
 }
 MEASURED = "pamer, last epoch"
 ORACLE = "pamer ORACLE: best epoch chosen on the test subject (optimistic, not a result)"
-
-
-class ReportError(ValueError):
-    """A run directory that cannot be reported (the message names it)."""
-
-
-def load_run(run_dir: str | Path) -> dict:
-    """The `metrics.json` of a finished run, with its directory under `run`."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise ReportError(f"{run_dir}: no metrics.json (not a finished `pamer loso` run directory)")
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ReportError(f"{path}: not valid JSON ({err})") from None
-    missing = [k for k in ("dataset", "model", "accuracy", "f1_macro", "uar") if k not in metrics]
-    if missing:
-        raise ReportError(f"{path}: missing {', '.join(missing)}")
-    metrics["run"] = str(run_dir)
-    return metrics
 
 
 def _fmt(v: float | None) -> str:
@@ -142,7 +123,8 @@ def _megc_rows(runs: list[dict]) -> list[dict]:
         place = published_row(run["model"], ("MEGC2019",))
         name = place[1] if place else ""
         full = {"accuracy": run["accuracy"], "uf1": run["f1_macro"], "uar": run["uar"]}
-        for dataset, part in {"full": full, **(run.get("by_dataset") or {})}.items():
+        parts = {p: run["by_dataset"][p] for p in megc2019_parts(run)}  # the parts it holds in full
+        for dataset, part in {"full": full, **parts}.items():
             numbers = (part["accuracy"], part["uf1"], run["run"], part["uar"])
             rows.append(_row("MEGC2019", name, run["model"], MEASURED, dataset, *numbers))
     return rows
@@ -167,7 +149,7 @@ def _megc_table(rows: list[dict]) -> list[str]:
     return out
 
 
-def compare_runs(run_dirs: list[str | Path], fmt: str = "md") -> str:
+def compare_runs(run_dirs: list[str | Path], fmt: str = "md", notes: list[str] | None = None) -> str:
     """Tables 2-4 of the paper and the MEGC2019 table with the measured runs beside the published numbers.
 
     A run enters every table row its network measures (`MODEL_ROWS`) in the column its `label_protocol`
@@ -175,12 +157,20 @@ def compare_runs(run_dirs: list[str | Path], fmt: str = "md") -> str:
     every other run is listed in a table of its own with the reason. Oracle numbers, when a run has them, are
     rows of their own, labelled as such.
 
+    Each run is read by `pamer.report.runs.load_run_data`: its metrics.json checked and its fold files read through
+    the engine's checked reader, which must give the numbers metrics.json holds. Files in a run's `folds/` that are
+    not its fold files are ignored and named in `notes` when a list is given.
+
     Raises:
-        ReportError: an unknown format, or a run directory without a readable `metrics.json`.
+        ReportError: an unknown format, or a run directory whose `metrics.json`, configuration or fold files are
+            missing, damaged or disagree (named).
     """
     if fmt not in ("md", "csv"):
         raise ReportError(f"unknown format {fmt!r}; expected md or csv")
-    runs = [load_run(d) for d in run_dirs]
+    data = [load_run_data(d) for d in run_dirs]
+    if notes is not None:
+        notes += [note for run in data for note in run.notes]
+    runs = [run.metrics for run in data]
     rows = _rows(runs)
     megc = _megc_rows(runs)
     others = [r for r in runs if not _placed_in_paper(r) and not is_megc2019_composite(r)]
@@ -249,8 +239,8 @@ def run_report(metrics: dict) -> str:
         for table, row in MODEL_ROWS.get(metrics["model"], []):
             if table in PAPER and PAPER[table][row][column][0] is not None:
                 lines.append(f"Paper, {table} row {row}: accuracy / F1 = {_pair(*PAPER[table][row][column])}.")
-    elif label:
-        lines.append(f"Labels: {label.get('dataset')} protocol {label.get('protocol')}: no paper column has them.")
+    elif label and not is_megc2019_composite(metrics):
+        lines.append(f"Set beside no published column: {unplaced_reason(metrics)}.")
     if "by_dataset" in metrics:
         lines += ["", "| part | clips | UF1 | UAR | accuracy |", "|---|---|---|---|---|"]
         parts = {"all": {**metrics, "clips": metrics.get("clips", "?"), "uf1": metrics["f1_macro"]}}
