@@ -85,8 +85,8 @@ class DivergedError(PamerError):
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
 # Whether `auto` takes bf16 on a CPU with native bf16. Issue 19's rule: only once pooled LOSO metrics of bf16 and
-# float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32 learns. Three seeds did
-# not show it on the demo set (bf16 lower on 2 of 3 paired seeds by 0.16-0.19 macro-F1; BENCHMARKS.md, "bfloat16
+# float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32 learns. Five seeds did
+# not show it on the demo set (bf16 lower on 4 of 5 paired seeds, mean -0.068 macro-F1; BENCHMARKS.md, "bfloat16
 # vs float32"), so `auto` stays float32 on every CPU, as before, although pamnet's step at 112 px is 1.79x faster in
 # bf16 there; `train.precision: bfloat16` takes it on request.
 AUTO_CPU_BF16 = False
