@@ -180,3 +180,23 @@ def test_stacked_folds_on_cuda_match_one_by_one_cuda_training() -> None:
         for name, value in a.model.state_dict().items():
             if name.endswith("num_batches_tracked"):
                 assert int(value) == int(b.model.state_dict()[name]), name
+
+
+def test_stacked_folds_in_bf16_on_the_cpu_follow_one_by_one_bf16_training() -> None:
+    """`train.precision=bfloat16` reaches the stack's vmapped step as `fit`'s: both autocast, weights stay float32."""
+    common = ["model.name=pamnet_test", "train.epochs=2", "train.input_size=32", "train.batch_size=6", "seed=7"]
+    config = load_config(None, [*common, "train.device=cpu", "train.precision=bfloat16"])
+    inputs = torch.randn(len(SUBJECTS), 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    labels = np.random.default_rng(0).integers(0, 3, len(SUBJECTS))
+    folds = three_folds()
+    alone = [fit(config, inputs, labels, 3, f.train_idx, f.test_idx, seed=f.seed) for f in folds]
+    together = fit_stacked(config, inputs, labels, 3, folds)
+    float32 = fit_stacked(
+        load_config(None, [*common, "train.device=cpu", "train.precision=float32"]), inputs, labels, 3, folds
+    )
+    for a, b in zip(alone, together, strict=True):
+        assert {v.dtype for v in b.model.parameters()} == {torch.float32}
+        # bf16 products: the two paths agree to bf16 rounding after a few steps, not to float32 rounding
+        np.testing.assert_allclose(b.probs, a.probs, rtol=0, atol=0.02)
+    # the stack really computed in bf16: its predictions are not float32 training's
+    assert any(not np.array_equal(f.probs, b.probs) for b, f in zip(together, float32, strict=True))

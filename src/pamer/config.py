@@ -31,6 +31,8 @@ SHIPPED = Path(__file__).resolve().parent / "configs"
 
 # what a network sees: apex - onset (the paper's), the cache's flow field, or the apex crop alone
 REPRESENTATIONS = ("diff", "flow", "apex")
+# what a network computes in (`engine.fold.compute_dtype`)
+PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 class ConfigError(PamerError):
@@ -94,6 +96,10 @@ class TrainConfig:
         class_weights: weight the cross-entropy by inverse class frequency of the training clips.
         device: `auto` (CUDA when available), `cpu` or `cuda[:N]`.
         threads: CPU threads per fold; 0 keeps torch's default (the process executor splits the cores).
+        precision: `auto`, `float32` or `bfloat16` (`engine.fold.compute_dtype`). `auto`: bfloat16 on CUDA,
+            float32 on a CPU (bf16 on CPUs with native bf16 waits for `benchmarks/precision.py`: see
+            `engine.fold.AUTO_CPU_BF16`). bfloat16 is autocast: weights, gradients, Adam's state and batch norm's
+            statistics stay float32.
     """
 
     epochs: int = 40
@@ -104,6 +110,7 @@ class TrainConfig:
     class_weights: bool = False
     device: str = "auto"
     threads: int = 0
+    precision: str = "auto"
 
 
 @dataclass
@@ -155,6 +162,7 @@ class Config:
             (0 <= self.train.weight_decay < math.inf, "train.weight_decay", "a finite number >= 0"),
             (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
+            (self.train.precision in PRECISIONS, "train.precision", "'auto', 'float32' or 'bfloat16'"),
             # torch.manual_seed takes 64-bit seeds; a negative one fails deep inside the first fold
             (0 <= self.seed < 2**63, "seed", "an integer >= 0 and < 2**63"),
             (0 <= self.augment.hflip <= 1, "augment.hflip", "a probability in [0, 1]"),

@@ -24,7 +24,7 @@ import torch
 
 from pamer.classic import is_classic
 from pamer.config import Config
-from pamer.engine.fold import FoldOutput, autocast_dtype, device_name, train_fold
+from pamer.engine.fold import FoldOutput, compute_dtype, device_name, dtype_name, train_fold
 from pamer.engine.inputs import Inputs, device_for, network_inputs
 from pamer.engine.progress import LosoProgress
 from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
@@ -41,7 +41,7 @@ __all__ = [
     "available_cores",
     "choose_executor",
     "clear_inputs",
-    "dtype_name",
+    "execution_dtype",
     "execution_conflicts",
     "run_fold",
     "run_folds",
@@ -72,7 +72,7 @@ class ExecutorChoice:
             threads are not torch's).
         stack: folds trained at once by `stacked` (0 otherwise).
         device: where the folds run, as fold files record it (`fold.device_name`: `cpu`, `cuda <GPU name>`).
-        dtype: what the network computes in, as fold files record it (`fold.autocast_dtype`).
+        dtype: what the network computes in, as fold files record it (`execution_dtype`).
         reason: why `auto` chose this (empty for an explicit executor).
     """
 
@@ -197,7 +197,7 @@ def choose_executor(
         choice,
         threads=choice.threads or threads or torch.get_num_threads(),
         device=device_name(device),
-        dtype=dtype_name(device),
+        dtype=execution_dtype(config, device),
     )
 
 
@@ -280,7 +280,7 @@ def execution_conflicts(
         conflicts.append((f"--stack {stack}", f"--stack {record.stack}"))
     if config.train.device != "auto" and not is_classic(config.model.name):
         device = device_for(config)
-        name, dtype = device_name(device), dtype_name(device)
+        name, dtype = device_name(device), execution_dtype(config, device)
         if (name, dtype) != (record.device, record.dtype):
             conflicts.append(
                 (f"train.device={config.train.device} ({name} {dtype})", f"--set train.device={_device_option(record)}")
@@ -288,10 +288,10 @@ def execution_conflicts(
     return conflicts
 
 
-def dtype_name(device: torch.device) -> str:
-    """The dtype folds on `device` compute in, as their fold files record it: `fold.autocast_dtype`'s, the one
-    function that decides it (a precision setting changes that function, and the recorded decision follows)."""
-    return str(autocast_dtype(device)).removeprefix("torch.")
+def execution_dtype(config: Config, device: torch.device) -> str:
+    """The dtype folds of `config` compute in on `device`, as their fold files record it: decided by
+    `fold.compute_dtype` (from `train.precision`), the one function that decides it."""
+    return dtype_name(compute_dtype(config.train.precision, device))
 
 
 def _device_option(record: ExecutorChoice) -> str:

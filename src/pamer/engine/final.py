@@ -12,7 +12,15 @@ import pamer
 from pamer.checkpoint import MODEL_FILES, CheckpointError, write_checkpoint
 from pamer.classic import is_classic
 from pamer.config import Config, ConfigError
-from pamer.engine.fold import DivergedError, EpochCallback, check_model, fit, fold_arguments
+from pamer.engine.fold import (
+    DivergedError,
+    EpochCallback,
+    check_model,
+    compute_dtype,
+    dtype_name,
+    fit,
+    fold_arguments,
+)
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
 from pamer.models import create_model, model_method
 from pamer.outputs import write_problem
@@ -32,9 +40,10 @@ def train_final(
     """Train on every clip of the cache and save `model.safetensors` + `model.json` into `out_dir`.
 
     `model.json` holds what inference needs: the model name and options, class names, input size,
-    normalisation, representation and the cache's preprocessing config. Never pickled. The output folder is
-    checked before training (not after it): an existing model is refused unless `force`, and a folder that cannot
-    be written or lacks the space for the weights is refused by name.
+    normalisation, representation and the cache's preprocessing config; and the dtype training computed in
+    (`trained_in`: `train.precision` as `loso` resolves it, bfloat16 autocast or float32; the weights are float32).
+    Never pickled. The output folder is checked before training (not after it): an existing model is refused unless
+    `force`, and a folder that cannot be written or lacks the space for the weights is refused by name.
 
     Returns:
         `out_dir`.
@@ -107,6 +116,7 @@ def train_final(
         "dataset": config.data.dataset or cache.config.get("dataset", ""),
         "trained_on": {"clips": len(cache), "subjects": len(set(cache.subjects))},
         "config": config.to_dict(),
+        "trained_in": dtype_name(compute_dtype(config.train.precision, device)),  # train.precision, resolved
         "history": [{"loss": loss, "accuracy": acc} for loss, acc in result.history],
     }
     return write_checkpoint(out_dir, state, card)

@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -33,6 +34,8 @@ from pamer.models import create_model, model_input_size, model_method
 from pamer.preprocess.cache import Cache
 
 __all__ = [
+    "AUTO_CPU_BF16",
+    "BF16_CPU_FLAGS",
     "DivergedError",
     "EpochCallback",
     "FitResult",
@@ -40,9 +43,12 @@ __all__ = [
     "FoldSetup",
     "Learner",
     "OneFold",
-    "autocast_dtype",
+    "compute_dtype",
+    "cpu_has_native_bf16",
+    "dtype_name",
     "channel_tensors",
     "class_weights",
+    "autocast",
     "check_model",
     "device_name",
     "epoch_draws",
@@ -74,9 +80,59 @@ class DivergedError(PamerError):
         self.positions = [0] if positions is None else positions
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype:
-    """The dtype the network computes in on `device`: bfloat16 autocast on CUDA, float32 elsewhere."""
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+# x86 CPU flags (Linux /proc/cpuinfo) of native bfloat16 arithmetic: AVX-512 BF16 (AMD Zen 4 and later, Intel
+# Cooper Lake and later) and AMX-BF16 (Intel Sapphire Rapids and later); oneDNN runs bf16 convolutions on either
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+CPUINFO = Path("/proc/cpuinfo")
+# Whether `auto` takes bf16 on a CPU with native bf16. Issue 19's rule: only once pooled LOSO metrics of bf16 and
+# float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32 learns. Five seeds did
+# not show it on the demo set (bf16 lower on 4 of 5 paired seeds, mean -0.068 macro-F1; BENCHMARKS.md, "bfloat16
+# vs float32"), so `auto` stays float32 on every CPU, as before, although pamnet's step at 112 px is 1.79x faster in
+# bf16 there; `train.precision: bfloat16` takes it on request.
+AUTO_CPU_BF16 = False
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively: a `flags` line of /proc/cpuinfo names `avx512_bf16` or `amx_bf16`.
+
+    Without /proc/cpuinfo (macOS, Windows) or on other CPUs (ARM's BF16 is not looked for): False, and `auto`
+    precision trains in float32 there. `cpuinfo` replaces the file's text (tests).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = CPUINFO.read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and set(value.split()) & set(BF16_CPU_FLAGS):
+            return True
+    return False
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype a fold's network computes in (`train.precision` on `device`): the one decision, used by training,
+    prediction and the run's record of each fold.
+
+    `float32` and `bfloat16` are taken as named; `auto` is bfloat16 on CUDA, and on a CPU that runs it natively
+    (`cpu_has_native_bf16`) when `AUTO_CPU_BF16` is on (today it is off: see there), float32 elsewhere. bfloat16
+    means autocast: the weights, their gradients, Adam's state and batch norm's running statistics stay float32;
+    convolutions and linear layers compute in bfloat16.
+    """
+    if precision == "float32":
+        return torch.float32
+    if precision == "bfloat16":
+        return torch.bfloat16
+    if precision != "auto":
+        raise ConfigError(f"train.precision = {precision!r}, expected auto, float32 or bfloat16")
+    if device.type == "cuda" or (device.type == "cpu" and AUTO_CPU_BF16 and cpu_has_native_bf16()):
+        return torch.bfloat16
+    return torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """`float32`, `bfloat16`: a dtype as fold files and run records write it."""
+    return str(dtype).removeprefix("torch.")
 
 
 def fold_plan(subjects: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -401,6 +457,7 @@ class OneFold:
         self.test_idx = test_idx
         self.device = self.xs[0].device
         self.cuda = self.device.type == "cuda"
+        self.dtype = compute_dtype(config.train.precision, self.device)
         self.net = setup.model.to(memory_format=torch.channels_last) if self.cuda else setup.model
         self.optimizer = make_optimizer(config, self.net.parameters())
         self.y_all = torch.as_tensor(labels, dtype=torch.long, device=self.device)
@@ -434,7 +491,7 @@ class OneFold:
             y = self.y_all[idx]
             if self.cuda:
                 batch_xs = [channels_last(x) for x in batch_xs]
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=self.cuda):
+            with autocast(device, self.dtype):
                 # cross-entropy of the logits unless the network declares its own loss (pamer.models.method)
                 loss, logits = self.loss(model, batch_xs, y, setup.weight)
             optimizer.zero_grad(set_to_none=True)
@@ -459,6 +516,7 @@ class OneFold:
                 setup.std,
                 self.config.train.batch_size,
                 norms=setup.norms,
+                dtype=self.dtype,
             )
         ]
 
@@ -503,6 +561,11 @@ def fit(
     return train_learner(config, fold, start=start, on_epoch=each)[0]
 
 
+def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
+    """Autocast to `dtype` on `device` (`compute_dtype`'s choice); off for float32."""
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def channels_last(x: Tensor) -> Tensor:
     """An image batch in channels_last (the CUDA layout); any other tensor as it is."""
     return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
@@ -518,8 +581,10 @@ def predict_probs(
     batch: int,
     *,
     norms: list[tuple[list[float], list[float]]] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> np.ndarray:
-    """Softmax probabilities of the clips `idx`, without augmentation.
+    """Softmax probabilities of the clips `idx`, without augmentation, the network computing in `dtype` (autocast;
+    None: what `train.precision: auto` gives on the inputs' device).
 
     `mean`, `std` normalise a single input; `norms` gives (mean, std) of each input of a network with several.
 
@@ -530,6 +595,7 @@ def predict_probs(
     xs = as_inputs(inputs)
     norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(norms or [(mean, std)], xs, strict=True)]
     device = xs[0].device
+    dtype = compute_dtype("auto", device) if dtype is None else dtype
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=device)
     out = []
     for begin in range(0, len(idx_t), 2 * batch):
@@ -537,7 +603,7 @@ def predict_probs(
         batch_xs = [x[part].sub_(m).div_(s) for x, (m, s) in zip(xs, norm_t, strict=True)]
         if device.type == "cuda":
             batch_xs = [channels_last(x) for x in batch_xs]
-        with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=device.type == "cuda"):
+        with autocast(device, dtype):
             logits = model(*batch_xs)
         out.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
@@ -581,7 +647,7 @@ def fold_outputs(
                 result.history,
                 result.seconds,
                 device=device_name(device),
-                dtype=str(autocast_dtype(device)).removeprefix("torch."),
+                dtype=dtype_name(compute_dtype(config.train.precision, device)),
                 threads=torch.get_num_threads(),
             )
         )

@@ -153,10 +153,12 @@ def cache_fingerprint(cache: Cache) -> str:
 
 
 def config_hash(config: Config) -> str:
-    """A hash of what a fold computes from: the configuration without where it runs (`train.device`,
-    `train.threads`) and without the cache's path (its contents are the cache fingerprint)."""
+    """A hash of what a fold computes from: the configuration without where and how it runs (`train.device`,
+    `train.threads`, `train.precision`: each fold file's device, dtype and threads columns record those) and without
+    the cache's path (its contents are the cache fingerprint). A run made before `train.precision` existed keeps
+    its hash."""
     values = config.to_dict()
-    values["train"] = {k: v for k, v in values["train"].items() if k not in ("device", "threads")}
+    values["train"] = {k: v for k, v in values["train"].items() if k not in ("device", "threads", "precision")}
     values["data"] = {k: v for k, v in values["data"].items() if k != "cache"}
     return hashlib.blake2b(json.dumps(values, sort_keys=True).encode(), digest_size=16).hexdigest()
 

@@ -20,10 +20,13 @@ How it is built:
 - Batch norm's running statistics are stacked buffers updated in place under vmap. `nn.Dropout` draws its masks
   outside vmap, per fold, from the fold's own generator (on the CPU: the global generator's state after the
   fold's initialisation, exactly what `fit`'s dropout draws from), so they are the masks `fit` draws.
-- On CUDA the step runs under bf16 autocast as `fit`'s does, with the dataset resident on the device and the
-  inputs made once per run (`executors.inputs_for`). It does not run channels_last: vmap cannot query a tensor's
-  layout, so `IgnoreMemoryFormat` drops the networks' own `contiguous(memory_format=...)` requests (a layout hint,
-  no effect on values); whether cuDNN's grouped convolutions in NCHW cost speed is for `benchmarks/gpu_check.sh`.
+- The step and the prediction compute in the fold's dtype as `fit`'s do (`fold.compute_dtype` of
+  `train.precision`: bf16 autocast on CUDA and on CPUs with native bf16 under `auto`, on the CPU too, so a stacked
+  fold records the dtype a one-by-one fold would; the masked batch norm computes its statistics in float32 either
+  way). On CUDA the dataset is resident on the device and the inputs are made once per run
+  (`executors.inputs_for`). It does not run channels_last: vmap cannot query a tensor's layout, so
+  `IgnoreMemoryFormat` drops the networks' own `contiguous(memory_format=...)` requests (a layout hint, no effect on
+  values); whether cuDNN's grouped convolutions in NCHW cost speed is for `benchmarks/gpu_check.sh`.
 - `tests/test_engine_stacked.py` checks every fold's weights and test probabilities against one-by-one `fit` in
   float64 (to 1e-6; they agree to about 1e-8, the rounding of the float32 loss both paths compute).
 
@@ -56,6 +59,8 @@ from pamer.engine.augment import warp
 from pamer.engine.fold import (
     FitResult,
     FoldOutput,
+    autocast,
+    compute_dtype,
     epoch_draws,
     fold_outputs,
     fold_plan,
@@ -293,6 +298,7 @@ class FoldStack:
         self.inputs = inputs
         self.device = inputs.device
         self.cuda = self.device.type == "cuda"
+        self.dtype = compute_dtype(config.train.precision, self.device)
         self.folds = list(folds)
         self.k = len(folds)
         self.num_classes = num_classes
@@ -375,7 +381,7 @@ class FoldStack:
 
         state.full = full
         try:
-            with IgnoreMemoryFormat(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cuda):
+            with IgnoreMemoryFormat(), autocast(self.device, self.dtype):
                 return vmap(one_fold, randomness="error")(self.params(), self.buffers, x, mask, active, drops)
         except RuntimeError as err:
             if "randomness" in str(err):
