@@ -17,6 +17,7 @@ __all__ = [
     "DATASETS",
     "MEGC2019",
     "MEGC2019_PARTS",
+    "MODEL_MARKS",
     "MODEL_ROWS",
     "PAPER",
     "PAPER_COLUMNS",
@@ -152,6 +153,19 @@ MODEL_ROWS: Mapping[str, list[tuple[str, str]]] = {
     "off_apexnet": [("MEGC2019", "OFF-ApexNet")],
     "dual_inception": [("MEGC2019", "Dual-Inception")],
     "ststnet": [("MEGC2019", "STSTNet")],
+    "lbp_attention": [("Table 2", "LBP+attention")],
+    "madfn": [("Table 2", "MADFN")],
+    "madfn_image": [("Table 2", "MADFN")],
+}
+
+# what a row's reader must know beside its published number: networks built from their papers' descriptions
+# (no code of the authors is public; src/pamer/models/peers/lbp_attention.py and madfn.py say what is whose)
+_DESIGNED = "design from the paper's description, no authors' code"
+MODEL_MARKS: Mapping[str, str] = {
+    "lbp_attention": _DESIGNED,
+    "madfn": f"{_DESIGNED}; a ViT from scratch (the authors' was very likely pretrained)",
+    "madfn_image": f"{_DESIGNED}; a ViT from scratch (the authors' was very likely pretrained); without the AU "
+    "fusion (no AUs coded)",
 }
 
 

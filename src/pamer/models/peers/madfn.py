@@ -265,14 +265,25 @@ class MADFN(nn.Module):
         for i, block in enumerate(self.blocks, start=1):
             tokens, weights = block(tokens, need_weights=i == self.drop_after)
             if i == self.drop_after:
-                saliency = weights[:, :k, k:].mean(dim=1)  # (B, N): the class tokens' attention to each patch
-                kept = saliency.topk(self.keep, dim=1).indices
-                patch_tokens = tokens[:, k:].gather(1, kept[:, :, None].expand(-1, -1, tokens.shape[-1]))
-                tokens = torch.cat([tokens[:, :k], patch_tokens], dim=1)
+                tokens, saliency = self.remove_patches(tokens, weights)
                 if self.fusion is not None:
                     tokens = self.fusion(tokens, aus)
         features = self.norm(tokens)[:, :k].mean(dim=1)
         return features, [saliency.view(b, 1, self.grid, self.grid)]
+
+    def remove_patches(self, tokens: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+        """Keep the class tokens and the `keep` patches the class tokens attend to most (in that order).
+
+        Shape:
+            - Input: tokens (B, K + N', dim) (class tokens first), weights (B, K + N', K + N') (a block's softmax
+              averaged over heads)
+            - Output: tokens (B, K + keep, dim), saliency (B, N'): the class tokens' mean attention to each patch
+        """
+        k = self.num_classes
+        saliency = weights[:, :k, k:].mean(dim=1)
+        kept = saliency.topk(self.keep, dim=1).indices
+        patch_tokens = tokens[:, k:].gather(1, kept[:, :, None].expand(-1, -1, tokens.shape[-1]))
+        return torch.cat([tokens[:, :k], patch_tokens], dim=1), saliency
 
     def forward_head(self, features: Tensor) -> Tensor:
         return self.head(features)
