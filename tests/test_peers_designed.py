@@ -12,8 +12,15 @@ from torch import nn
 
 from pamer.models import ModelConfigError, create_model, list_models, model_input_size
 from pamer.models.peers import DESIGNED
-from pamer.models.peers.lbp_attention import ParallelAttention, ShuffleUnit, channel_shuffle, lbp_images
-from pamer.models.peers.madfn import AU_VOCABULARY, au_table
+from pamer.models.peers.lbp_attention import (
+    ParallelAttention,
+    ShuffleUnit,
+    channel_shuffle,
+    lbp_attention_inputs,
+    lbp_images,
+)
+from pamer.models.peers.madfn import AU_VOCABULARY, au_table, madfn_inputs
+from pamer.preprocess.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -224,3 +231,40 @@ def test_wrong_inputs_are_named() -> None:
         create_model("madfn_image")(torch.randn(2, 3, 112, 112), torch.zeros(2, NUM_AUS))
     with pytest.raises(ModelConfigError, match="keep_ratio must be in"):
         create_model("madfn", keep_ratio=0.0)
+
+
+# ---- the inputs each network builds from a cache ------------------------------------------------------------
+
+
+def _cache(n: int, aus: np.ndarray | None, au_names: tuple[str, ...] | None) -> Cache:
+    frames = np.zeros((n, 4, 4, 3), dtype=np.uint8)
+    return Cache(
+        onset=frames,
+        apex=frames,
+        labels=np.zeros(n, dtype=np.int64),
+        subjects=[f"s{i}" for i in range(n)],
+        clips=[f"c{i}" for i in range(n)],
+        classes=("a", "b"),
+        config={"dataset": "casme2"},
+        aus=aus,
+        au_names=au_names,
+    )
+
+
+def test_lbp_attention_inputs_are_the_apex_and_its_lbp_image() -> None:
+    base = torch.rand(2, 3, SIDE, SIDE)
+    rgb, lbp = lbp_attention_inputs(_cache(2, None, None), base)
+    assert rgb is base
+    np.testing.assert_array_equal(lbp.numpy(), lbp_images(base.numpy()))
+    with pytest.raises(ValueError, match=r"spans \[-0\.5, .*set data.representation: apex"):
+        lbp_attention_inputs(_cache(2, None, None), base - 0.5)
+
+
+def test_madfn_inputs_add_the_au_rows_and_refuse_a_cache_without_aus() -> None:
+    aus = np.array([[1, 0], [np.nan, np.nan]], dtype=np.float32)
+    base = torch.rand(2, 3, SIDE, SIDE)
+    image, table = madfn_inputs(_cache(2, aus, ("4", "12")), base)
+    assert image is base
+    np.testing.assert_array_equal(table.numpy(), au_table(aus, ("4", "12"), 2))
+    with pytest.raises(ValueError, match=r"madfn fuses each clip's action units, but casme2 codes none.*madfn_image"):
+        madfn_inputs(_cache(2, None, None), base)

@@ -46,6 +46,8 @@ pamer's choices (fixed before any run; none from a test subject's result), and w
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from skimage.feature import local_binary_pattern
@@ -53,7 +55,10 @@ from torch import Tensor, nn
 
 from pamer.models._registry import ModelConfigError, register_model
 
-__all__ = ["LBP_SIZE", "LBPAttentionNet", "ParallelAttention", "lbp_images"]
+if TYPE_CHECKING:
+    from pamer.preprocess.cache import Cache
+
+__all__ = ["LBP_SIZE", "LBPAttentionNet", "ParallelAttention", "lbp_attention_inputs", "lbp_images"]
 
 # the input side of both branches (see the module docstring)
 LBP_SIZE = 112
@@ -77,6 +82,28 @@ def lbp_images(rgb: np.ndarray, points: int = 8, radius: float = 1.0) -> np.ndar
     grey = np.clip(np.rint(grey * 255), 0, 255).astype(np.uint8)  # integer grey, as LBP on 8-bit images expects
     codes = [local_binary_pattern(image, points, radius, method="default") for image in grey]
     return np.stack(codes)[:, None].astype(np.float32)
+
+
+def lbp_attention_inputs(cache: Cache, base: Tensor) -> tuple[Tensor, Tensor]:
+    """The network's two inputs of every clip: the apex image (the engine's `apex` input) and its LBP image.
+
+    Args:
+        cache: the run's cache (only its length and name are read: the images come as `base`).
+        base: the engine's input of every clip, which must be `data.representation: apex` (values in [0, 1]).
+
+    Shape:
+        - base: (N, 3, 112, 112); output: (N, 3, 112, 112), (N, 1, 112, 112) float32 on base's device.
+    """
+    if base.ndim != 4 or base.shape[1] != 3 or len(base) != len(cache):
+        raise ValueError(f"lbp_attention expected the apex images of {len(cache)} clips, got {tuple(base.shape)}")
+    low, high = float(base.min()), float(base.max())
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"lbp_attention reads the apex image (values in [0, 1]) and computes its LBP image, but the engine's "
+            f"input spans [{low:.3g}, {high:.3g}] (a motion image or flow): set data.representation: apex"
+        )
+    lbp = torch.from_numpy(lbp_images(base.cpu().numpy())).to(base.device)
+    return base, lbp
 
 
 def _conv_bn(

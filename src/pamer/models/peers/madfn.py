@@ -52,6 +52,7 @@ pamer's choices (fixed before any run; none from a test subject's result), and w
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -60,7 +61,10 @@ from torch import Tensor, nn
 
 from pamer.models._registry import ModelConfigError, register_model
 
-__all__ = ["AU_VOCABULARY", "MADFN", "MADFN_SIZE", "AUFusion", "au_table"]
+if TYPE_CHECKING:
+    from pamer.preprocess.cache import Cache
+
+__all__ = ["AU_VOCABULARY", "MADFN", "MADFN_SIZE", "AUFusion", "au_table", "madfn_inputs"]
 
 MADFN_SIZE = 112
 # FACS's 24 main facial action units (Ekman, Friesen and Hager 2002); the AU input has one more column, "not coded"
@@ -96,6 +100,27 @@ def au_table(aus: np.ndarray | None, au_names: tuple[str, ...] | None, n: int) -
             table[:, AU_VOCABULARY.index(name)] = np.where(np.isnan(column), 0, column)
     table[uncoded, -1] = 1
     return table
+
+
+def madfn_inputs(cache: Cache, base: Tensor) -> tuple[Tensor, Tensor]:
+    """MADFN's two inputs of every clip: the engine's image input and the clip's AU row (`au_table`).
+
+    Raises:
+        ValueError: when the cache codes no AU at all (SMIC): the fusion would read nothing but the "not coded" flag,
+            so such a run is refused and pointed at `madfn_image`.
+
+    Shape:
+        - base: (N, 3, 112, 112); output: base, (N, len(AU_VOCABULARY) + 1) float32 on base's device.
+    """
+    name = cache.config.get("dataset") or "this cache"
+    if cache.aus is None:
+        raise ValueError(
+            f"madfn fuses each clip's action units, but {name} codes none (SMIC has no AU coding, and caches made "
+            "before AUs were recorded hold none): run madfn_image (configs/peers/madfn_smic.yaml), MADFN without "
+            "its AU fusion, or prepare the cache again"
+        )
+    table = au_table(cache.aus, cache.au_names, len(cache))
+    return base, torch.from_numpy(table).to(base.device)
 
 
 class Attention(nn.Module):
