@@ -1,5 +1,10 @@
 """One fold: which clips it trains and tests on, its seed, and its training (fixed epochs, Adam, cross-entropy,
-batched augmentation) and prediction."""
+batched augmentation) and prediction.
+
+A network that declares its own inputs, loss or fold statistics (`pamer.models.method.Method`) trains on the same
+path: its inputs are normalised like the standard one, its builder gets `fold_args` of the training clips
+(`fold_arguments`), and its `loss` replaces the cross-entropy step.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamer.classic import check_classic, is_classic
 from pamer.config import AugmentConfig, Config, ConfigError
-from pamer.engine.augment import channel_stats, normalize, random_affine, warp
-from pamer.models import create_model, model_input_size
+from pamer.engine.augment import channel_stats, random_affine, warp
+from pamer.engine.inputs import Inputs, as_inputs
+from pamer.models import create_model, model_input_size, model_method
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -31,6 +36,7 @@ __all__ = [
     "device_name",
     "epoch_draws",
     "fit",
+    "fold_arguments",
     "fold_plan",
     "fold_seed",
     "predict_probs",
@@ -91,7 +97,8 @@ class FitResult:
 
     Attributes:
         model: the network after the last epoch, in eval mode.
-        mean, std: the per-channel normalisation computed on the training clips.
+        mean, std: the per-channel normalisation computed on the training clips (of the first input).
+        norms: (mean, std) of each input (one entry for a network with one input).
         probs: (n_test, C) softmax probabilities after the last epoch (None without test clips).
         epoch_preds: (epochs, n_test) predicted class per epoch, only when `oracle` is on.
         history: per epoch (loss, accuracy) on the augmented training batches.
@@ -105,6 +112,7 @@ class FitResult:
     epoch_preds: np.ndarray | None
     history: list[tuple[float, float]]
     seconds: float
+    norms: list[tuple[list[float], list[float]]] | None = None
 
 
 def epoch_draws(
@@ -169,6 +177,12 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
+    method = model_method(config.model.name)
+    if method.inputs is not None and config.augment.active:
+        raise ConfigError(
+            f"model {config.model.name!r} builds its own inputs, which pamer's augmentation does not warp; "
+            "set augment.hflip: 0, augment.rotation: 0 and augment.crop_scale: 1 (its recipe trains without)"
+        )
     size = model_input_size(config.model.name)
     if size is not None and config.train.input_size != size:
         raise ConfigError(
@@ -177,9 +191,18 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         )
 
 
+def fold_arguments(config: Config, cache: Cache, train_idx: np.ndarray) -> dict:
+    """The network's builder arguments computed from the fold's training clips (`Method.fold_args`), or {}.
+
+    The declared function sees `cache.subset(train_idx)` only: no clip, label or action unit of the test subject.
+    """
+    fold_args = model_method(config.model.name).fold_args
+    return {} if fold_args is None else fold_args(cache.subset(train_idx))
+
+
 def fit(
     config: Config,
-    inputs: Tensor,
+    inputs: Inputs,
     labels: np.ndarray,
     num_classes: int,
     train_idx: np.ndarray,
@@ -187,6 +210,7 @@ def fit(
     *,
     seed: int,
     on_epoch: EpochCallback | None = None,
+    fold_args: dict | None = None,
 ) -> FitResult:
     """Train a fresh network on `train_idx` for `train.epochs` epochs; predict `test_idx` after the last one.
 
@@ -196,25 +220,31 @@ def fit(
 
     Args:
         config: the run's configuration.
-        inputs: every clip's un-normalised input from `prepare_inputs` (on the training device).
+        inputs: every clip's un-normalised input(s) from `network_inputs` (on the training device).
         labels: class index of every clip.
         num_classes: number of classes.
         train_idx, test_idx: clip indices.
         seed: seed of this fold.
         on_epoch: called after each epoch with (epoch, mean loss, training accuracy).
+        fold_args: builder arguments from the training clips (`fold_arguments`), for a network that declares them.
 
     Shape:
-        - inputs: (N, 3, S, S); labels: (N,).
+        - inputs: (N, 3, S, S), or a tuple of (N, ...) tensors; labels: (N,).
     """
     start = time.perf_counter()
-    device = inputs.device
+    xs = as_inputs(inputs)
+    method = model_method(config.model.name)
+    device = xs[0].device
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     train_idx = np.asarray(train_idx, dtype=np.int64)
     if len(train_idx) < 2:
         raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
-    mean, std = channel_stats(inputs[torch.as_tensor(train_idx, device=device)])
-    model = create_model(config.model.name, num_classes=num_classes, **config.model.args).to(device)
+    train_dev = torch.as_tensor(train_idx, device=device)
+    norms = [channel_stats(x[train_dev]) for x in xs]
+    mean, std = norms[0]
+    model = create_model(config.model.name, num_classes=num_classes, **config.model.args, **(fold_args or {}))
+    model = model.to(device)
     cuda = device.type == "cuda"
     if cuda:
         model = model.to(memory_format=torch.channels_last)
@@ -226,7 +256,7 @@ def fit(
     aug = config.augment
     batch = config.train.batch_size
     # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
-    mean_t, std_t = channel_tensors(mean, std, inputs)
+    norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(norms, xs, strict=True)]
     oracle_preds = []
     history = []
     train_t = torch.as_tensor(train_idx)
@@ -242,18 +272,19 @@ def fit(
             idx = order[begin:end]
             # the maps are drawn either way (the random stream stays that of an augmented run), but with every
             # augmentation off they are identities: indexing already gives a fresh copy to normalise in place
-            x = (
-                warp(inputs[idx], thetas[at : at + end - begin], vector_channels=vector_channels)
+            batch_xs = [
+                warp(xs[0][idx], thetas[at : at + end - begin], vector_channels=vector_channels)
                 if aug.active
-                else inputs[idx]
-            )
-            x = x.sub_(mean_t).div_(std_t)  # warp's output is fresh: normalise in place, as normalize() computes
+                else xs[0][idx],
+                *(x[idx] for x in xs[1:]),
+            ]
+            # warp's output and indexing are fresh: normalise in place, as normalize() computes
+            batch_xs = [x.sub_(m).div_(s) for x, (m, s) in zip(batch_xs, norm_t, strict=True)]
             y = y_all[idx]
             if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
+                batch_xs = [channels_last(x) for x in batch_xs]
             with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=cuda):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weight)
+                loss, logits = method.loss(model, batch_xs, y, weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -271,10 +302,10 @@ def fit(
         if on_epoch is not None:
             on_epoch(epoch, *history[-1])
         if config.oracle and test_idx is not None and epoch < config.train.epochs:
-            oracle_preds.append(predict_probs(model, inputs, test_idx, mean, std, batch).argmax(1))
+            oracle_preds.append(predict_probs(model, inputs, test_idx, mean, std, batch, norms=norms).argmax(1))
     probs = None
     if test_idx is not None:
-        probs = predict_probs(model, inputs, test_idx, mean, std, batch)
+        probs = predict_probs(model, inputs, test_idx, mean, std, batch, norms=norms)
         if config.oracle:
             oracle_preds.append(probs.argmax(1))
     model.eval()
@@ -286,36 +317,54 @@ def fit(
         epoch_preds=np.stack(oracle_preds) if config.oracle and oracle_preds else None,
         history=history,
         seconds=time.perf_counter() - start,
+        norms=norms,
     )
+
+
+def channels_last(x: Tensor) -> Tensor:
+    """An image batch in channels_last (the CUDA layout); any other tensor as it is."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 @torch.inference_mode()
 def predict_probs(
-    model: nn.Module, inputs: Tensor, idx: np.ndarray, mean: list[float], std: list[float], batch: int
+    model: nn.Module,
+    inputs: Inputs,
+    idx: np.ndarray,
+    mean: list[float],
+    std: list[float],
+    batch: int,
+    *,
+    norms: list[tuple[list[float], list[float]]] | None = None,
 ) -> np.ndarray:
     """Softmax probabilities of the clips `idx`, without augmentation.
+
+    `mean`, `std` normalise a single input; `norms` gives (mean, std) of each input of a network with several.
 
     Shape:
         - Output: (len(idx), C) float64 on the CPU.
     """
     model.eval()
-    device = inputs.device
+    xs = as_inputs(inputs)
+    norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(norms or [(mean, std)], xs, strict=True)]
+    device = xs[0].device
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=device)
     out = []
     for begin in range(0, len(idx_t), 2 * batch):
-        x = normalize(inputs[idx_t[begin : begin + 2 * batch]], mean, std)
+        part = idx_t[begin : begin + 2 * batch]
+        batch_xs = [x[part].sub_(m).div_(s) for x, (m, s) in zip(xs, norm_t, strict=True)]
         if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+            batch_xs = [channels_last(x) for x in batch_xs]
         with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=device.type == "cuda"):
-            logits = model(x)
+            logits = model(*batch_xs)
         out.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
 def train_fold(
-    config: Config, cache: Cache, inputs: Tensor, fold: int, on_epoch: EpochCallback | None = None
+    config: Config, cache: Cache, inputs: Inputs, fold: int, on_epoch: EpochCallback | None = None
 ) -> FoldOutput:
-    """Train fold `fold` of the cache's fold plan on `inputs` (from `prepare_inputs`) and predict its test subject."""
+    """Train fold `fold` of the cache's fold plan on `inputs` (from `network_inputs`) and predict its test subject."""
     subject, train_idx, test_idx = fold_plan(cache.subjects)[fold]
     try:
         result = fit(
@@ -327,6 +376,7 @@ def train_fold(
             test_idx,
             seed=fold_seed(config.seed, fold),
             on_epoch=on_epoch,
+            fold_args=fold_arguments(config, cache, train_idx),
         )
     except DivergedError as err:
         raise DivergedError(f"fold {fold + 1} (test subject {subject}): {err}") from None
@@ -335,7 +385,7 @@ def train_fold(
             f"fold {fold + 1} (test subject {subject}): the trained network gives NaN or infinite class scores "
             f"(train.lr = {config.train.lr:g}; try a smaller one)"
         )
-    device = inputs.device
+    device = as_inputs(inputs)[0].device
     return FoldOutput(
         subject,
         test_idx,

@@ -30,9 +30,10 @@ How it is built:
 Supported: every network whose only operations across the clips of a batch are batch norm (all of pamer's),
 whose only random operation is `nn.Dropout`, and whose parameters all train. Refused with a message: other
 random layers (Dropout1d/2d/3d, AlphaDropout, random ops called functionally inside `forward`), batch or instance
-norm without running statistics, frozen parameters. On CUDA the masks of dropout come from a per-fold CUDA
-generator, so they differ from a one-by-one CUDA run's (which come from torch's fused kernel); bf16 autocast makes
-either path reproducible only against itself, not bit for bit against the other.
+norm without running statistics, frozen parameters, and networks that declare their own inputs, loss or fold
+statistics (`pamer.models.method`: they train on the local or process executors). On CUDA the masks of dropout
+come from a per-fold CUDA generator, so they differ from a one-by-one CUDA run's (which come from torch's fused
+kernel); bf16 autocast makes either path reproducible only against itself, not bit for bit against the other.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from pamer.engine.fold import (
     fold_plan,
     fold_seed,
 )
-from pamer.models import create_model
+from pamer.models import create_model, model_method
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -237,6 +238,12 @@ class IgnoreMemoryFormat(TorchFunctionMode):
 
 def check_stackable(model: nn.Module, name: str) -> None:
     """Refuse, with the reason, a network the stack cannot train with one-by-one semantics."""
+    method = model_method(name)
+    if method.declared:
+        raise StackedError(
+            f"model {name!r} declares {method.what()} (pamer.models.method), which the stacked executor does not "
+            "train; use --executor local or process"
+        )
     for module_name, module in model.named_modules():
         where = f"model {name!r} layer {module_name or '(root)'}"
         if isinstance(module, OTHER_DROPOUTS) and module.p > 0:

@@ -120,6 +120,33 @@ class Cache:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, idx: Sequence[int] | np.ndarray) -> Cache:
+        """A cache of the clips `idx` only, in that order: every per-clip array and list indexed, the rest shared.
+
+        The engine gives a network's fold statistics (`pamer.models.method.Method.fold_args`) the subset of a fold's
+        training clips, so nothing of the test subject can reach them.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+
+        def take(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[idx]
+
+        return Cache(
+            onset=take(self.onset),
+            apex=take(self.apex),
+            labels=self.labels[idx],
+            subjects=[self.subjects[i] for i in idx],
+            clips=[self.clips[i] for i in idx],
+            classes=self.classes,
+            config=self.config,
+            flow=take(self.flow),
+            datasets=None if self.datasets is None else [self.datasets[i] for i in idx],
+            frames=take(self.frames),
+            aus=take(self.aus),
+            au_names=self.au_names,
+            landmarks=take(self.landmarks),
+        )
+
 
 def cache_arrays(config: dict) -> tuple[str, ...]:
     """The image arrays a cache with this config holds: its `arrays` list, else pamer's own onset/apex (+ flow)."""
