@@ -4,13 +4,18 @@ fusion) and the messages for wrong inputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from skimage.feature import local_binary_pattern
 from torch import nn
 
-from pamer.models import ModelConfigError, create_model, list_models, model_input_size
+from pamer.config import load_config
+from pamer.engine import run_loso
+from pamer.models import ModelConfigError, create_model, list_models, model_input_size, model_method
 from pamer.models.peers import DESIGNED
 from pamer.models.peers.lbp_attention import (
     ParallelAttention,
@@ -24,6 +29,7 @@ from pamer.preprocess.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
 SIDE = 112
 NUM_AUS = len(AU_VOCABULARY) + 1
 
@@ -252,19 +258,95 @@ def _cache(n: int, aus: np.ndarray | None, au_names: tuple[str, ...] | None) -> 
 
 
 def test_lbp_attention_inputs_are_the_apex_and_its_lbp_image() -> None:
-    base = torch.rand(2, 3, SIDE, SIDE)
-    rgb, lbp = lbp_attention_inputs(_cache(2, None, None), base)
-    assert rgb is base
+    cache = _cache(2, None, None)
+    cache.apex = np.full((2, 4, 4, 3), 102, dtype=np.uint8)  # brightness 0.4
+    base = torch.rand(2, 3, SIDE, SIDE) * 0.2 + 0.3
+    sides = []
+    rgb, lbp = lbp_attention_inputs(cache, lambda side: sides.append(side) or base)
+    assert rgb is base and sides == [SIDE]
     np.testing.assert_array_equal(lbp.numpy(), lbp_images(base.numpy()))
-    with pytest.raises(ValueError, match=r"spans \[-0\.5, .*set data.representation: apex"):
-        lbp_attention_inputs(_cache(2, None, None), base - 0.5)
+    with pytest.raises(ValueError, match=r"not the cache's apex crops .*set data.representation: apex"):
+        lbp_attention_inputs(cache, lambda side: base - 0.4)  # a motion image: mean near 0
 
 
 def test_madfn_inputs_add_the_au_rows_and_refuse_a_cache_without_aus() -> None:
     aus = np.array([[1, 0], [np.nan, np.nan]], dtype=np.float32)
     base = torch.rand(2, 3, SIDE, SIDE)
-    image, table = madfn_inputs(_cache(2, aus, ("4", "12")), base)
-    assert image is base
-    np.testing.assert_array_equal(table.numpy(), au_table(aus, ("4", "12"), 2))
+    image, table = madfn_inputs(_cache(2, aus, ("4", "12")), lambda side: base)
+    assert image is base and table.shape == (2, NUM_AUS, 1, 1)
+    np.testing.assert_array_equal(table[:, :, 0, 0].numpy(), au_table(aus, ("4", "12"), 2))
     with pytest.raises(ValueError, match=r"madfn fuses each clip's action units, but casme2 codes none.*madfn_image"):
-        madfn_inputs(_cache(2, None, None), base)
+        madfn_inputs(_cache(2, None, None), lambda side: base)
+
+
+def test_declared_input_shapes() -> None:
+    assert model_method("lbp_attention").input_shapes == ((3, SIDE, SIDE), (1, SIDE, SIDE))
+    assert model_method("madfn").input_shapes == ((3, SIDE, SIDE), (NUM_AUS, 1, 1))
+    assert not model_method("madfn_image").declared  # one image in, cross-entropy out: the plain path
+
+
+# ---- a tiny LOSO run of every shipped config ----------------------------------------------------------------
+
+
+def _loso_cache(with_aus: bool) -> Cache:
+    """3 subjects x 4 clips of 16 x 16 faces, 3 classes; the label is drawn in the apex; AUs of CASME II's sheet."""
+    rng = np.random.default_rng(0)
+    n = 12
+    labels = np.arange(n) % 3
+    onset = rng.integers(60, 200, (n, 16, 16, 3), dtype=np.uint8)
+    apex = onset.copy()
+    for i, label in enumerate(labels):
+        apex[i, 4 * label : 4 * label + 4] = onset[i, 4 * label : 4 * label + 4] // 2  # a darker band
+    aus = rng.integers(0, 2, (n, 3)).astype(np.float32)
+    aus[0] = np.nan  # one clip without coding
+    return Cache(
+        onset=onset,
+        apex=apex,
+        labels=labels.astype(np.int64),
+        subjects=[f"sub{i % 3}" for i in range(n)],
+        clips=[f"clip{i:02d}" for i in range(n)],
+        classes=("negative", "positive", "surprise"),
+        config={"dataset": "synthetic", "size": 16, "representation": "diff"},
+        aus=aus if with_aus else None,
+        au_names=("1", "4", "12") if with_aus else None,
+    )
+
+
+CONFIG_NAMES = sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem.startswith(("lbp_attention", "madfn")))
+
+
+def test_every_dataset_has_both_configs() -> None:
+    assert [
+        f"{m}_{d}" for m in ("lbp_attention", "madfn") for d in ("casme2", "composite", "samm", "smic")
+    ] == CONFIG_NAMES
+
+
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_loso_runs_each_config(name: str, tmp_path: Path) -> None:
+    config = load_config(CONFIGS / f"{name}.yaml", ["train.epochs=1", "train.threads=1", "train.device=cpu"])
+    header = (CONFIGS / f"{name}.yaml").read_text()
+    assert "DESIGN FROM THE PAPER'S DESCRIPTION, NO AUTHORS' CODE" in header
+    assert config.train.input_size == SIDE and not config.augment.active
+    smic = name.endswith("smic")
+    assert config.model.name == (
+        "madfn_image" if name == "madfn_smic" else name.split("_")[0].replace("lbp", "lbp_attention")
+    )
+    if name.startswith("madfn"):
+        assert "pretrained" in header and ("WITHOUT ITS AU FUSION" in header) == smic
+    metrics = run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=not smic), quiet=True)
+    assert metrics["model"] == config.model.name and metrics["folds"] == 3
+    table = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
+    probs = table[[f"prob_{c}" for c in ("negative", "positive", "surprise")]].to_numpy()
+    assert probs.shape == (12, 3) and np.isfinite(probs).all()
+
+
+def test_madfn_refuses_a_cache_without_aus_by_name(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "madfn_casme2.yaml", ["train.epochs=1", "train.device=cpu"])
+    with pytest.raises(ValueError, match="synthetic codes none.*madfn_image"):
+        run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=False), quiet=True)
+
+
+def test_lbp_attention_refuses_a_motion_image(tmp_path: Path) -> None:
+    config = load_config(CONFIGS / "lbp_attention_casme2.yaml", ["train.epochs=1", "data.representation=diff"])
+    with pytest.raises(ValueError, match="set data.representation: apex"):
+        run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=True), quiet=True)

@@ -46,6 +46,7 @@ pamer's choices (fixed before any run; none from a test subject's result), and w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -54,6 +55,7 @@ from skimage.feature import local_binary_pattern
 from torch import Tensor, nn
 
 from pamer.models._registry import ModelConfigError, register_model
+from pamer.models.method import Method
 
 if TYPE_CHECKING:
     from pamer.preprocess.cache import Cache
@@ -84,23 +86,25 @@ def lbp_images(rgb: np.ndarray, points: int = 8, radius: float = 1.0) -> np.ndar
     return np.stack(codes)[:, None].astype(np.float32)
 
 
-def lbp_attention_inputs(cache: Cache, base: Tensor) -> tuple[Tensor, Tensor]:
-    """The network's two inputs of every clip: the apex image (the engine's `apex` input) and its LBP image.
+def lbp_attention_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[Tensor, Tensor]:
+    """The network's two inputs of every clip (its `Method.inputs`): the apex image and its LBP image.
 
     Args:
-        cache: the run's cache (only its length and name are read: the images come as `base`).
-        base: the engine's input of every clip, which must be `data.representation: apex` (values in [0, 1]).
+        cache: the run's cache (its apex crops only checked against `standard`'s images).
+        standard: the engine's input of every clip at a side, which must be `data.representation: apex`.
 
     Shape:
-        - base: (N, 3, 112, 112); output: (N, 3, 112, 112), (N, 1, 112, 112) float32 on base's device.
+        - output: (N, 3, 112, 112) in [0, 1], (N, 1, 112, 112) codes, float32 on the engine's device.
     """
+    base = standard(LBP_SIZE)
     if base.ndim != 4 or base.shape[1] != 3 or len(base) != len(cache):
         raise ValueError(f"lbp_attention expected the apex images of {len(cache)} clips, got {tuple(base.shape)}")
-    low, high = float(base.min()), float(base.max())
-    if low < 0 or high > 1:
+    # the apex representation is apex / 255 resized: each clip's mean brightness is its crop's (a resize keeps it)
+    apex_means = None if cache.apex is None else cache.apex.reshape(len(cache), -1).mean(axis=1) / 255
+    if apex_means is None or np.abs(base.mean(dim=(1, 2, 3)).cpu().numpy() - apex_means).max() > 0.02:
         raise ValueError(
-            f"lbp_attention reads the apex image (values in [0, 1]) and computes its LBP image, but the engine's "
-            f"input spans [{low:.3g}, {high:.3g}] (a motion image or flow): set data.representation: apex"
+            "lbp_attention reads the apex face image and computes its LBP image, but the engine's input is not the "
+            "cache's apex crops (a motion image or flow): set data.representation: apex"
         )
     lbp = torch.from_numpy(lbp_images(base.cpu().numpy())).to(base.device)
     return base, lbp
@@ -300,7 +304,10 @@ class LBPAttentionNet(nn.Module):
         return self.forward_head(self.forward_features(rgb, lbp)[0])
 
 
-@register_model(input_size=LBP_SIZE)
+@register_model(
+    input_size=LBP_SIZE,
+    method=Method(inputs=lbp_attention_inputs, input_shapes=((3, LBP_SIZE, LBP_SIZE), (1, LBP_SIZE, LBP_SIZE))),
+)
 def lbp_attention(num_classes: int = 5, drop_rate: float = 0.2) -> LBPAttentionNet:
     """LBP+attention (Li et al. 2023/2024), designed from the paper's description: dense ShuffleNet + LBP branch."""
     return LBPAttentionNet(num_classes, drop_rate=drop_rate)

@@ -52,6 +52,7 @@ pamer's choices (fixed before any run; none from a test subject's result), and w
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,6 +61,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamer.models._registry import ModelConfigError, register_model
+from pamer.models.method import Method
 
 if TYPE_CHECKING:
     from pamer.preprocess.cache import Cache
@@ -102,15 +104,16 @@ def au_table(aus: np.ndarray | None, au_names: tuple[str, ...] | None, n: int) -
     return table
 
 
-def madfn_inputs(cache: Cache, base: Tensor) -> tuple[Tensor, Tensor]:
-    """MADFN's two inputs of every clip: the engine's image input and the clip's AU row (`au_table`).
+def madfn_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[Tensor, Tensor]:
+    """MADFN's two inputs of every clip (its `Method.inputs`): the engine's image and the clip's AU row (`au_table`).
 
     Raises:
         ValueError: when the cache codes no AU at all (SMIC): the fusion would read nothing but the "not coded" flag,
             so such a run is refused and pointed at `madfn_image`.
 
     Shape:
-        - base: (N, 3, 112, 112); output: base, (N, len(AU_VOCABULARY) + 1) float32 on base's device.
+        - output: (N, 3, 112, 112), (N, len(AU_VOCABULARY) + 1, 1, 1) float32 on the engine's device (the AU row
+          as channels, so the engine normalises each column over the training clips as it does image channels).
     """
     name = cache.config.get("dataset") or "this cache"
     if cache.aus is None:
@@ -119,8 +122,9 @@ def madfn_inputs(cache: Cache, base: Tensor) -> tuple[Tensor, Tensor]:
             "before AUs were recorded hold none): run madfn_image (configs/peers/madfn_smic.yaml), MADFN without "
             "its AU fusion, or prepare the cache again"
         )
+    base = standard(MADFN_SIZE)
     table = au_table(cache.aus, cache.au_names, len(cache))
-    return base, torch.from_numpy(table).to(base.device)
+    return base, torch.from_numpy(table)[:, :, None, None].to(base.device)
 
 
 class Attention(nn.Module):
@@ -205,7 +209,7 @@ class MADFN(nn.Module):
         num_aus: columns of the AU input (`au_table`: the vocabulary + the "not coded" flag).
 
     Shape:
-        - Input: x (B, 3, img_size, img_size), with `au_fusion` aus (B, num_aus)
+        - Input: x (B, 3, img_size, img_size), with `au_fusion` aus (B, num_aus) or (B, num_aus, 1, 1)
         - Output: (B, num_classes)
     """
 
@@ -263,7 +267,8 @@ class MADFN(nn.Module):
         """Pooled class-token features and the class tokens' attention over the patch grid (before the removal).
 
         Shape:
-            - Input: x (B, 3, img_size, img_size), aus (B, num_aus) with the fusion module, else None
+            - Input: x (B, 3, img_size, img_size), aus (B, num_aus) or (B, num_aus, 1, 1) with the fusion module,
+              else None
             - Output: (B, dim), [(B, 1, grid, grid)]
         """
         side = self.img_size
@@ -277,6 +282,8 @@ class MADFN(nn.Module):
                 f"{self.name}: the AU fusion module is {'off' if self.fusion is None else 'on'}, so the AU table "
                 f"must be {'left out' if self.fusion is None else 'given'}"
             )
+        if aus is not None and aus.ndim == 4 and aus.shape[2:] == (1, 1):
+            aus = aus.flatten(1)  # the engine's form: the AU row as channels
         if aus is not None and (
             aus.ndim != 2 or aus.shape[0] != x.shape[0] or aus.shape[1] != self.fusion.au_embed.shape[0]
         ):
@@ -317,7 +324,10 @@ class MADFN(nn.Module):
         return self.forward_head(self.forward_features(x, aus)[0])
 
 
-@register_model(input_size=MADFN_SIZE)
+@register_model(
+    input_size=MADFN_SIZE,
+    method=Method(inputs=madfn_inputs, input_shapes=((3, MADFN_SIZE, MADFN_SIZE), (len(AU_VOCABULARY) + 1, 1, 1))),
+)
 def madfn(num_classes: int = 5, keep_ratio: float = 0.5, drop_rate: float = 0.1) -> MADFN:
     """MADFN (Yang et al. 2023), designed from the paper's description: ViT from scratch + AU dynamic fusion."""
     return MADFN(num_classes, au_fusion=True, keep_ratio=keep_ratio, drop_rate=drop_rate)
