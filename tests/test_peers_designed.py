@@ -350,3 +350,15 @@ def test_lbp_attention_refuses_a_motion_image(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "lbp_attention_casme2.yaml", ["train.epochs=1", "data.representation=diff"])
     with pytest.raises(ValueError, match="set data.representation: apex"):
         run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=True), quiet=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["lbp_attention_casme2", "madfn_casme2", "madfn_smic"])
+def test_designed_peer_trains_on_cuda_with_bf16(name: str, tmp_path: Path) -> None:
+    """The CUDA path (bf16 autocast, channels_last images, the AU row as (B, A, 1, 1) channels) trains and predicts."""
+    config = load_config(CONFIGS / f"{name}.yaml", ["train.epochs=2", "train.device=cuda"])
+    run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=name != "madfn_smic"), quiet=True)
+    table = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
+    probs = table[[f"prob_{c}" for c in ("negative", "positive", "surprise")]].to_numpy()
+    assert probs.shape == (12, 3) and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
