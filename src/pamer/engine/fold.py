@@ -1,17 +1,24 @@
 """One fold: which clips it trains and tests on, its seed, and its training (fixed epochs, Adam, cross-entropy,
 batched augmentation) and prediction.
 
+The training path is written once for one fold and for K folds at once (`engine/stacked.py`): the per-fold setup
+(`setup_fold`: seed, network, normalisation, class weights, in one order), the optimiser (`make_optimizer`), the epoch
+loop with its finite check, oracle and final prediction (`train_learner`) and the wrapping into `FoldOutput`s
+(`fold_outputs`). A `Learner` supplies only what differs: one fold's plain step and prediction (`OneFold`), or the
+stack's vmapped, masked ones (`stacked.FoldStack`).
+
 A network that declares its own inputs, loss or fold statistics (`pamer.models.method.Method`) trains on the same
-path: its inputs are normalised like the standard one, its builder gets `fold_args` of the training clips
-(`fold_arguments`), and its `loss` replaces the cross-entropy step.
+one-fold path: `setup_fold` normalises each of its inputs like the standard one and gives its builder the `fold_args`
+of the training clips (`fold_arguments`), and `OneFold`'s step calls its `loss`. The stack refuses such networks.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -29,6 +36,9 @@ __all__ = [
     "EpochCallback",
     "FitResult",
     "FoldOutput",
+    "FoldSetup",
+    "Learner",
+    "OneFold",
     "autocast_dtype",
     "channel_tensors",
     "class_weights",
@@ -37,10 +47,14 @@ __all__ = [
     "epoch_draws",
     "fit",
     "fold_arguments",
+    "fold_outputs",
     "fold_plan",
     "fold_seed",
+    "make_optimizer",
     "predict_probs",
+    "setup_fold",
     "train_fold",
+    "train_learner",
 ]
 
 # (epoch 1-based, mean training loss, training accuracy) after each epoch
@@ -48,7 +62,15 @@ EpochCallback = Callable[[int, float, float], None]
 
 
 class DivergedError(ValueError):
-    """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change)."""
+    """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change).
+
+    Attributes:
+        positions: which of the folds trained together diverged (indices among them; [0] for one fold).
+    """
+
+    def __init__(self, message: str, positions: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.positions = [0] if positions is None else positions
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -96,23 +118,21 @@ class FitResult:
     """A trained model and, when test clips were given, their class probabilities.
 
     Attributes:
-        model: the network after the last epoch, in eval mode.
-        mean, std: the per-channel normalisation computed on the training clips (of the first input).
-        norms: (mean, std) of each input (one entry for a network with one input).
+        model: the network after the last epoch, in eval mode (None where the caller asked for predictions only).
+        mean, std: the per-channel normalisation computed on the training clips.
         probs: (n_test, C) softmax probabilities after the last epoch (None without test clips).
         epoch_preds: (epochs, n_test) predicted class per epoch, only when `oracle` is on.
         history: per epoch (loss, accuracy) on the augmented training batches.
         seconds: wall time of the training.
     """
 
-    model: nn.Module
+    model: nn.Module | None
     mean: list[float]
     std: list[float]
     probs: np.ndarray | None
     epoch_preds: np.ndarray | None
     history: list[tuple[float, float]]
     seconds: float
-    norms: list[tuple[list[float], list[float]]] | None = None
 
 
 def epoch_draws(
@@ -191,6 +211,30 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         )
 
 
+@dataclass
+class FoldSetup:
+    """A fold's starting point, made in one order by `setup_fold` for the one-fold trainer and the stack alike.
+
+    Attributes:
+        train_t: the training clips (a CPU int64 tensor of indices), which `epoch_draws` shuffles.
+        generator: the fold's CPU generator of shuffles and affine maps.
+        mean, std: the per-channel normalisation computed on the training clips.
+        norms: (mean, std) of each input (a network that declares several inputs); norms[0] is (mean, std).
+        model: the freshly initialised network, on the inputs' device.
+        rng_state: the global CPU generator's state right after initialisation (what a CPU fold's dropout draws from).
+        weight: the loss's class weights on the inputs' device (None without `train.class_weights`).
+    """
+
+    train_t: Tensor
+    generator: torch.Generator
+    mean: list[float]
+    std: list[float]
+    norms: list[tuple[list[float], list[float]]]
+    model: nn.Module
+    rng_state: Tensor
+    weight: Tensor | None
+
+
 def fold_arguments(config: Config, cache: Cache, train_idx: np.ndarray) -> dict:
     """The network's builder arguments computed from the fold's training clips (`Method.fold_args`), or {}.
 
@@ -198,6 +242,227 @@ def fold_arguments(config: Config, cache: Cache, train_idx: np.ndarray) -> dict:
     """
     fold_args = model_method(config.model.name).fold_args
     return {} if fold_args is None else fold_args(cache.subset(train_idx))
+
+
+def setup_fold(
+    config: Config,
+    inputs: Inputs,
+    labels: np.ndarray,
+    num_classes: int,
+    train_idx: np.ndarray,
+    seed: int,
+    fold_args: dict | None = None,
+) -> FoldSetup:
+    """Seed a fold and build what it starts from, in the order that fixes every random number it draws.
+
+    The global seed (initialisation, and dropout on the CPU), the fold's own generator (`epoch_draws`), the
+    normalisation statistics, the network, the class weights. `fit` and the stack both start a fold here, so a seed
+    gives a fold the same initial weights and draws on either path. `fold_args` (from `fold_arguments`) go to the
+    network's builder.
+    """
+    train_idx = np.asarray(train_idx, dtype=np.int64)
+    if len(train_idx) < 2:
+        raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
+    xs = as_inputs(inputs)
+    device = xs[0].device
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_dev = torch.as_tensor(train_idx, device=device)
+    norms = [channel_stats(x[train_dev]) for x in xs]
+    model = create_model(config.model.name, num_classes=num_classes, **config.model.args, **(fold_args or {}))
+    rng_state = torch.get_rng_state()
+    weight = class_weights(config, labels, train_idx, num_classes)
+    return FoldSetup(
+        train_t=torch.as_tensor(train_idx),
+        generator=generator,
+        mean=norms[0][0],
+        std=norms[0][1],
+        norms=norms,
+        model=model.to(device),
+        rng_state=rng_state,
+        weight=None if weight is None else weight.to(device),
+    )
+
+
+def make_optimizer(config: Config, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+    """A fold's optimiser: Adam at `train.lr` with `train.weight_decay` (the stack passes one flat leaf per fold)."""
+    return torch.optim.Adam(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+
+
+class Learner(Protocol):
+    """What `train_learner` drives: one fold (`OneFold`) or K folds at once (`stacked.FoldStack`).
+
+    Attributes:
+        means, stds: each fold's normalisation (`FoldSetup.mean`, `FoldSetup.std`), in the order of the folds.
+    """
+
+    means: list[list[float]]
+    stds: list[list[float]]
+
+    def train_epoch(self) -> list[tuple[float, float]]:
+        """Train one epoch; each fold's (mean training loss, training accuracy)."""
+        ...
+
+    def predict(self) -> list[np.ndarray | None]:
+        """Each fold's softmax probabilities of its test clips, float64 on the CPU (None without test clips)."""
+        ...
+
+    def model(self, k: int) -> nn.Module:
+        """Fold `k`'s network after training, in eval mode."""
+        ...
+
+
+def train_learner(
+    config: Config,
+    learner: Learner,
+    *,
+    start: float,
+    on_epoch: Callable[[int, list[tuple[float, float]]], None] | None = None,
+    models: bool = True,
+) -> list[FitResult]:
+    """Train every fold of `learner` for `train.epochs` epochs, then predict its test clips: the one epoch loop.
+
+    After each epoch a non-finite loss stops the run (`DivergedError`, with the positions of the folds that
+    diverged); with `config.oracle` the test predictions of every epoch but the last are recorded (never used for
+    any choice; the last comes from the final prediction).
+
+    Args:
+        start: `time.perf_counter()` when the folds' setup began (their `seconds` share the time since).
+        on_epoch: called after each epoch with (epoch, each fold's (mean loss, accuracy)).
+        models: keep each fold's network in its result (a stack that only predicts skips the copies).
+    """
+    k = len(learner.means)
+    epochs = config.train.epochs
+    history: list[list[tuple[float, float]]] = [[] for _ in range(k)]
+    oracle: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for epoch in range(1, epochs + 1):
+        stats = learner.train_epoch()
+        for h, s in zip(history, stats, strict=True):
+            h.append(s)
+        diverged = [i for i, (loss, _) in enumerate(stats) if not math.isfinite(loss)]
+        if diverged:
+            # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
+            raise DivergedError(
+                f"training diverged at epoch {epoch}: the mean training loss is {stats[diverged[0]][0]} "
+                f"(train.lr = {config.train.lr:g}; try a smaller one)",
+                diverged,
+            )
+        if on_epoch is not None:
+            on_epoch(epoch, stats)
+        if config.oracle and epoch < epochs:
+            for i, probs in enumerate(learner.predict()):
+                if probs is not None:
+                    oracle[i].append(probs.argmax(1))
+    probs = learner.predict()
+    seconds = (time.perf_counter() - start) / k
+    results = []
+    for i in range(k):
+        epoch_preds = None
+        if config.oracle and probs[i] is not None:
+            epoch_preds = np.stack([*oracle[i], probs[i].argmax(1)])
+        results.append(
+            FitResult(
+                model=learner.model(i) if models else None,
+                mean=learner.means[i],
+                std=learner.stds[i],
+                probs=probs[i],
+                epoch_preds=epoch_preds,
+                history=history[i],
+                seconds=seconds,
+            )
+        )
+    return results
+
+
+class OneFold:
+    """One fold's network, optimiser and data: the `Learner` that `fit` trains (one network, plain autograd).
+
+    Args: as `fit`'s.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        inputs: Inputs,
+        labels: np.ndarray,
+        num_classes: int,
+        train_idx: np.ndarray,
+        test_idx: np.ndarray | None,
+        seed: int,
+        fold_args: dict | None = None,
+    ) -> None:
+        setup = self.setup = setup_fold(config, inputs, labels, num_classes, train_idx, seed, fold_args)
+        self.means, self.stds = [setup.mean], [setup.std]
+        self.config = config
+        self.inputs = inputs
+        self.xs = as_inputs(inputs)
+        self.loss = model_method(config.model.name).loss
+        self.test_idx = test_idx
+        self.device = self.xs[0].device
+        self.cuda = self.device.type == "cuda"
+        self.net = setup.model.to(memory_format=torch.channels_last) if self.cuda else setup.model
+        self.optimizer = make_optimizer(config, self.net.parameters())
+        self.y_all = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+        self.vector_channels = (0, 1) if config.data.representation == "flow" else None
+        # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
+        self.norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(setup.norms, self.xs, strict=True)]
+
+    def train_epoch(self) -> list[tuple[float, float]]:
+        setup, config, device, xs = self.setup, self.config, self.device, self.xs
+        aug = config.augment
+        model, optimizer = self.net, self.optimizer
+        model.train()
+        order, thetas, spans = epoch_draws(setup.train_t, config.train.batch_size, aug, setup.generator)
+        # one host-to-device copy per epoch, not two per step (a pageable copy to CUDA waits for the device)
+        order, thetas = order.to(device), thetas.to(device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for begin, end, at in spans:
+            idx = order[begin:end]
+            # the maps are drawn either way (the random stream stays that of an augmented run), but with every
+            # augmentation off they are identities: indexing already gives a fresh copy to normalise in place
+            batch_xs = [
+                warp(xs[0][idx], thetas[at : at + end - begin], vector_channels=self.vector_channels)
+                if aug.active
+                else xs[0][idx],
+                *(x[idx] for x in xs[1:]),  # a network's own extra inputs (never augmented: check_model)
+            ]
+            # warp's output and indexing are fresh: normalise in place, as normalize() computes
+            batch_xs = [x.sub_(m).div_(s) for x, (m, s) in zip(batch_xs, self.norm_t, strict=True)]
+            y = self.y_all[idx]
+            if self.cuda:
+                batch_xs = [channels_last(x) for x in batch_xs]
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=self.cuda):
+                # cross-entropy of the logits unless the network declares its own loss (pamer.models.method)
+                loss, logits = self.loss(model, batch_xs, y, setup.weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # accumulated on the device: no host sync per step
+            loss_sum += loss.detach() * (end - begin)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += end - begin
+        return [(float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1))]
+
+    def predict(self) -> list[np.ndarray | None]:
+        if self.test_idx is None:
+            return [None]
+        setup = self.setup
+        return [
+            predict_probs(
+                self.net,
+                self.inputs,
+                self.test_idx,
+                setup.mean,
+                setup.std,
+                self.config.train.batch_size,
+                norms=setup.norms,
+            )
+        ]
+
+    def model(self, k: int) -> nn.Module:
+        return self.net.eval()
 
 
 def fit(
@@ -232,93 +497,9 @@ def fit(
         - inputs: (N, 3, S, S), or a tuple of (N, ...) tensors; labels: (N,).
     """
     start = time.perf_counter()
-    xs = as_inputs(inputs)
-    method = model_method(config.model.name)
-    device = xs[0].device
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    train_idx = np.asarray(train_idx, dtype=np.int64)
-    if len(train_idx) < 2:
-        raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
-    train_dev = torch.as_tensor(train_idx, device=device)
-    norms = [channel_stats(x[train_dev]) for x in xs]
-    mean, std = norms[0]
-    model = create_model(config.model.name, num_classes=num_classes, **config.model.args, **(fold_args or {}))
-    model = model.to(device)
-    cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
-    y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
-    weight = class_weights(config, labels, train_idx, num_classes)
-    weight = None if weight is None else weight.to(device)
-    vector_channels = (0, 1) if config.data.representation == "flow" else None
-    aug = config.augment
-    batch = config.train.batch_size
-    # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
-    norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(norms, xs, strict=True)]
-    oracle_preds = []
-    history = []
-    train_t = torch.as_tensor(train_idx)
-    for epoch in range(1, config.train.epochs + 1):
-        model.train()
-        order, thetas, spans = epoch_draws(train_t, batch, aug, generator)
-        # one host-to-device copy per epoch, not two per step (a pageable copy to CUDA waits for the device)
-        order, thetas = order.to(device), thetas.to(device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        for begin, end, at in spans:
-            idx = order[begin:end]
-            # the maps are drawn either way (the random stream stays that of an augmented run), but with every
-            # augmentation off they are identities: indexing already gives a fresh copy to normalise in place
-            batch_xs = [
-                warp(xs[0][idx], thetas[at : at + end - begin], vector_channels=vector_channels)
-                if aug.active
-                else xs[0][idx],
-                *(x[idx] for x in xs[1:]),
-            ]
-            # warp's output and indexing are fresh: normalise in place, as normalize() computes
-            batch_xs = [x.sub_(m).div_(s) for x, (m, s) in zip(batch_xs, norm_t, strict=True)]
-            y = y_all[idx]
-            if cuda:
-                batch_xs = [channels_last(x) for x in batch_xs]
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=cuda):
-                loss, logits = method.loss(model, batch_xs, y, weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            # accumulated on the device: no host sync per step
-            loss_sum += loss.detach() * (end - begin)
-            correct += (logits.detach().argmax(1) == y).sum()
-            seen += end - begin
-        history.append((float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)))
-        if not math.isfinite(history[-1][0]):
-            # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
-            raise DivergedError(
-                f"training diverged at epoch {epoch}: the mean training loss is {history[-1][0]} "
-                f"(train.lr = {config.train.lr:g}; try a smaller one)"
-            )
-        if on_epoch is not None:
-            on_epoch(epoch, *history[-1])
-        if config.oracle and test_idx is not None and epoch < config.train.epochs:
-            oracle_preds.append(predict_probs(model, inputs, test_idx, mean, std, batch, norms=norms).argmax(1))
-    probs = None
-    if test_idx is not None:
-        probs = predict_probs(model, inputs, test_idx, mean, std, batch, norms=norms)
-        if config.oracle:
-            oracle_preds.append(probs.argmax(1))
-    model.eval()
-    return FitResult(
-        model=model,
-        mean=mean,
-        std=std,
-        probs=probs,
-        epoch_preds=np.stack(oracle_preds) if config.oracle and oracle_preds else None,
-        history=history,
-        seconds=time.perf_counter() - start,
-        norms=norms,
-    )
+    fold = OneFold(config, inputs, labels, num_classes, train_idx, test_idx, seed, fold_args)
+    each = None if on_epoch is None else lambda epoch, stats: on_epoch(epoch, *stats[0])
+    return train_learner(config, fold, start=start, on_epoch=each)[0]
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -361,42 +542,77 @@ def predict_probs(
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
+def fold_outputs(
+    config: Config,
+    cache: Cache,
+    folds: Sequence[int],
+    train: Callable[[], list[FitResult]],
+    device: torch.device,
+) -> list[FoldOutput]:
+    """The `FoldOutput`s of the folds `folds` (indices into the cache's fold plan), from `train()`'s results.
+
+    Used by the one-fold trainer and the stack alike: a divergence is named by fold and test subject, a trained
+    network whose class scores are not finite is refused, and each output records where its fold ran.
+    """
+    plan = fold_plan(cache.subjects)
+
+    def name(fold: int) -> str:
+        return f"fold {fold + 1} (test subject {plan[fold][0]})"
+
+    try:
+        results = train()
+    except DivergedError as err:
+        named = ", ".join(name(folds[k]) for k in err.positions)
+        raise DivergedError(f"{named}: {err}", err.positions) from None
+    outputs = []
+    for fold, result in zip(folds, results, strict=True):
+        if not np.isfinite(result.probs).all():
+            raise DivergedError(
+                f"{name(fold)}: the trained network gives NaN or infinite class scores "
+                f"(train.lr = {config.train.lr:g}; try a smaller one)"
+            )
+        outputs.append(
+            FoldOutput(
+                plan[fold][0],
+                plan[fold][2],
+                result.probs,
+                result.epoch_preds,
+                result.history,
+                result.seconds,
+                device=device_name(device),
+                dtype=str(autocast_dtype(device)).removeprefix("torch."),
+                threads=torch.get_num_threads(),
+            )
+        )
+    return outputs
+
+
 def train_fold(
     config: Config, cache: Cache, inputs: Inputs, fold: int, on_epoch: EpochCallback | None = None
 ) -> FoldOutput:
     """Train fold `fold` of the cache's fold plan on `inputs` (from `network_inputs`) and predict its test subject."""
-    subject, train_idx, test_idx = fold_plan(cache.subjects)[fold]
-    try:
-        result = fit(
-            config,
-            inputs,
-            np.asarray(cache.labels, dtype=np.int64),
-            len(cache.classes),
-            train_idx,
-            test_idx,
-            seed=fold_seed(config.seed, fold),
-            on_epoch=on_epoch,
-            fold_args=fold_arguments(config, cache, train_idx),
-        )
-    except DivergedError as err:
-        raise DivergedError(f"fold {fold + 1} (test subject {subject}): {err}") from None
-    if not np.isfinite(result.probs).all():
-        raise DivergedError(
-            f"fold {fold + 1} (test subject {subject}): the trained network gives NaN or infinite class scores "
-            f"(train.lr = {config.train.lr:g}; try a smaller one)"
-        )
-    device = as_inputs(inputs)[0].device
-    return FoldOutput(
-        subject,
-        test_idx,
-        result.probs,
-        result.epoch_preds,
-        result.history,
-        result.seconds,
-        device=device_name(device),
-        dtype=str(autocast_dtype(device)).removeprefix("torch."),
-        threads=torch.get_num_threads(),
-    )
+    _, train_idx, test_idx = fold_plan(cache.subjects)[fold]
+    labels = np.asarray(cache.labels, dtype=np.int64)
+
+    def train() -> list[FitResult]:
+        seed = fold_seed(config.seed, fold)
+        # statistics of the training clips only (a subset of the cache without the test subject)
+        stats = fold_arguments(config, cache, train_idx)
+        return [
+            fit(
+                config,
+                inputs,
+                labels,
+                len(cache.classes),
+                train_idx,
+                test_idx,
+                seed=seed,
+                on_epoch=on_epoch,
+                fold_args=stats,
+            )
+        ]
+
+    return fold_outputs(config, cache, [fold], train, as_inputs(inputs)[0].device)[0]
 
 
 def device_name(device: torch.device) -> str:
