@@ -23,8 +23,9 @@ import torch
 
 from pamer.config import load_config
 from pamer.engine import run_loso
+from pamer.engine.augment import channel_stats
 from pamer.engine.fold import fit, fold_plan, predict_probs
-from pamer.engine.inputs import device_for, network_inputs
+from pamer.engine.inputs import as_inputs, device_for, network_inputs
 from pamer.models.peers import DESIGNED, NAMES
 from pamer.preprocess.cache import Cache
 
@@ -74,7 +75,9 @@ def projected(name: str, cache: Cache, overrides: list[str]) -> str:
     )
     epoch = stamps[1] - stamps[0]
     t0 = time.perf_counter()
-    predict_probs(result.model, inputs, test_idx, result.mean, result.std, config.train.batch_size, norms=result.norms)
+    # the training clips' normalisation of each input, as the fold computes it
+    norms = [channel_stats(x[torch.as_tensor(train_idx, device=device)]) for x in as_inputs(inputs)]
+    predict_probs(result.model, inputs, test_idx, *norms[0], config.train.batch_size, norms=norms)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t_eval = time.perf_counter() - t0
