@@ -3,7 +3,7 @@ micro-expression recognition" (Chinese: J. Beijing Univ. Aeronaut. Astronaut. 20
 doi 10.13700/j.bh.1001-5965.2023.0215; English: J. Applied Artificial Intelligence 2024, 1(3): 310-326,
 doi 10.59782/aai.v1i3.333), the paper's Table 2 row "LBP+attention".
 
-A design from the paper's description: no code of the authors is public, and the full text could not be read here.
+A design from the paper's description: no code of the authors was found, and the full text could not be read here.
 Searched (stored public pages, documentation, code): the two titles, the DOIs, "Shuffle Stage" + "LBP" +
 "micro-expression", the Chinese title and abstract phrases; found the two abstracts only (the journal pages at
 bhxb.buaa.edu.cn and crestapress.org, abstract and keywords), no figure, table or training section.
@@ -23,8 +23,8 @@ pamer's choices (fixed before any run; none from a test subject's result), and w
 - Input: the aligned apex face crop (RGB, the "RGB image") and its LBP image, both at 112 x 112. The LBP image is
   scikit-image's `local_binary_pattern` (8 neighbours on a circle of radius 1, the 256-code "default" mapping, as
   `pamer.classic.lbptop` uses it) of the resized apex in grey (ITU-R 601 weights), read as a one-channel image:
-  the usual "LBP image" of the LBP-CNN literature. 112 (not ShuffleNet's 224): the faces are about 200-400 px, the
-  branches end at 7 x 7 either way, and it costs a quarter.
+  the usual "LBP image" of the LBP-CNN literature. 112 (not ShuffleNet's 224): without ShuffleNet's max pool the
+  branches still end at 7 x 7, as ShuffleNet does at 224, for a quarter of the cost.
 - RGB branch, ShuffleNet V2 (Ma et al. 2018) at its 0.5x widths: a 3x3/2 stem of 24 channels (no max pool, so 112
   ends at 7 x 7), then three "Shuffle Stages" of 48, 96, 192 channels with ShuffleNet V2's unit counts (4, 8, 4: a
   stride-2 unit, then basic units). "Densely connected": inside a stage each basic unit reads the concatenation of

@@ -2,7 +2,7 @@
 dynamic fusion network for facial micro-expression recognition", Entropy 2023, 25(9): 1246
 (doi 10.3390/e25091246), the paper's Table 2 row "MADFN".
 
-A design from the paper's description: no code of the authors is public, and of the open-access article only the
+A design from the paper's description: no code of the authors was found, and of the open-access article only the
 abstract could be read here. Searched (stored public pages, documentation, code): the title, the DOI, "MADFN",
 "learnable class token" + "micro-expression", "action unit dynamic fusion"; found the abstract (mdpi.com,
 PubMed records: keywords "micro-expression recognition; learnable class token; dynamic fusion"), no figure, table,
@@ -38,11 +38,13 @@ pamer's choices (fixed before any run; none from a test subject's result), and w
   0.5; MAE removes 75 % at random for pretraining). The ranking is a hard top-k: no gradient flows through the
   choice itself, as in EViT (Liang et al. 2022).
 - AU dynamic fusion, right after the removal (inside the encoder): each action unit of a fixed vocabulary
-  (`AU_VOCABULARY`: FACS's 24 main facial AUs, plus one "no AU coding" flag for clips without coding) is a token
-  v_a e_a + b_a (v_a the clip's AU value, e_a and b_a learned); the patch and class tokens attend to the AU tokens
-  (cross-attention, 3 heads), and a per-token gate computed from the token and its AU context, sigmoid(W [x; c]),
-  decides how much of the context is added: x + g * c. AUs outside the vocabulary (38, 43, head and eye codes) are
-  not read. The value form v_a e_a + b_a keeps its meaning under the engine's per-input normalisation.
+  (`AU_VOCABULARY`: FACS's action units 1 to 28 except 3, which is no code, and 8, 19, 21, coded twice in all of
+  CASME II's and SAMM's sheets; plus one "no AU coding" flag for clips without coding) is a token v_a e_a + b_a
+  (v_a the clip's AU value, e_a and b_a learned, layer-normalised); the patch and class tokens attend to the AU
+  tokens (cross-attention, 3 heads), and a per-token gate computed from the token and its AU context,
+  sigmoid(W [x; c]), decides how much of the context is added: x + g * c. Codes outside the vocabulary (8, 21,
+  31, 38, 39, 43 and head movements) are not read. The value form v_a e_a + b_a, layer-normalised, keeps its
+  meaning under the engine's per-column normalisation of the AU input.
 - Without AUs (SMIC; `madfn_image`): the same network without the fusion module, on the image alone; its row is
   labelled so. How the authors fed AUs on SMIC, which has none, is not in the abstract.
 - Head: LayerNorm, mean of the class tokens, dropout 0.1, one fully connected layer. Initialisation: truncated
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
 __all__ = ["AU_VOCABULARY", "MADFN", "MADFN_SIZE", "AUFusion", "au_table", "madfn_inputs"]
 
 MADFN_SIZE = 112
-# FACS's 24 main facial action units (Ekman, Friesen and Hager 2002); the AU input has one more column, "not coded"
+# FACS's action units 1-28 (Ekman, Friesen and Hager 2002) but 3, 8, 19, 21; the AU input adds a "not coded" column
 AU_VOCABULARY: tuple[str, ...] = tuple(
     str(a) for a in (1, 2, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 22, 23, 24, 25, 26, 27, 28)
 )
