@@ -69,7 +69,7 @@ def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
     assert oracle == ["| D | pamnet | " + "pamer ORACLE: best epoch chosen on the test subject (optimistic, not a "
                       "result) |  | 0.801 / 0.801 |  |"]  # fmt: skip
     assert "| D | pamnet | paper | 0.826 / 0.817 | 0.880 / 0.864 | 0.787 / 0.761 |" in lines
-    assert "| LBP+attention |  | paper | 0.812 / - | 0.745 / - | - / - |" in lines
+    assert "| LBP+attention | lbp_attention | paper | 0.812 / - | 0.745 / - | - / - |" in lines
     assert any(line.startswith(f"| {tmp_path / 'x'} | mmew | resnet18 | 0.600 | 0.550 |") for line in lines)
     old = [line for line in lines if line.startswith(f"| {tmp_path / 'old'} |")]
     assert len(old) == 1 and "no label_protocol" in old[0] and "rerun the same `pamer loso`" in old[0]
