@@ -1,14 +1,18 @@
-"""Time per LOSO of each peer network under its shipped config, on a synthetic set of the MEGC2019 composite's
-shape (442 clips, 68 subjects, 3 classes): random flow for the flow peers, random onset/apex faces and an AU table
-(the first 164 clips, SMIC's share, uncoded) for the peers designed from their papers (lbp_attention, madfn, on
-their `*_composite.yaml` configs).
+"""Time per LOSO of each peer network under its shipped config, on a synthetic flow set of the MEGC2019
+composite's shape (442 clips, 68 subjects, 3 classes).
+
+The peers that build their own inputs (`dual_atme`, `fgrmer`: `pamer.models.method`) run their
+`configs/peers/<name>_composite.yaml` on the same set, with landmarks of a fixed face layout and random AU coding
+(a third of the clips uncoded, as SMIC's part of the composite). So do the peers designed from their papers'
+descriptions (`lbp_attention`, `madfn`: `DESIGNED`), on random onset and apex frames.
 
 For each network: the one-off input preparation, wall time of a training epoch of one fold (the last subject held
 out; measured on the second epoch, after model building and first-call warm-up), test prediction time, and the
 projected time of the full LOSO at the config's epoch count (68 folds x epochs x epoch time + predictions).
 `--full` instead runs the whole LOSO (`run_loso`, every fold at the config's epochs) and reports its wall time.
 
-    python benchmarks/peers.py [--models ststnet dssn lbp_attention madfn] [--threads 0] [--device auto] [--full]
+    python benchmarks/peers.py [--models ststnet dssn dual_atme fgrmer lbp_attention madfn] [--threads 0]
+        [--device auto] [--full] [--clips 442]
 """
 
 from __future__ import annotations
@@ -24,30 +28,42 @@ import torch
 from pamer.config import load_config
 from pamer.engine import run_loso
 from pamer.engine.augment import channel_stats
-from pamer.engine.fold import fit, fold_plan, predict_probs
+from pamer.engine.fold import fit, fold_arguments, fold_plan, predict_probs
 from pamer.engine.inputs import as_inputs, device_for, network_inputs
-from pamer.models.peers import DESIGNED, NAMES
+from pamer.models.peers import DESIGNED, METHOD_NAMES, NAMES
+from pamer.models.peers.fgrmer import AUS
 from pamer.preprocess.cache import Cache
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
-# each network's config: its own file, or for the designed peers their composite one
-CONFIG_FILES = {**{name: f"{name}.yaml" for name in NAMES}, "lbp_attention": "lbp_attention_composite.yaml"}
-CONFIG_FILES["madfn"] = "madfn_composite.yaml"
-MODELS = [*NAMES, *(name for name in DESIGNED if name in CONFIG_FILES)]
+# the networks with a composite config (madfn_image runs on SMIC only)
+MODELS = [*NAMES, *METHOD_NAMES, *(name for name in DESIGNED if name != "madfn_image")]
+
+
+def face_layout(size: int) -> np.ndarray:
+    """68 (x, y) points of a plausible aligned face in a `size` crop: brows, eyes, nose, mouth, jaw."""
+    f = np.zeros((68, 2))
+    f[0:17] = np.c_[np.linspace(0.1, 0.9, 17), 0.5 + 0.4 * np.sin(np.linspace(0, np.pi, 17))]
+    f[17:22] = np.c_[np.linspace(0.15, 0.4, 5), np.full(5, 0.2)]
+    f[22:27] = np.c_[np.linspace(0.6, 0.85, 5), np.full(5, 0.2)]
+    f[27:36] = np.c_[np.full(9, 0.5), np.linspace(0.3, 0.6, 9)]
+    f[36:42] = np.c_[np.linspace(0.2, 0.38, 6), np.full(6, 0.33)]
+    f[42:48] = np.c_[np.linspace(0.62, 0.8, 6), np.full(6, 0.33)]
+    f[48:68] = np.c_[np.linspace(0.33, 0.67, 20), 0.72 + 0.08 * np.sin(np.linspace(0, 2 * np.pi, 20))]
+    return f * size
 
 
 def synthetic_composite(seed: int = 0, size: int = 64, clips: int = 442) -> Cache:
-    """`clips` clips (the composite's 442) of random flow and random onset/apex frames over 68 subjects, 3 classes;
-    an AU table of 12 AUs with SMIC's share of the composite (164 of 442) uncoded."""
+    """`clips` clips (the composite's 442) of random flow and random onset/apex frames over 68 subjects, 3 classes,
+    with landmarks and AU coding."""
     rng = np.random.default_rng(seed)
     per_subject = np.full(68, clips // 68)
     per_subject[: clips - per_subject.sum()] += 1
     subjects = [f"s{i + 1:02d}" for i, k in enumerate(per_subject) for _ in range(k)]
     n = len(subjects)
-    aus = rng.integers(0, 2, (n, 12)).astype(np.float32)
-    aus[: round(n * 164 / 442)] = np.nan
+    aus = (rng.random((n, len(AUS))) < 0.3).astype(np.float32)
+    aus[: n // 3] = np.nan  # uncoded clips, as SMIC's
     return Cache(
-        onset=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+        onset=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),  # read by lbp_attention and madfn
         apex=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
         labels=rng.integers(0, 3, n).astype(np.int64),
         subjects=subjects,
@@ -56,13 +72,19 @@ def synthetic_composite(seed: int = 0, size: int = 64, clips: int = 442) -> Cach
         config={"size": size, "representation": "flow"},
         flow=rng.normal(0, 1, (n, size, size, 3)).astype(np.float32),
         aus=aus,
-        au_names=tuple(str(a) for a in (1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17)),
+        au_names=AUS,
+        landmarks=np.broadcast_to(face_layout(size), (n, 2, 68, 2)).astype(np.float32).copy(),
     )
 
 
+def config_path(name: str) -> Path:
+    """The shipped config of a peer: the composite one for the peers with configs per dataset."""
+    return CONFIGS / (f"{name}_composite.yaml" if name in (*METHOD_NAMES, *DESIGNED) else f"{name}.yaml")
+
+
 def projected(name: str, cache: Cache, overrides: list[str]) -> str:
-    config = load_config(CONFIGS / CONFIG_FILES[name], [*overrides, "train.epochs=2", "data.dataset=composite"])
-    epochs = load_config(CONFIGS / CONFIG_FILES[name]).train.epochs
+    config = load_config(config_path(name), [*overrides, "train.epochs=2"])
+    epochs = load_config(config_path(name)).train.epochs
     device = device_for(config)
     t0 = time.perf_counter()
     inputs = network_inputs(cache, config, device)
@@ -71,13 +93,20 @@ def projected(name: str, cache: Cache, overrides: list[str]) -> str:
     fold_clips = len(train_idx)
     stamps: list[float] = []
     result = fit(
-        config, inputs, cache.labels, 3, train_idx, None, seed=0, on_epoch=lambda *_: stamps.append(time.perf_counter())
+        config,
+        inputs,
+        cache.labels,
+        3,
+        train_idx,
+        None,
+        seed=0,
+        on_epoch=lambda *_: stamps.append(time.perf_counter()),
+        fold_args=fold_arguments(config, cache, train_idx),
     )
     epoch = stamps[1] - stamps[0]
-    t0 = time.perf_counter()
-    # the training clips' normalisation of each input, as the fold computes it
     norms = [channel_stats(x[torch.as_tensor(train_idx, device=device)]) for x in as_inputs(inputs)]
-    predict_probs(result.model, inputs, test_idx, *norms[0], config.train.batch_size, norms=norms)
+    t0 = time.perf_counter()
+    predict_probs(result.model, inputs, test_idx, result.mean, result.std, config.train.batch_size, norms=norms)
     if device.type == "cuda":
         torch.cuda.synchronize()
     t_eval = time.perf_counter() - t0
@@ -91,7 +120,7 @@ def projected(name: str, cache: Cache, overrides: list[str]) -> str:
 
 
 def full(name: str, cache: Cache, overrides: list[str]) -> str:
-    config = load_config(CONFIGS / CONFIG_FILES[name], [*overrides, "data.dataset=composite"])
+    config = load_config(config_path(name), overrides)
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         metrics = run_loso(config, Path(out) / name, "local", cache=cache, quiet=True)

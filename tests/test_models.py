@@ -24,7 +24,7 @@ from pamer.models import (
     model_method,
     register_model,
 )
-from pamer.models.peers import DESIGNED
+from pamer.models.peers import DESIGNED, METHOD_NAMES
 from pamer.models.peers import NAMES as PEERS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,7 +45,7 @@ VARIANTS = {
 
 
 def test_registered_names() -> None:
-    assert list_models() == sorted([*VARIANTS, *PEERS, *DESIGNED])
+    assert list_models() == sorted([*VARIANTS, *PEERS, *METHOD_NAMES, *DESIGNED])
 
 
 def _side(name: str, default: int) -> int:
@@ -103,7 +103,7 @@ def test_eval_single_image(name: str, size: int) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()
     fixed = model_input_size(name)
-    if model_method(name).inputs is not None:  # its own inputs (checked in tests/test_peers_designed.py)
+    if model_method(name).inputs is not None:  # its own inputs (tests/test_peer_methods.py, test_peers_designed.py)
         with torch.no_grad():
             logits = model(*_inputs(name, 1, size))
         assert logits.shape == (1, 5) and torch.isfinite(logits).all()

@@ -153,13 +153,15 @@ MODEL_ROWS: Mapping[str, list[tuple[str, str]]] = {
     "off_apexnet": [("MEGC2019", "OFF-ApexNet")],
     "dual_inception": [("MEGC2019", "Dual-Inception")],
     "ststnet": [("MEGC2019", "STSTNet")],
+    "dual_atme": [("Table 2", "Dual-ATME")],
+    "fgrmer": [("Table 2", "DConv+ETran+AUGCN+AUFusion")],
     "lbp_attention": [("Table 2", "LBP+attention")],
     "madfn": [("Table 2", "MADFN")],
     "madfn_image": [("Table 2", "MADFN")],
 }
 
 # what a row's reader must know beside its published number: networks built from their papers' descriptions
-# (no code of the authors is public; src/pamer/models/peers/lbp_attention.py and madfn.py say what is whose)
+# (no code of their authors was found; src/pamer/models/peers/lbp_attention.py and madfn.py say what is whose)
 _DESIGNED = "design from the paper's description, no authors' code"
 MODEL_MARKS: Mapping[str, str] = {
     "lbp_attention": _DESIGNED,
