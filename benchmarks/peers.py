@@ -3,14 +3,16 @@ composite's shape (442 clips, 68 subjects, 3 classes).
 
 The peers that build their own inputs (`dual_atme`, `fgrmer`: `pamer.models.method`) run their
 `configs/peers/<name>_composite.yaml` on the same set, with landmarks of a fixed face layout and random AU coding
-(a third of the clips uncoded, as SMIC's part of the composite).
+(a third of the clips uncoded, as SMIC's part of the composite). So do the peers designed from their papers'
+descriptions (`lbp_attention`, `madfn`: `DESIGNED`), on random onset and apex frames.
 
 For each network: the one-off input preparation, wall time of a training epoch of one fold (the last subject held
 out; measured on the second epoch, after model building and first-call warm-up), test prediction time, and the
 projected time of the full LOSO at the config's epoch count (68 folds x epochs x epoch time + predictions).
 `--full` instead runs the whole LOSO (`run_loso`, every fold at the config's epochs) and reports its wall time.
 
-    python benchmarks/peers.py [--models ststnet dssn dual_atme fgrmer] [--threads 0] [--device auto] [--full]
+    python benchmarks/peers.py [--models ststnet dssn dual_atme fgrmer lbp_attention madfn] [--threads 0]
+        [--device auto] [--full] [--clips 442]
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from pamer.engine import run_loso
 from pamer.engine.augment import channel_stats
 from pamer.engine.fold import fit, fold_arguments, fold_plan, predict_probs
 from pamer.engine.inputs import as_inputs, device_for, network_inputs
-from pamer.models.peers import METHOD_NAMES, NAMES
+from pamer.models.peers import DESIGNED, METHOD_NAMES, NAMES
 from pamer.models.peers.fgrmer import AUS
 from pamer.preprocess.cache import Cache
 
 CONFIGS = SHIPPED / "peers"
+# the networks with a composite config (madfn_image runs on SMIC only)
+MODELS = [*NAMES, *METHOD_NAMES, *(name for name in DESIGNED if name != "madfn_image")]
 
 
 def face_layout(size: int) -> np.ndarray:
@@ -48,19 +52,19 @@ def face_layout(size: int) -> np.ndarray:
     return f * size
 
 
-def synthetic_composite(seed: int = 0, size: int = 64) -> Cache:
-    """442 clips of random flow over 68 subjects (6 or 7 each), 3 classes, with landmarks and AU coding."""
+def synthetic_composite(seed: int = 0, size: int = 64, clips: int = 442) -> Cache:
+    """`clips` clips (the composite's 442) of random flow and random onset/apex frames over 68 subjects, 3 classes,
+    with landmarks and AU coding."""
     rng = np.random.default_rng(seed)
-    per_subject = np.full(68, 442 // 68)
-    per_subject[: 442 - per_subject.sum()] += 1
+    per_subject = np.full(68, clips // 68)
+    per_subject[: clips - per_subject.sum()] += 1
     subjects = [f"s{i + 1:02d}" for i, k in enumerate(per_subject) for _ in range(k)]
     n = len(subjects)
-    frames = np.zeros((n, size, size, 3), dtype=np.uint8)  # unused by the flow representation
     aus = (rng.random((n, len(AUS))) < 0.3).astype(np.float32)
     aus[: n // 3] = np.nan  # uncoded clips, as SMIC's
     return Cache(
-        onset=frames,
-        apex=frames,
+        onset=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),  # read by lbp_attention and madfn
+        apex=rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
         labels=rng.integers(0, 3, n).astype(np.int64),
         subjects=subjects,
         clips=[f"clip{i}" for i in range(n)],
@@ -75,7 +79,7 @@ def synthetic_composite(seed: int = 0, size: int = 64) -> Cache:
 
 def config_path(name: str) -> Path:
     """The shipped config of a peer: the composite one for the peers with configs per dataset."""
-    return CONFIGS / (f"{name}_composite.yaml" if name in METHOD_NAMES else f"{name}.yaml")
+    return CONFIGS / (f"{name}_composite.yaml" if name in (*METHOD_NAMES, *DESIGNED) else f"{name}.yaml")
 
 
 def projected(name: str, cache: Cache, overrides: list[str]) -> str:
@@ -129,14 +133,15 @@ def full(name: str, cache: Cache, overrides: list[str]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=[*NAMES, *METHOD_NAMES], choices=[*NAMES, *METHOD_NAMES])
+    parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--full", action="store_true", help="run every fold at the config's epochs")
+    parser.add_argument("--clips", type=int, default=442, help="fewer for a quick check that it runs (>= 136)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cache = synthetic_composite()
+    cache = synthetic_composite(clips=args.clips)
     overrides = [f"train.device={args.device}"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(cache)} clips, 68 subjects")
     for name in args.models:

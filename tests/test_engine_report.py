@@ -68,7 +68,7 @@ def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
     assert oracle == ["| D | pamnet | " + "pamer ORACLE: best epoch chosen on the test subject (optimistic, not a "
                       f"result) |  | {o['accuracy']:.3f} / {o['f1_macro']:.3f} |  |"]  # fmt: skip
     assert "| D | pamnet | paper | 0.826 / 0.817 | 0.880 / 0.864 | 0.787 / 0.761 |" in lines
-    assert "| LBP+attention |  | paper | 0.812 / - | 0.745 / - | - / - |" in lines
+    assert "| LBP+attention | lbp_attention | paper | 0.812 / - | 0.745 / - | - / - |" in lines
     assert any(
         line.startswith(f"| {tmp_path / 'x'} | mmew | resnet18 | {x['accuracy']:.3f} | {x['f1_macro']:.3f} |")
         for line in lines

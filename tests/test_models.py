@@ -24,7 +24,7 @@ from pamer.models import (
     model_method,
     register_model,
 )
-from pamer.models.peers import METHOD_NAMES
+from pamer.models.peers import DESIGNED, METHOD_NAMES
 from pamer.models.peers import NAMES as PEERS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -45,7 +45,7 @@ VARIANTS = {
 
 
 def test_registered_names() -> None:
-    assert list_models() == sorted([*VARIANTS, *PEERS, *METHOD_NAMES])
+    assert list_models() == sorted([*VARIANTS, *PEERS, *METHOD_NAMES, *DESIGNED])
 
 
 def _side(name: str, default: int) -> int:
@@ -79,9 +79,13 @@ def test_train_step_shapes_gradients(name: str) -> None:
     logits = model.forward_head(features)
     assert logits.shape == (2, 4)
     assert features.shape == (2, model.num_features)
-    # only PA-MSC variants with progressive attention return maps; the peer networks have none
+    # PA-MSC variants with progressive attention return their maps; of the peers, the designed ones return one
+    # (LBP+attention's spatial attention, MADFN's class-token attention over the patches)
     has_attention = name in VARIANTS and VARIANTS[name][1]
     expected_maps = [(2, 1, side, side) for side in (28, 14, 7, 4)] if has_attention else []
+    expected_maps = {"lbp_attention": [(2, 1, 7, 7)], "madfn": [(2, 1, 14, 14)], "madfn_image": [(2, 1, 14, 14)]}.get(
+        name, expected_maps
+    )
     assert [tuple(a.shape) for a in maps] == expected_maps
     for i, a in enumerate(maps):
         assert bool(((a >= 0) & (a <= 1)).all()), i
@@ -99,7 +103,7 @@ def test_eval_single_image(name: str, size: int) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()
     fixed = model_input_size(name)
-    if model_method(name).inputs is not None:  # its own inputs (checked in tests/test_peer_methods.py)
+    if model_method(name).inputs is not None:  # its own inputs (tests/test_peer_methods.py, test_peers_designed.py)
         with torch.no_grad():
             logits = model(*_inputs(name, 1, size))
         assert logits.shape == (1, 5) and torch.isfinite(logits).all()

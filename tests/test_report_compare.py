@@ -308,6 +308,27 @@ def test_damaged_or_missing_run_files_are_named(tmp_path: Path) -> None:
         compare_tables([])
 
 
+def test_designed_peers_show_their_mark_beside_the_published_number(tmp_path: Path) -> None:
+    from pamer.data.labels import SMIC_3CLASS
+
+    _run(tmp_path / "lbp", sets=("model.name=lbp_attention",))
+    _run(tmp_path / "madfn", sets=("model.name=madfn",))
+    _run(
+        tmp_path / "smic", SMIC_3CLASS.classes, "smic", "3class", sets=("model.name=madfn_image",), clips=164
+    )  # SMIC-HS in full
+    frame = _csv([tmp_path / "lbp", tmp_path / "madfn", tmp_path / "smic"])
+    mark = "[design from the paper's description, no authors' code"
+    lbp = _cell(frame, "lbp_attention (Table 2: LBP+attention) " + mark, "casme2", "accuracy")
+    assert lbp["reported"] == 0.745
+    assert _cell(frame, "madfn (Table 2: MADFN) " + mark, "casme2", "f1_macro")["reported"] == 0.801
+    smic = _cell(frame, "madfn_image (", "smic", "accuracy")
+    assert smic["reported"] == 0.817
+    assert mark in smic["method"] and "very likely pretrained" in smic["method"]
+    assert smic["method"].endswith("without the AU fusion (no AUs coded)]")
+    text = compare_tables([tmp_path / "lbp"])
+    assert f"| lbp_attention (Table 2: LBP+attention) {mark}] |" in text
+
+
 def test_cli_compare_writes_markdown_or_csv(tmp_path: Path) -> None:
     _run(tmp_path / "a", sets=("model.name=pamnet",))
     _run(tmp_path / "b", pred_seed=1, sets=("model.name=pamnet_backbone",))

@@ -29,6 +29,7 @@ from pamer.report.bootstrap import DRAWS, LEVEL, SEED, draw_counts, interval, me
 from pamer.report.published import (
     MEGC2019,
     MEGC2019_PARTS,
+    MODEL_MARKS,
     MODEL_ROWS,
     PAPER,
     PAPER_COLUMNS,
@@ -206,6 +207,8 @@ def _label_rows(table: Table) -> None:
     for row in table.rows.values():
         place = published_row(row.model, table.tables)
         row.label = row.model + (f" ({place[0]}: {place[1]})" if place else "")
+        if row.model in MODEL_MARKS:
+            row.label += f" [{MODEL_MARKS[row.model]}]"
         twins = [r for r in table.rows.values() if r.model == row.model]
         if len(twins) > 1:
             keys = {k for r in twins for k in r.config}

@@ -22,6 +22,7 @@ __all__ = [
     "MEGC2019",
     "MEGC2019_CLIPS",
     "MEGC2019_PARTS",
+    "MODEL_MARKS",
     "MODEL_ROWS",
     "PAPER",
     "PAPER_COLUMNS",
@@ -177,6 +178,19 @@ MODEL_ROWS: Mapping[str, list[tuple[str, str]]] = {
     "ststnet": [("MEGC2019", "STSTNet")],
     "dual_atme": [("Table 2", "Dual-ATME")],
     "fgrmer": [("Table 2", "DConv+ETran+AUGCN+AUFusion")],
+    "lbp_attention": [("Table 2", "LBP+attention")],
+    "madfn": [("Table 2", "MADFN")],
+    "madfn_image": [("Table 2", "MADFN")],
+}
+
+# what a row's reader must know beside its published number: networks built from their papers' descriptions
+# (no code of their authors was found; src/pamer/models/peers/lbp_attention.py and madfn.py say what is whose)
+_DESIGNED = "design from the paper's description, no authors' code"
+MODEL_MARKS: Mapping[str, str] = {
+    "lbp_attention": _DESIGNED,
+    "madfn": f"{_DESIGNED}; a ViT from scratch (the authors' was very likely pretrained)",
+    "madfn_image": f"{_DESIGNED}; a ViT from scratch (the authors' was very likely pretrained); without the AU "
+    "fusion (no AUs coded)",
 }
 
 

@@ -1,5 +1,6 @@
-"""Peer networks of the paper's comparison, each written from its paper and the authors' public code; importing
-this package registers them (`pamer models` lists them, `create_model(name)` builds them)."""
+"""Peer networks of the paper's comparison, each written from its paper and the authors' public code (LBP+attention
+and MADFN, with no code found, from their papers' descriptions); importing this package registers them (`pamer
+models` lists them, `create_model(name)` builds them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pamer.models.peers.dssn import DSSN
 from pamer.models.peers.dual_atme import DualATME
 from pamer.models.peers.dual_inception import DualInception, InceptionBlock
 from pamer.models.peers.fgrmer import FGRMER
+from pamer.models.peers.lbp_attention import LBPAttentionNet
+from pamer.models.peers.madfn import MADFN
 from pamer.models.peers.off_apexnet import OFFApexNet
 from pamer.models.peers.ststnet import STSTNet
 
@@ -17,11 +20,17 @@ from pamer.models.peers.ststnet import STSTNet
 NAMES = ("dssn", "dual_inception", "off_apexnet", "ststnet")
 # the peers that declare their own inputs, loss or fold statistics (`pamer.models.method`)
 METHOD_NAMES = ("dual_atme", "fgrmer")
+# peers with no public code, designed from their papers' descriptions (each module docstring says what is whose);
+# they read the apex image and its LBP image, or the motion image and the clip's action units, not optical flow
+DESIGNED = ("lbp_attention", "madfn", "madfn_image")
 
 __all__ = [
+    "DESIGNED",
     "DSSN",
     "FGRMER",
     "FLOW_CHANNELS",
+    "LBPAttentionNet",
+    "MADFN",
     "METHOD_NAMES",
     "NAMES",
     "OFFApexNet",
