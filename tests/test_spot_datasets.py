@@ -178,7 +178,7 @@ def fake_spotter(found: dict[str, list[tuple[int, int, str]]], calls: list, refu
     def spot(folder: Path, fps: float | None = None) -> list[Interval]:
         calls.append((Path(folder).name, fps))
         if Path(folder).name in refuse:
-            raise ValueError(f"{folder}: no face found")
+            raise pamer.spot.SpotError(f"{folder}: frame 3 cannot be decoded")
         return [Interval("whatever-the-spotter-calls-it", a, b, t) for a, b, t in found.get(Path(folder).name, [])]
 
     return spot
@@ -204,7 +204,7 @@ def test_cli_evaluate_prints_the_score_and_writes_files(tmp_path: Path, monkeypa
     root = casme_sq(tmp_path / "casme")
     calls: list = []
     found = {"15_0101disgustingteeth": [(6, 40, "macro"), (44, 50, "micro")], "16_0401girlcrashing": []}
-    monkeypatch.setattr(pamer.spot, "spot", fake_spotter(found, calls), raising=False)
+    monkeypatch.setattr(pamer.spot, "spot", fake_spotter(found, calls))
     out = tmp_path / "out"
     result = runner.invoke(app, ["spot", "evaluate", "casme-sq", "--root", str(root), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -230,7 +230,7 @@ def test_cli_evaluate_json_reports_problems_and_refused_videos(tmp_path: Path, m
     assert {p["kind"] for p in data["problems"]} == {"frame-rounded", "apex-missing", "offset-before-onset"}
     # the refused video is reported and its two micro-expressions count as missed
     assert [(p["clip"], p["kind"]) for p in data["refused"]] == [("samm-lv/007_3", "spot-refused")]
-    assert "no face found" in data["refused"][0]["detail"]
+    assert "frame 3 cannot be decoded" in data["refused"][0]["detail"]
     assert "samm-lv/007_3: not spotted" in result.stderr
 
 

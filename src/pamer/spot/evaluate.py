@@ -6,7 +6,8 @@ itself), and the predictions are scored against the truth by `pamer.spot.score` 
 those without an annotated interval included (their predictions are false positives, as in MEGC2020).
 
 Nothing is fitted: the spotter runs with its defaults, so the whole dataset is a test set. A video the spotter
-refuses (no face found, a frame that cannot be decoded) is reported and scores as a video where nothing was found.
+refuses (a frame that cannot be decoded, frames of different sizes) is reported and scores as a video where nothing
+was found; a video without a face is spotted as one where nothing happens.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pamer.data.longvideos import LongVideo, SpottingIndex
 from pamer.data.samples import Problem
 from pamer.spot.intervals import Interval
 from pamer.spot.score import DEFAULT_IOU, Score, score
+from pamer.spot.source import SpotError
 
 __all__ = ["SPOTTING_DATASETS", "Evaluation", "evaluate", "read_spotting"]
 
@@ -73,7 +75,7 @@ def evaluate(
     for done, video in enumerate(index.videos, 1):
         try:
             found = spot(video.folder, fps=index.fps)
-        except ValueError as error:  # pamer's refusals (no face, undecodable frame) are ValueErrors naming the cause
+        except SpotError as error:  # a frame that cannot be decoded, frames of different sizes: named in the message
             refused.append(Problem(f"{index.dataset}/{video.video}", "spot-refused", str(error)))
             found = []
         # the interval files and the truth name a video by the dataset's id, whatever the spotter calls it
