@@ -238,3 +238,51 @@ def test_cli_evaluate_refuses_a_bad_root_in_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["spot", "evaluate", "samm-lv", "--root", str(tmp_path / "absent")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "SAMM Long Videos root" in result.stderr and "does not exist" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# end to end: the real spotter on a tiny CAS(ME)^2 tree of real-face frames
+
+
+def test_evaluate_end_to_end_with_the_real_spotter(tmp_path: Path) -> None:
+    import matplotlib.cbook
+
+    from pamer.data import synthetic
+    from pamer.preprocess.face import detect_faces, landmarks
+
+    photo = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    face = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    points = landmarks(face, detect_faces(face)[0])
+    unit = synthetic.field(face.shape[:2], synthetic.au_handles(points, synthetic.EMOTION_AUS["happiness"]))
+    unit *= 6 * np.linalg.norm(points[16] - points[0]) / 256 / np.linalg.norm(unit, axis=-1).max()
+    root = tmp_path / "casme"
+    folder = root / "rawpic" / "s15" / "15_0502happy"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for n in range(1, 61):  # a smile (AU6+12, 6 px at a 256 px face) over frames 21-50, apex 30; files from img1
+        x = min(max((n - 21) / 9 if n <= 30 else (50 - n) / 20, 0.0), 1.0)
+        frame = synthetic.warp(face, x * x * (3 - 2 * x) * unit).astype(np.float32)
+        frame += rng.normal(0.0, 1.5, frame.shape).astype(np.float32)  # sensor noise
+        cv2.imwrite(
+            str(folder / f"img{n}.jpg"), cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        )
+    workbook(
+        root / "CAS(ME)^2code_final.xlsx",
+        {
+            "CASFEcode_final": [[1, "happy1_1", 21, 30, 50, "6+12", "happy", "macro-expression", "happy"]],
+            "naming rule1": [[15, "s15", 1]],
+            "naming rule2": [["0502", "happy1"]],
+        },
+    )
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["spot", "evaluate", "casme-sq", "--root", str(root), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["videos"] == 1 and data["refused"] == [] and data["problems"] == []
+    assert data["macro"]["truth"] == 1 and data["micro"]["truth"] == 0
+    predicted = read_intervals(out / "predicted.csv")
+    assert data["overall"]["predicted"] == len(predicted) >= 1  # a 1 s, 6 px smile moves the face: something is found
+    # named by the dataset's id and numbered as the frame files are (1..60), whatever the spotter found
+    assert all(p.video == "15_0502happy" and 1 <= p.onset <= p.offset <= 60 for p in predicted)
+    rescored = runner.invoke(app, ["spot", "score", str(out / "truth.csv"), str(out / "predicted.csv"), "--json"])
+    assert json.loads(rescored.stdout) == {k: data[k] for k in ("micro", "macro", "overall")}
