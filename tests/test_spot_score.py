@@ -233,3 +233,19 @@ def test_cli_refuses_a_malformed_file_in_one_line(tmp_path: Path) -> None:
     good = write(tmp_path / "good.csv", HEADER + "v,10,19,micro\n")
     bad_iou = runner.invoke(app, ["spot", "score", str(good), str(predicted), "--iou", "0"])
     assert bad_iou.exit_code == 2 and "IoU threshold must be in (0, 1]" in bad_iou.stderr
+
+
+def test_cli_default_iou_is_the_library_default() -> None:
+    from pamer.cli import spot_eval
+    from pamer.spot.score import DEFAULT_IOU
+
+    assert spot_eval.DEFAULT_IOU == DEFAULT_IOU == 0.5  # the CLI keeps its own copy: importing pamer.spot is slow
+
+
+def test_cli_start_up_does_not_load_the_spotter() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, pamer.cli; print('pamer.spot.spotter' in sys.modules, 'cv2' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert loaded[0] == "False"  # `pamer --help` and every other command start without the spotter

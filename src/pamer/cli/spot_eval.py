@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pamer.cli._app import app, fail
-from pamer.data.samples import DatasetError
-from pamer.outputs import write_problem
-from pamer.spot.intervals_csv import IntervalFileError, read_intervals, write_intervals
-from pamer.spot.score import DEFAULT_IOU, Score, score
+
+if TYPE_CHECKING:
+    from pamer.data.longvideos import LongVideo
+    from pamer.spot.score import Score
+
+# pamer.spot is imported inside the commands: it loads the spotter (OpenCV, SciPy, dlib), which would add seconds
+# to every `pamer` command's start-up
+DEFAULT_IOU = 0.5  # pamer.spot.score.DEFAULT_IOU, the MEGC threshold (a test checks they agree)
 
 spot_app = typer.Typer(help="Find micro- and macro-expressions in long videos, and score what was found.")
 app.add_typer(spot_app, name="spot")
@@ -62,6 +66,9 @@ def score_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """The MEGC spotting score: TP, FP, FN, precision, recall and F1 for micro, macro and both."""
+    from pamer.spot.intervals_csv import IntervalFileError, read_intervals
+    from pamer.spot.score import score
+
     _check_iou(iou)
     try:
         truths, predictions = read_intervals(truth), read_intervals(predicted)
@@ -87,7 +94,10 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Spot every video of a spotting dataset with pamer's defaults, then print the MEGC score."""
+    from pamer.data.samples import DatasetError
+    from pamer.outputs import write_problem
     from pamer.spot.evaluate import evaluate, read_spotting
+    from pamer.spot.intervals_csv import write_intervals
 
     _check_iou(iou)
     if out is not None and (problem := write_problem(out, create=True)) is not None:
@@ -103,7 +113,7 @@ def evaluate_command(
         err=True,
     )
 
-    def progress(done: int, video, found: int) -> None:
+    def progress(done: int, video: LongVideo, found: int) -> None:
         typer.echo(f"[{done}/{len(index.videos)}] {video.video}: {found} intervals", err=True)
 
     evaluation = evaluate(index, iou=iou, progress=progress)

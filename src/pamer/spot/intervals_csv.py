@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from pamer.spot.intervals import TYPES, Interval
@@ -93,8 +93,8 @@ def read_intervals(path: str | Path) -> list[Interval]:
     return intervals
 
 
-def _numbered(reader):
-    """(line number, row) for each non-blank row; the number is the line the row starts on."""
+def _numbered(reader: Iterator[list[str]]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, row) for each non-blank row of a `csv.reader`; the number is the line the row starts on."""
     start = 1
     for row in reader:
         if any(cell.strip() for cell in row):
