@@ -286,3 +286,13 @@ def test_evaluate_end_to_end_with_the_real_spotter(tmp_path: Path) -> None:
     assert all(p.video == "15_0502happy" and 1 <= p.onset <= p.offset <= 60 for p in predicted)
     rescored = runner.invoke(app, ["spot", "score", str(out / "truth.csv"), str(out / "predicted.csv"), "--json"])
     assert json.loads(rescored.stdout) == {k: data[k] for k in ("micro", "macro", "overall")}
+    # `pamer spot FOLDER --out` writes an intervals.csv that `pamer spot score` reads, with the same intervals
+    single = runner.invoke(app, ["spot", str(folder), "--fps", "30", "--out", str(tmp_path / "single")])
+    assert single.exit_code == 0, single.output
+    written = read_intervals(tmp_path / "single" / "intervals.csv")
+    assert [(p.onset, p.offset, p.type) for p in written] == [(p.onset, p.offset, p.type) for p in predicted]
+    # the folder's name is the dataset's id of the video, so the file scores as the evaluation did
+    scored = runner.invoke(
+        app, ["spot", "score", str(out / "truth.csv"), str(tmp_path / "single" / "intervals.csv"), "--json"]
+    )
+    assert json.loads(scored.stdout) == json.loads(rescored.stdout)

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pamer.cli._app import app, fail
+from pamer.cli._app import fail
+from pamer.cli.spot import spot_app
 
 if TYPE_CHECKING:
     from pamer.data.longvideos import LongVideo
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
 # to every `pamer` command's start-up
 DEFAULT_IOU = 0.5  # pamer.spot.score.DEFAULT_IOU, the MEGC threshold (a test checks they agree)
 
-spot_app = typer.Typer(help="Find micro- and macro-expressions in long videos, and score what was found.")
-app.add_typer(spot_app, name="spot")
 
 IOU_HELP = "A truth interval is found by a prediction of its type and video with IoU at or above this."
 

@@ -10,10 +10,11 @@ CZP-1/Facial-Expression-Spotting-Based-on-Optical-Flow-Features-MindSpore, `cas_
    stable landmarks to the reference's: the inner eye corners (39, 42) and the nose bridge (27-30) of dlib's 68
    points, which facial muscles barely move. (The CZP-1 code moves its crop box by the nose flow only; the
    landmark fit adds rotation and scale, which a talking, turning head has.)
-2. A translation refinement from the Farneback optical flow of the nose-bridge region, whose own motion is
-   nearly rigid: the median flow there is removed (CZP-1 moves the crop by the nose region's mean flow while it
-   exceeds 1 px, at most three times; one median step is enough after the landmark fit, measured on the real
-   videos in `../shared/datasets/videos`).
+2. A refinement from the Farneback optical flow of the nose-bridge region, whose own motion is nearly rigid: a
+   similarity fitted to that region's flow is undone, twice (`REFINE_STEPS`). CZP-1 moves its crop by the nose
+   region's mean flow while that exceeds 1 px, at most three times; a similarity is fitted here because dlib's
+   landmarks move by about a pixel with the expression itself (a lip-corner pull shifts the nose and eye points of
+   the fit), an error in rotation and scale that a translation cannot undo.
 
 What is left is reported as the residual: the magnitude of the median flow of the nose region after registration,
 in the frame's pixels.
@@ -42,6 +43,13 @@ REFERENCE_EYE_PX = 64.0
 # Farneback parameters of the CZP-1 and shengjianda/micro-expression-spot code (pyr_scale, levels, winsize,
 # iterations, poly_n, poly_sigma, flags), for faces of about the reference scale
 FARNEBACK = (0.5, 3, 15, 5, 7, 1.5, 0)
+# the nose refinement: how many times a similarity is fitted to the nose region's flow, and its grid's spacing (px)
+REFINE_STEPS = 2
+# the face crop registration works in by default (the reference scale), and the smallest that works: below it the
+# nose region is too small for Farneback's 15 px window (measured: at 64 px a still face "moves" by pixels)
+CROP_SIZE = 256
+MIN_CROP_SIZE = 128
+NOSE_GRID_STEP = 2
 
 
 class RegisterError(ValueError):
@@ -123,13 +131,6 @@ def farneback(reference: np.ndarray, frame: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(reference, frame, None, *FARNEBACK)
 
 
-def median_flow(reference: np.ndarray, frame: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The median (x, y) flow inside `box` from `reference` to `frame` (grey crops of one size)."""
-    left, top, right, bottom = box
-    flow = farneback(reference[top:bottom, left:right], frame[top:bottom, left:right])
-    return np.median(flow.reshape(-1, 2), axis=0).astype(np.float64)
-
-
 @dataclass(frozen=True)
 class Reference:
     """The frame every other frame is registered onto: its landmarks, its face crop and the crop's nose region.
@@ -148,9 +149,19 @@ class Reference:
     crop: np.ndarray
     nose: tuple[int, int, int, int]
 
+    @property
+    def nose_grid(self) -> np.ndarray:
+        """(N, 2) crop pixel coordinates (x, y) of the nose region's grid points (every `NOSE_GRID_STEP` pixels)."""
+        left, top, right, bottom = self.nose
+        ys, xs = np.mgrid[top:bottom:NOSE_GRID_STEP, left:right:NOSE_GRID_STEP]
+        return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
+
     @classmethod
-    def from_frame(cls, frame: np.ndarray, points: np.ndarray, size: int = 256) -> Reference:
-        """The reference of a frame (RGB or grey uint8) whose landmarks are `points` (68 x 2, frame pixels)."""
+    def from_frame(cls, frame: np.ndarray, points: np.ndarray, size: int = CROP_SIZE) -> Reference:
+        """The reference of a frame (RGB or grey uint8) whose landmarks are `points` (68 x 2, frame pixels), with a
+        face crop of `size` pixels (at least `MIN_CROP_SIZE`)."""
+        if size < MIN_CROP_SIZE:
+            raise ValueError(f"registration needs a face crop of at least {MIN_CROP_SIZE} px, got {size}")
         matrix = crop_matrix(points, size)
         crop = cv2.warpAffine(to_gray(frame), matrix, (size, size), flags=cv2.INTER_LINEAR)
         return cls(points, matrix, size, crop, nose_box(map_points(matrix, points), size))
@@ -172,7 +183,8 @@ class Registration:
 
     Attributes:
         matrix: frame pixels -> reference frame pixels (2 x 3): the landmark fit, then the nose refinement.
-        shift: the nose refinement's translation, in reference frame pixels (x, y).
+        shift: how far the nose refinement moved the nose tip (landmark 30) beyond the landmark fit, in reference
+            frame pixels (x, y).
         residual_px: magnitude of the median nose-region flow left after registration, in reference frame pixels
             (None: not measured).
     """
@@ -203,15 +215,31 @@ def register(
     size = reference.size
     to_crop = compose(reference.matrix, fit)
     crop = cv2.warpAffine(gray, to_crop, (size, size), flags=cv2.INTER_LINEAR)
-    shift = np.zeros(2)
     if refine:
-        shift = -median_flow(reference.crop, crop, reference.nose)
-        to_crop = compose(np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]]]), to_crop)
-        crop = cv2.warpAffine(gray, to_crop, (size, size), flags=cv2.INTER_LINEAR)
-    s = reference.scale
-    left = float(np.linalg.norm(median_flow(reference.crop, crop, reference.nose))) / s if residual else None
-    matrix = compose(np.array([[1.0, 0.0, shift[0] / s], [0.0, 1.0, shift[1] / s]]), fit)
-    return crop, Registration(matrix, (float(shift[0] / s), float(shift[1] / s)), left)
+        for _ in range(REFINE_STEPS):
+            flow = nose_flow(reference, crop)
+            # reference pixel p is seen at p + flow(p) in the crop: map the crop back onto the reference
+            correction = similarity(reference.nose_grid + flow, reference.nose_grid)
+            to_crop = compose(correction, to_crop)
+            crop = cv2.warpAffine(gray, to_crop, (size, size), flags=cv2.INTER_LINEAR)
+    left = None
+    if residual:
+        left = float(np.linalg.norm(np.median(nose_flow(reference, crop), axis=0))) / reference.scale
+    # frame pixels -> reference frame pixels: the crop matrix undone after the registration into the crop
+    matrix = compose(cv2.invertAffineTransform(reference.matrix), to_crop)
+    shift = map_points(matrix, reference.points[[30]])[0] - map_points(fit, reference.points[[30]])[0]
+    return crop, Registration(matrix, (float(shift[0]), float(shift[1])), left)
+
+
+def nose_flow(reference: Reference, crop: np.ndarray) -> np.ndarray:
+    """The flow from the reference crop to `crop` at the nose region's grid points (`Reference.nose_grid`).
+
+    Shape:
+        returns (N, 2) float64, the (x, y) displacement of each grid point.
+    """
+    left, top, right, bottom = reference.nose
+    flow = farneback(reference.crop[top:bottom, left:right], crop[top:bottom, left:right])
+    return flow[::NOSE_GRID_STEP, ::NOSE_GRID_STEP].reshape(-1, 2).astype(np.float64)
 
 
 def face_points(frame: np.ndarray) -> np.ndarray | None:
@@ -220,7 +248,7 @@ def face_points(frame: np.ndarray) -> np.ndarray | None:
     return landmarks(frame, boxes[0]) if boxes else None
 
 
-def register_pair(reference: np.ndarray, frame: np.ndarray, size: int = 256) -> tuple[np.ndarray, Registration]:
+def register_pair(reference: np.ndarray, frame: np.ndarray, size: int = CROP_SIZE) -> tuple[np.ndarray, Registration]:
     """`frame` warped onto `reference` (whole frames, RGB or grey uint8 of one size): the head's rigid motion
     between them removed, so that `registered - reference` shows the face's muscles, not its outline.
 

@@ -7,7 +7,7 @@ numbers in the file names (the dataset readers' rule, `pamer.frames`), at the fr
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,17 +30,19 @@ class Source:
         fps: frames per second (read from the video, or given).
         frames: how many frames it holds (a video's own count, which some containers only estimate).
         files: for a folder, the frame files in time order with their numbers; None for a video.
+        images: for frames already in memory (`frames_source`), the numbered RGB frames; None otherwise.
     """
 
     path: Path
     fps: float
     frames: int
     files: tuple[tuple[int, Path], ...] | None = None
+    images: tuple[tuple[int, np.ndarray], ...] | None = None
 
     @property
     def name(self) -> str:
-        """The video's id: the file's stem, or the folder's name."""
-        return self.path.stem if self.files is None else self.path.name
+        """The video's id: a video file's stem, or the folder's (or in-memory source's) name."""
+        return self.path.stem if self.files is None and self.images is None else self.path.name
 
     def read(self) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, RGB uint8 frame) in time order: a video's 0-based positions, a folder's file numbers.
@@ -60,6 +62,9 @@ class Source:
             yield number, frame
 
     def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        if self.images is not None:
+            yield from self.images
+            return
         if self.files is not None:
             for number, path in self.files:
                 try:
@@ -132,3 +137,12 @@ def _folder(path: Path, fps: float | None) -> Source:
     if fps is None:
         raise SpotError(f"frame folder {path}: give its frame rate with --fps (a folder of images does not state it)")
     return Source(path, float(fps), len(files), tuple(files))
+
+
+def frames_source(frames: Sequence[np.ndarray], numbers: Sequence[int], fps: float, name: str) -> Source:
+    """A `Source` over RGB frames already in memory (a clip `Recognizer.predict` has read), numbered `numbers`."""
+    if len(frames) != len(numbers):
+        raise SpotError(f"{name}: {len(frames)} frames but {len(numbers)} frame numbers")
+    if not (math.isfinite(fps) and fps > 0):
+        raise SpotError(f"fps must be a positive number of frames per second, got {fps}")
+    return Source(Path(name), float(fps), len(frames), images=tuple(zip(numbers, frames, strict=True)))

@@ -41,7 +41,7 @@ import cv2
 import numpy as np
 
 from pamer.preprocess.face import to_gray
-from pamer.preprocess.register import Reference, RegisterError, register
+from pamer.preprocess.register import MIN_CROP_SIZE, Reference, RegisterError, register
 from pamer.preprocess.track import FaceTracker
 from pamer.spot.intervals import Interval, expression_type
 from pamer.spot.peaks import LOCAL_PX, RISE_PX, Found, find_intervals, keep_lengths, lowpass, merge
@@ -311,8 +311,8 @@ def spot_video(
         SpotError: a video or folder that cannot be read (see `open_source`).
     """
     source = video if isinstance(video, Source) else open_source(video, fps)
-    if size < 64:
-        raise SpotError(f"the face crop must be at least 64 px for the patches to fit, got {size}")
+    if size < MIN_CROP_SIZE:
+        raise SpotError(f"the face crop must be at least {MIN_CROP_SIZE} px for registration, got {size}")
     stride = max(round(source.fps / TARGET_FPS), 1) if source.fps > SUBSAMPLE_ABOVE_FPS else 1
     spotter = _Spotter(source.name, source.fps, stride, size)
     tracker = FaceTracker()
