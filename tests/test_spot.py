@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _spotting import Event, expression_frames, write_video
 from typer.testing import CliRunner
 
 import pamer
+from _spotting import Event, expression_frames, write_video
 from pamer.cli import app
 from pamer.spot import Interval, SpotError, spot, spot_video
 from pamer.spot import spotter as spotter_module
