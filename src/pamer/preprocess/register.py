@@ -195,7 +195,7 @@ class Registration:
 
 
 def register(
-    reference: Reference, frame: np.ndarray, points: np.ndarray, refine: bool = True, residual: bool = True
+    reference: Reference, frame: np.ndarray, points: np.ndarray, refine: int = REFINE_STEPS, residual: bool = True
 ) -> tuple[np.ndarray, Registration]:
     """Register `frame` (whose 68 landmarks are `points`) onto `reference`.
 
@@ -203,7 +203,8 @@ def register(
         reference: the frame to register onto.
         frame: RGB or grey uint8 frame.
         points: the frame's 68 landmarks in its pixels.
-        refine: whether to remove the nose region's remaining median flow (step 2 of the module docstring).
+        refine: how many times to undo a similarity fitted to the nose region's flow (step 2 of the module
+            docstring; 0: the landmark fit alone).
         residual: whether to measure the residual (one more flow of the nose region; spotting measures it from
             its own flow of the whole crop instead).
 
@@ -215,13 +216,12 @@ def register(
     size = reference.size
     to_crop = compose(reference.matrix, fit)
     crop = cv2.warpAffine(gray, to_crop, (size, size), flags=cv2.INTER_LINEAR)
-    if refine:
-        for _ in range(REFINE_STEPS):
-            flow = nose_flow(reference, crop)
-            # reference pixel p is seen at p + flow(p) in the crop: map the crop back onto the reference
-            correction = similarity(reference.nose_grid + flow, reference.nose_grid)
-            to_crop = compose(correction, to_crop)
-            crop = cv2.warpAffine(gray, to_crop, (size, size), flags=cv2.INTER_LINEAR)
+    for _ in range(refine):
+        flow = nose_flow(reference, crop)
+        # reference pixel p is seen at p + flow(p) in the crop: map the crop back onto the reference
+        correction = similarity(reference.nose_grid + flow, reference.nose_grid)
+        to_crop = compose(correction, to_crop)
+        crop = cv2.warpAffine(gray, to_crop, (size, size), flags=cv2.INTER_LINEAR)
     left = None
     if residual:
         left = float(np.linalg.norm(np.median(nose_flow(reference, crop), axis=0))) / reference.scale

@@ -8,31 +8,34 @@ first place, code CZP-1/Facial-Expression-Spotting-Based-on-Optical-Flow-Feature
    (Zhao et al. take every 7th frame of SAMM's 200 fps).
 2. The face is followed with dlib (`pamer.preprocess.track`): the detector every few frames, landmarks on every
    frame.
-3. Windows of `WINDOW` frames (at about 30 fps) start every `STEP` frames (CZP-1: 200 and 100); each window's first
-   frame is its reference. Every frame is registered onto the reference of each window it belongs to
-   (`pamer.preprocess.register`: landmark similarity fit, nose-flow refinement) and Farneback flow runs from the
-   reference's face crop to the frame's.
+3. Windows of `WINDOW` frames (at about 30 fps) follow one another; each window's first frame is its reference,
+   and every frame of the window is registered onto it (`pamer.preprocess.register`: landmark similarity fit,
+   nose-flow refinement) before Farneback flow runs from the reference's face crop to the frame's. The next
+   window starts `STEP` frames after the last (CZP-1: 200 and 100), or, when an interval found spans that frame,
+   where CZP-1 moves it: after the interval, or before it (a reference inside an expression would make its
+   release look like a movement). Its frames are then registered onto its own reference.
 4. Each patch of the eyebrows, mouth and nose sides gives one motion value per frame, the nose bridge's motion
    removed (`pamer.spot.regions`).
 5. At a window's end its signals are filtered and searched for intervals (`pamer.spot.peaks`); intervals of all
    patches and windows are merged, too short or too long ones dropped, and each is typed micro (at most 0.5 s)
    or macro (`pamer.spot.intervals.expression_type`, the MEGC rule).
 
-Deviations from the published code, besides those in `pamer.spot.peaks`: windows start every `STEP` frames
-(the code moves the next window so that it does not cut an interval it found; merging the overlapping windows'
-intervals serves the same end); registration uses a landmark similarity fit on every frame before the nose-flow
-step (the code shifts its crop box by the nose flow only); the face crop is `size` pixels (the code: 256) with
-every amplitude converted to the 256 px scale; the code's last rule (an interval starting less than 15 frames
-after the previous one is dropped) is left out.
+Deviations from the published code, besides those in `pamer.spot.peaks`: registration uses a landmark similarity
+fit on every frame before the nose-flow step (the code shifts its crop box by the nose flow only); the face crop is
+`size` pixels (the code: 256) with every amplitude converted to the 256 px scale; a window cut short by a lost
+face or the video's end is searched if it lasts `MIN_WINDOW_S`; the code's last rule (an interval starting less
+than 15 frames after the previous one is dropped) is left out; a tracked face that no longer resembles its
+window's reference (`MIN_RESEMBLANCE`) is looked for again, and counts as lost when it is not found.
 
-Memory: frames are not kept; each window holds its `WINDOW` rows of patch values, and the result keeps one row of
-region signals per frame (about 50 bytes) for the timeline and a 64 px thumbnail per interval's apex.
+Memory: frames are not kept, only the open window's face regions (`face_region`: at most `WINDOW` grey images of
+1.5 x `size` pixels square, about 17 MB at the defaults, whatever the video's resolution) and its rows of patch
+values; the result keeps one row of region signals per frame (about 50 bytes) for the timeline and a 64 px
+thumbnail per interval's apex.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +44,15 @@ import cv2
 import numpy as np
 
 from pamer.preprocess.face import to_gray
-from pamer.preprocess.register import MIN_CROP_SIZE, Reference, RegisterError, register
+from pamer.preprocess.register import (
+    INNER_EYE_CORNERS,
+    MIN_CROP_SIZE,
+    Reference,
+    RegisterError,
+    eye_distance,
+    map_points,
+    register,
+)
 from pamer.preprocess.track import FaceTracker
 from pamer.spot.intervals import Interval, expression_type
 from pamer.spot.peaks import LOCAL_PX, RISE_PX, Found, find_intervals, keep_lengths, lowpass, merge
@@ -54,6 +65,9 @@ WINDOW = 200  # frames at TARGET_FPS: CZP-1's window
 STEP = 100  # CZP-1's default move between windows
 CROP_SIZE = 192  # the face crop the flow runs on (reference scale: 256)
 THUMBNAIL = 64
+# one nose-flow refinement step (registration's default is two): what one step leaves is a near-uniform
+# translation, which the nose bridge's motion subtracted from every patch removes (`pamer.spot.regions`)
+REFINE_STEPS = 1
 # a registered face crop correlating less than this with its window's reference is no longer that face: pamer's
 # own sanity check, not from the published code. A face against itself correlates 0.48 and more in the real test
 # videos even when turned and half hidden by a hand (WolfgangLanger_Pexels.mp4), a face against a cut to a cartoon
@@ -159,25 +173,78 @@ def resemblance(crop: np.ndarray, reference: np.ndarray) -> float:
     return float(a @ b / norm) if norm > 0 else 0.0
 
 
-class _Window:
-    """One analysis window: its reference, patches, and the rows gathered so far."""
+def next_window_start(found: list[Found], length: int, step: int, rate: float) -> int:
+    """Where the next window starts, in samples of the window just searched (`length` samples at `rate` per
+    second, whose `found` intervals are given): `step` on, unless an interval spans that sample; then, as CZP-1
+    (`draw_roiline19`, stated at 30 fps): 20 frames after the interval if it ends before 1.5 steps, 20 frames
+    before it if it starts after half a step, else 10 frames after it (at most 11 frames before the end)."""
+    scale = rate / TARGET_FPS
+    pad = max(round(20 * scale), 1)
+    start = step
+    for f in found:
+        if f.onset < step < f.offset:
+            if f.offset < 1.5 * step:
+                start = f.offset + pad
+            elif f.onset > 0.5 * step:
+                start = f.onset - pad
+            else:
+                start = min(length - round(11 * scale), f.offset) + pad // 2
+    return min(max(start, 1), length - 1)
 
-    def __init__(self, reference: Reference, start: int) -> None:
+
+@dataclass(frozen=True)
+class _Sample:
+    """A frame kept while its window is open: the grey region around the face, at the face crop's scale, and the
+    landmarks in it (so memory per frame does not depend on the video's resolution)."""
+
+    number: int
+    image: np.ndarray
+    points: np.ndarray
+
+
+def face_region(number: int, gray: np.ndarray, points: np.ndarray, size: int) -> _Sample:
+    """The region of `gray` around the face (the `size` px face crop of `pamer.preprocess.register` with two
+    half-eye-distances more on every side, so a moving head stays inside), scaled as that crop.
+
+    Raises:
+        RegisterError: a face too small to register.
+    """
+    half = eye_distance(points) / 2
+    if half < 2:
+        raise RegisterError(f"the face's inner eye corners are {2 * half:.1f} px apart: too small to register")
+    centre = (points[INNER_EYE_CORNERS[0]] + points[INNER_EYE_CORNERS[1]]) / 2
+    s = size / (8 * half)
+    side = round(1.5 * size)
+    matrix = np.array([[s, 0.0, -s * (centre[0] - 6 * half)], [0.0, s, -s * (centre[1] - 5 * half)]])
+    image = cv2.warpAffine(gray, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return _Sample(number, image, map_points(matrix, points))
+
+
+class _Window:
+    """One analysis window: its reference, patches, and one row of patch values per frame so far."""
+
+    def __init__(self, reference: Reference) -> None:
         self.reference = reference
         self.patches = Patches.of(reference)
-        self.start = start  # index of its first sample in the sampled stream
         self.values: list[np.ndarray] = []
         self.residual: list[float] = []
         self.numbers: list[int] = []
+        self.thumbs: list[np.ndarray] = []
 
-    def add(self, gray: np.ndarray, points: np.ndarray, number: int, crop: np.ndarray | None = None) -> np.ndarray:
-        if crop is None:
-            crop, _ = register(self.reference, gray, points, residual=False)
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def register(self, sample: _Sample) -> np.ndarray:
+        """`sample`'s face crop registered onto the reference."""
+        return register(self.reference, sample.image, sample.points, refine=REFINE_STEPS, residual=False)[0]
+
+    def add(self, sample: _Sample, crop: np.ndarray | None = None) -> None:
+        crop = self.register(sample) if crop is None else crop
         values, nose = self.patches.values(self.reference.crop, crop)
         self.values.append(values)
         self.residual.append(nose)
-        self.numbers.append(number)
-        return crop
+        self.numbers.append(sample.number)
+        self.thumbs.append(cv2.resize(crop, (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA))
 
 
 class _Spotter:
@@ -187,96 +254,102 @@ class _Spotter:
         self.video = video
         self.fps = fps
         self.rate = fps / stride
-        self.window = max(round(WINDOW * self.rate / TARGET_FPS), 2)
-        self.step = max(round(STEP * self.rate / TARGET_FPS), 1)
+        self.length = max(round(WINDOW * self.rate / TARGET_FPS), 2)
+        self.step = min(max(round(STEP * self.rate / TARGET_FPS), 1), self.length - 1)
         self.size = size
-        self.windows: list[_Window] = []
+        self.window: _Window | None = None
+        self.samples: list[_Sample] = []  # the open window's frames, its reference first
         self.found: list[Found] = []  # in frame numbers
         self.rows: list[tuple[int, np.ndarray, float]] = []  # (number, region signals, residual), in time order
-        self.thumbs: deque[tuple[int, np.ndarray]] = deque(maxlen=self.window + 1)
         self.kept: dict[int, np.ndarray] = {}
         self.gaps: list[FaceGap] = []
-        self.sample = 0
         self.last_number: int | None = None
 
     def feed(self, number: int, gray: np.ndarray, tracker: FaceTracker) -> None:
-        index = self.sample
-        self.sample += 1
-        points = tracker.update(gray)
-        crop = None
-        if points is not None and self.windows:
-            crop, _ = register(self.windows[0].reference, gray, points, residual=False)
-            if resemblance(crop, self.windows[0].reference.crop) < MIN_RESEMBLANCE:
+        sample, crop = self._sample(number, gray, tracker.update(gray)), None
+        if sample is not None and self.window is not None:
+            crop = self.window.register(sample)
+            if resemblance(crop, self.window.reference.crop) < MIN_RESEMBLANCE:
                 # the tracked landmarks left the face (a cut, an occlusion) or the face changed: look again, and
-                # start new windows, since the old references no longer show this face
-                points, crop = tracker.redetect(gray), None
-                self.close_all()
-        if points is not None and (not self.windows or index - self.windows[-1].start >= self.step):
-            try:
-                self.windows.append(_Window(Reference.from_frame(gray, points, self.size), index))
-            except RegisterError:
-                points = None
-        if points is None:
-            self.close_all()
+                # start a new window, since the old reference no longer shows this face
+                self.close(final=True)
+                sample, crop = self._sample(number, gray, tracker.redetect(gray)), None
+        if sample is None:
+            self.close(final=True)
             if self.gaps and self.gaps[-1].last == self.last_number:
                 self.gaps[-1] = FaceGap(self.gaps[-1].first, number)
             else:
                 self.gaps.append(FaceGap(number, number))
             self.rows.append((number, np.full(len(REGIONS), np.nan), np.nan))
-            self.last_number = number
-            return
-        crops = [window.add(gray, points, number, crop if i == 0 else None) for i, window in enumerate(self.windows)]
-        # the thumbnail: the frame registered onto the oldest open window's reference
-        self.thumbs.append((number, cv2.resize(crops[0], (THUMBNAIL, THUMBNAIL), interpolation=cv2.INTER_AREA)))
+        else:
+            if self.window is None:
+                self._open(sample)
+            self.window.add(sample, crop)
+            self.samples.append(sample)
+            if len(self.window) >= self.length:
+                self.close(final=False)
         self.last_number = number
-        oldest = self.windows[0]
-        if len(oldest.values) >= self.window:
-            self.close(oldest)
 
-    def close_all(self) -> None:
-        while self.windows:
-            self.close(self.windows[0])
+    def _sample(self, number: int, gray: np.ndarray, points: np.ndarray | None) -> _Sample | None:
+        if points is None:
+            return None
+        try:
+            return face_region(number, gray, points, self.size)
+        except RegisterError:
+            return None
 
-    def close(self, window: _Window) -> None:
-        self.windows.remove(window)
+    def _open(self, sample: _Sample) -> None:
+        self.window = _Window(Reference.from_frame(sample.image, sample.points, self.size))
+        self.samples = []
+
+    def close(self, final: bool) -> None:
+        """Search the open window; `final`: the face was lost or the video ended, so no window follows it at once;
+        otherwise the next window starts where CZP-1 moves it (`_next_start`), its frames registered anew."""
+        window = self.window
+        if window is None:
+            return
         values = np.array(window.values)
         n = len(values)
-        newer = self.windows[0].start if self.windows else None
-        shown = n if newer is None else min(newer - window.start, n)
-        if n / self.rate < MIN_WINDOW_S:
-            filtered = values  # too short to filter or search
-        else:
+        found: list[Found] = []
+        filtered = values  # a window too short to filter or search is shown as it is
+        if n / self.rate >= MIN_WINDOW_S:
             filtered = lowpass(values, self.rate)
-            found = []
             for p, region in enumerate(window.patches.region):
                 local = LOCAL_PX[REGION_KIND[REGIONS[region]]]
                 found += [
                     Found(f.onset, f.offset, f.apex, f.peak, p)
                     for f in find_intervals(filtered[:, p], self.rate, local, filtered=True)
                 ]
-            numbers = window.numbers
-            thumbs = dict(self.thumbs)
-            for f in merge(found):
-                apex = numbers[f.apex]
-                self.found.append(Found(numbers[f.onset], numbers[f.offset], apex, f.peak, f.channel))
-                if apex in thumbs:
-                    self.kept[apex] = thumbs[apex]
+            found = merge(found)
+        numbers = window.numbers
+        for f in found:
+            self.found.append(Found(numbers[f.onset], numbers[f.offset], numbers[f.apex], f.peak, f.channel))
+            self.kept[numbers[f.apex]] = window.thumbs[f.apex]
+        start = n if final else next_window_start(found, self.length, self.step, self.rate)
         regions = np.array(window.patches.region)
-        for i in range(shown):
+        for i in range(start):
             signals = np.array([filtered[i, regions == r].max() for r in range(len(REGIONS))])
-            self.rows.append((window.numbers[i], signals, window.residual[i]))
+            self.rows.append((numbers[i], signals, window.residual[i]))
+        self.window = None
+        if final:
+            self.samples = []
+            return
+        rest = self.samples[start:]
+        self._open(rest[0])
+        for sample in rest:
+            self.window.add(sample)
+        self.samples = rest
 
     def result(self, source: Source, stride: int, frames: int) -> SpotResult:
-        self.close_all()
+        self.close(final=True)
         merged = keep_lengths(merge(self.found), self.fps)
         intervals = [
             Interval(self.video, f.onset, f.offset, expression_type(f.onset, f.offset, self.fps), f.apex, f.peak)
             for f in merged
         ]
-        rows = sorted(self.rows, key=lambda r: r[0])
-        numbers = np.array([r[0] for r in rows], dtype=np.int64)
-        signals = np.array([r[1] for r in rows]).reshape(len(rows), len(REGIONS))
-        residual = np.array([r[2] for r in rows], dtype=np.float64)
+        numbers = np.array([r[0] for r in self.rows], dtype=np.int64)
+        signals = np.array([r[1] for r in self.rows]).reshape(len(self.rows), len(REGIONS))
+        residual = np.array([r[2] for r in self.rows], dtype=np.float64)
         thumbnails = {i.apex: self.kept[i.apex] for i in intervals if i.apex in self.kept}
         return SpotResult(
             self.video,
