@@ -5,6 +5,7 @@ Long Videos' `FACS_Movement_Only` sheet below ten rows of notes and `SAMM_longvi
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import cv2
@@ -177,6 +178,8 @@ def test_unknown_dataset_lists_the_names(tmp_path: Path) -> None:
 def fake_spotter(found: dict[str, list[tuple[int, int, str]]], calls: list, refuse: tuple[str, ...] = ()):
     def spot(folder: Path, fps: float | None = None) -> list[Interval]:
         calls.append((Path(folder).name, fps))
+        if Path(folder).name == "008_2":
+            warnings.warn(f"no face in frames 10-40 of {folder}: nothing spotted there", stacklevel=2)
         if Path(folder).name in refuse:
             raise pamer.spot.SpotError(f"{folder}: frame 3 cannot be decoded")
         return [Interval("whatever-the-spotter-calls-it", a, b, t) for a, b, t in found.get(Path(folder).name, [])]
@@ -232,12 +235,20 @@ def test_cli_evaluate_json_reports_problems_and_refused_videos(tmp_path: Path, m
     assert [(p["clip"], p["kind"]) for p in data["refused"]] == [("samm-lv/007_3", "spot-refused")]
     assert "frame 3 cannot be decoded" in data["refused"][0]["detail"]
     assert "samm-lv/007_3: not spotted" in result.stderr
+    # the spotter's warnings (frames without a face) are kept per video, not lost in the output
+    assert [(p["clip"], p["kind"]) for p in data["warnings"]] == [("samm-lv/008_2", "spot-warning")]
+    assert "no face in frames 10-40" in data["warnings"][0]["detail"]
 
 
-def test_cli_evaluate_refuses_a_bad_root_in_one_line(tmp_path: Path) -> None:
+def test_cli_evaluate_refuses_a_bad_root_or_name_in_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["spot", "evaluate", "samm-lv", "--root", str(tmp_path / "absent")])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "SAMM Long Videos root" in result.stderr and "does not exist" in result.stderr
+    result = runner.invoke(app, ["spot", "evaluate", "casme2", "--root", str(tmp_path)])
+    assert (
+        result.exit_code == 2
+        and "unknown spotting dataset 'casme2'; expected one of casme-sq, samm-lv" in result.stderr
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------

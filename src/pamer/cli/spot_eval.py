@@ -95,15 +95,17 @@ def evaluate_command(
     """Spot every video of a spotting dataset with pamer's defaults, then print the MEGC score."""
     from pamer.data.samples import DatasetError
     from pamer.outputs import write_problem
-    from pamer.spot.evaluate import evaluate, read_spotting
+    from pamer.spot.evaluate import SPOTTING_DATASETS, evaluate, read_spotting
     from pamer.spot.intervals_csv import write_intervals
 
+    if name not in SPOTTING_DATASETS:
+        raise fail(f"unknown spotting dataset {name!r}; expected one of {', '.join(SPOTTING_DATASETS)}")
     _check_iou(iou)
     if out is not None and (problem := write_problem(out, create=True)) is not None:
         raise fail(f"cannot write into --out {out}: {problem}")
     try:
         index = read_spotting(name, root, sheet)
-    except (DatasetError, ValueError) as error:
+    except DatasetError as error:
         raise fail(str(error)) from None
     counts = index.counts()
     typer.echo(
@@ -116,6 +118,8 @@ def evaluate_command(
         typer.echo(f"[{done}/{len(index.videos)}] {video.video}: {found} intervals", err=True)
 
     evaluation = evaluate(index, iou=iou, progress=progress)
+    for problem in evaluation.warnings:
+        typer.echo(f"warning: {problem.clip}: {problem.detail}", err=True)
     for problem in evaluation.refused:
         typer.echo(f"warning: {problem.clip}: not spotted ({problem.detail}); its intervals count as FN", err=True)
     if out is not None:
@@ -128,6 +132,7 @@ def evaluate_command(
             "videos": len(index.videos),
             "problems": [asdict(p) for p in index.problems],
             "refused": [asdict(p) for p in evaluation.refused],
+            "warnings": [asdict(p) for p in evaluation.warnings],
             **evaluation.score.to_dict(),
         }
         typer.echo(json.dumps(summary, indent=2))

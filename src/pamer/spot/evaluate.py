@@ -13,6 +13,7 @@ was found; a video without a face is spotted as one where nothing happens.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +47,14 @@ def read_spotting(name: str, root: str | Path, sheet: str | Path | None = None) 
 
 @dataclass
 class Evaluation:
-    """One evaluation: the dataset as read, what was spotted in each video, the score, and the refused videos."""
+    """One evaluation: the dataset as read, what was spotted in each video, the score, the videos the spotter
+    refused (`spot-refused`) and what it warned about in the others (`spot-warning`: frames without a face)."""
 
     index: SpottingIndex
     predicted: list[Interval]
     score: Score
     refused: list[Problem]
+    warnings: list[Problem]
 
 
 def evaluate(
@@ -72,9 +75,13 @@ def evaluate(
     spot = pamer.spot.spot if spotter is None else spotter
     predicted: list[Interval] = []
     refused: list[Problem] = []
+    warned: list[Problem] = []
     for done, video in enumerate(index.videos, 1):
         try:
-            found = spot(video.folder, fps=index.fps)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                found = spot(video.folder, fps=index.fps)
+            warned += [Problem(f"{index.dataset}/{video.video}", "spot-warning", str(w.message)) for w in caught]
         except SpotError as error:  # a frame that cannot be decoded, frames of different sizes: named in the message
             refused.append(Problem(f"{index.dataset}/{video.video}", "spot-refused", str(error)))
             found = []
@@ -84,4 +91,4 @@ def evaluate(
         if progress is not None:
             progress(done, video, len(found))
     result = score(index.truth, predicted, iou, videos=[video.video for video in index.videos])
-    return Evaluation(index, predicted, result, refused)
+    return Evaluation(index, predicted, result, refused, warned)
