@@ -52,6 +52,7 @@ def casme_sq(root: Path) -> Path:
         [1, "anger1_1", 3, 9, 0, "4", "anger", "micro-expression", "anger"],  # offset not coded: ends at the apex
         [2, "anger1_1", 10, 15, 20, "4", "anger", "blink", "anger"],  # not a type: left out
         [2, "happy1_1", 1, 5, 30, "12", "happy", "macro-expression", "happy"],  # no such folder
+        [1, "anger1_2", 30, 0, 0, "4", "anger", "micro-expression", "anger"],  # neither apex nor offset: left out
     ]
     workbook(
         root / "CAS(ME)^2code_final.xlsx",
@@ -111,7 +112,8 @@ def test_casme_sq_reads_the_released_layout(tmp_path: Path) -> None:
         Interval("15_0101disgustingteeth", 44, 50, "micro", apex=47),
         Interval("15_0401girlcrashing", 3, 9, "micro", apex=9),  # offset 0 -> the apex
     ]
-    assert kinds(index) == {"offset-missing": 1, "type-unknown": 1, "video-missing": 1}
+    assert kinds(index) == {"offset-missing": 2, "apex-missing": 1, "type-unknown": 1, "video-missing": 1}
+    assert any("neither offset nor apex" in p.detail and "row 6" in p.detail for p in index.problems)
     missing = next(p for p in index.problems if p.kind == "video-missing")
     assert "row 5" in missing.detail and "16_0502" in missing.detail
 
@@ -213,7 +215,7 @@ def test_cli_evaluate_prints_the_score_and_writes_files(tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     assert [fps for _, fps in calls] == [30.0, 30.0, 30.0]
     assert "overall" in result.stdout and "3 videos, 2 micro and 1 macro" in result.stderr
-    assert "offset-missing 1" in result.stderr
+    assert "offset-missing 2" in result.stderr
     assert len(read_intervals(out / "truth.csv")) == 3 and len(read_intervals(out / "predicted.csv")) == 2
     rescored = runner.invoke(app, ["spot", "score", str(out / "truth.csv"), str(out / "predicted.csv"), "--json"])
     assert json.loads(rescored.stdout) == json.loads((out / "score.json").read_text())

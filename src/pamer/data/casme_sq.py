@@ -67,8 +67,9 @@ def read(root: Path, *, sheet: Path | None = None) -> SpottingIndex:
     """Read CAS(ME)^2 as released: `CAS(ME)^2code_final.xlsx` (in `root`, or `sheet`) and `root/rawpic`.
 
     Rules, each named in `problems`: an offset of 0 (not coded) becomes the apex, as the MEGC2020 baseline reads
-    it; an apex of 0 is unknown (None). A row whose participant, video or type the naming sheets do not know,
-    whose frames are not numbers, whose offset is before its onset, or whose video folder is missing, is left out.
+    it; an apex of 0 is unknown (None). A row whose participant, video or type the naming sheets do not know, whose
+    frames are not numbers, whose offset is before its onset, whose offset and apex are both 0, or whose video folder
+    is missing, is left out.
     """
     root = check_root(root, "CAS(ME)^2")
     path = find_sheet(root, SHEET_PATTERNS, "CAS(ME)^2 code", sheet)
@@ -117,7 +118,10 @@ def read(root: Path, *, sheet: Path | None = None) -> SpottingIndex:
         if apex == 0:
             apex = None
             index.problems.append(Problem(clip, "apex-missing", f"{where}: apex 0 (not coded)"))
-        if offset == 0 and apex is not None:
+        if offset == 0 and apex is None:
+            index.problems.append(Problem(clip, "offset-missing", f"{where}: neither offset nor apex coded: left out"))
+            continue
+        if offset == 0:
             offset = apex  # offset not coded: the MEGC2020 baseline ends the interval at the apex
             index.problems.append(Problem(clip, "offset-missing", f"{where}: offset 0 (not coded): the apex {apex}"))
         if offset < onset:
