@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import pickle
 import re
@@ -14,6 +15,7 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+from _spotting import Event, expression_frames, write_video
 from _trees import prepare_synthetic
 from pamer.cli import app
 from pamer.data import synthetic
@@ -385,8 +387,8 @@ def test_given_onset_and_apex_are_used(model_dir: Path, face_clip, tmp_path: Pat
 
 
 def test_predict_sees_what_training_saw(trained: dict[str, Path]) -> None:
-    """A training clip given to predict with its annotated onset and apex gives the cache's crops and the
-    engine's input for them: prediction and training cannot drift apart."""
+    """A training clip given to predict with its annotated onset and apex, unregistered as the cache's clips are,
+    gives the cache's crops and the engine's input for them: prediction and training cannot drift apart."""
     from pamer.data import read
     from pamer.engine.augment import model_input
     from pamer.preprocess import load_cache
@@ -400,7 +402,7 @@ def test_predict_sees_what_training_saw(trained: dict[str, Path]) -> None:
             for i, (s, c) in enumerate(zip(cache.subjects, cache.clips, strict=True))
             if (s, c) == (sample.subject, sample.clip)
         )
-        result = recognizer.predict(sample.frames[0].parent, onset=sample.onset, apex=sample.apex)
+        result = recognizer.predict(sample.frames[0].parent, onset=sample.onset, apex=sample.apex, register=False)
         np.testing.assert_array_equal(result.onset_crop, cache.onset[k])
         np.testing.assert_array_equal(result.apex_crop, cache.apex[k])
         card = recognizer.card
@@ -474,3 +476,45 @@ def test_cli_bad_clips(model_dir: Path, tmp_path: Path) -> None:
     # a flat grey clip: nothing to detect
     blank = _write_frames(tmp_path / "blank", [np.full((120, 160, 3), 128, np.uint8)] * 3, ["1.png", "2.png", "3.png"])
     assert "no face found in" in _fail(["predict", str(model_dir), "--frames", str(blank)])
+
+
+# ------------------------------------------------------------------------------------ spotting, then recognising
+
+
+@pytest.fixture(scope="module")
+def micro_video(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Event]:
+    """2.5 s at 30 fps of a real face with a drifting head and one brow raise of 0.43 s (a micro-expression)."""
+    event = Event(30, 36, 42, ("1", "2"), 8.0)
+    path = tmp_path_factory.mktemp("micro") / "micro.avi"
+    return write_video(path, expression_frames(75, (event,))), event
+
+
+def test_spot_recognises_each_micro_expression_with_the_model(
+    model_dir: Path, micro_video: tuple[Path, Event], tmp_path: Path
+) -> None:
+    video, event = micro_video
+    result = runner.invoke(app, ["spot", str(video), "--model", str(model_dir), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "intervals.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    (row,) = rows
+    assert row["type"] == "micro" and int(row["onset"]) <= event.apex <= int(row["offset"])
+    probabilities = {c: float(row[f"p_{c}"]) for c in ("negative", "positive", "surprise")}
+    assert row["class"] == max(probabilities, key=probabilities.get)
+    assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-3)
+    # the same answer as the model gives for the registered onset and apex of the interval
+    recognizer = Recognizer.from_dir(model_dir)
+    frames = read_video(video).frames
+    direct = recognizer.predict([frames[int(row["onset"])], frames[int(row["apex"])]], onset=0, apex=1)
+    assert direct.label == row["class"]
+    assert direct.probabilities == pytest.approx(probabilities, abs=1e-4)
+    assert row["class"] in result.stdout
+
+
+def test_a_long_video_is_read_at_its_strongest_interval(model_dir: Path, micro_video: tuple[Path, Event]) -> None:
+    video, event = micro_video
+    result = Recognizer.from_dir(model_dir).predict(video)
+    assert (result.onset_source, result.apex_source) == ("interval", "interval")
+    assert event.onset - 6 <= result.onset < result.apex and event.onset <= result.apex <= event.offset
+    assert result.face["registration"]["residual_px"] < 0.5
+    assert "spot" in result.timings

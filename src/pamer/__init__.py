@@ -6,7 +6,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Recognizer", "__version__", "create_model", "list_models"]
+__all__ = ["Recognizer", "__version__", "create_model", "list_models", "spot"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from pamer.predict import Recognizer
 
         return Recognizer
+    if name == "spot":  # the package pamer.spot, callable as pamer.spot(video, ...)
+        import importlib
+
+        return importlib.import_module("pamer.spot")
     raise AttributeError(f"module 'pamer' has no attribute {name!r}")

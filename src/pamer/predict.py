@@ -44,6 +44,9 @@ __all__ = [
 # the decoded frames of one clip are held in memory; a clip is seconds around one expression, not a whole film
 MAX_CLIP_BYTES = 2 * 2**30
 MIN_INPUT_SIZE = 16  # the smallest train.input_size a configuration accepts
+# a video longer than this (seconds) with no onset or apex given is spotted (`pamer.spot`) for its strongest
+# expression: a micro-expression with its onset and offset spans under a second
+LONG_CLIP_S = 2.0
 # what predict computes from a clip: apex - onset, or the apex crop alone
 PREDICT_REPRESENTATIONS = ("diff", "apex")
 
@@ -60,7 +63,8 @@ class Clip:
     """The frames of a user's clip, in time order.
 
     `numbers[i]` is the frame number of `frames[i]`: the number in the file name for a folder of frames, the
-    0-based position for a video. `onset`/`apex` given to `Recognizer.predict` are such frame numbers.
+    0-based position for a video. `onset`/`apex` given to `Recognizer.predict` are such frame numbers. `fps` is the
+    video's stated frame rate (None for frames, whose rate nothing states).
     """
 
     frames: list[np.ndarray]  # uint8 RGB, H x W x 3
@@ -68,6 +72,7 @@ class Clip:
     names: list[str]
     source: str
     decode_s: float = 0.0
+    fps: float | None = None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -172,6 +177,7 @@ def read_video(path: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
         )
         raise PredictError(f"video {path} {what}")
     capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS)
     frames = []
     try:
         while capture.isOpened():
@@ -191,6 +197,7 @@ def read_video(path: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
         names=[f"frame {i}" for i in range(len(frames))],
         source=str(path),
         decode_s=time.perf_counter() - start,
+        fps=float(fps) if math.isfinite(fps) and fps > 0 else None,
     )
 
 
@@ -404,13 +411,15 @@ class Prediction:
     """The answer for one clip.
 
     `onset`/`apex` are frame numbers of the clip (see `Clip`), `onset_source` says how the onset was chosen
-    (`given`, `first`: the clip's first frame, or `unused`: a model of the apex alone was given the apex, so
-    `onset`, `onset_name` and `onset_crop` are None) and `apex_source` how the apex was (`given`, `spotted`, or
-    `only`: the clip's only frame). `attention` holds the four progressive-attention maps (float32, h_i x w_i, in
-    0..1); `onset_crop` and `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32
-    C x H x W, normalised). `face` describes the alignment (`{"face": "given"}` for a model trained on
-    ready-made crops, whose frames are taken as crops). `timings` are seconds per stage: decode, detect, align,
-    model.
+    (`given`, `first`: the clip's first frame, `interval`: the strongest interval `pamer.spot` found in a long
+    video, or `unused`: a model of the apex alone was given the apex, so `onset`, `onset_name` and `onset_crop` are
+    None) and `apex_source` how the apex was (`given`, `interval`, `spotted`, or `only`: the clip's only frame).
+    `attention` holds the four progressive-attention maps (float32, h_i x w_i, in 0..1); `onset_crop` and
+    `apex_crop` are the aligned uint8 RGB faces, `motion` the network's input (float32 C x H x W, normalised).
+    `face` describes the alignment (`{"face": "given"}` for a model trained on ready-made crops, whose frames are
+    taken as crops) and, under `registration`, the apex's registration onto the onset (`residual_px`: motion left
+    at the nose, in frame pixels; or why it was not registered). `timings` are
+    seconds per stage: decode, (spot,) detect, align, model.
     """
 
     label: str
@@ -515,7 +524,11 @@ class Recognizer:
         return self.card.classes
 
     def predict(
-        self, clip: str | Path | Clip | Sequence[np.ndarray], onset: int | None = None, apex: int | None = None
+        self,
+        clip: str | Path | Clip | Sequence[np.ndarray],
+        onset: int | None = None,
+        apex: int | None = None,
+        register: bool = True,
     ) -> Prediction:
         """Recognise the micro-expression between `onset` and `apex` of a clip.
 
@@ -526,9 +539,16 @@ class Recognizer:
 
         Args:
             clip: a video file, a folder of frames, a `Clip`, or a sequence of uint8 RGB frames.
-            onset: onset frame number (see `Clip`); default: the clip's first frame.
-            apex: apex frame number, after the onset; default: spotted among the frames after the onset with
-                `pamer.preprocess.motion.spot_apex` (the preprocessing rule for clips without an apex).
+            onset: onset frame number (see `Clip`); default: the clip's first frame, or, in a video longer than
+                `LONG_CLIP_S` with neither onset nor apex given, the onset of the strongest interval `pamer.spot`
+                finds in it (its strongest micro-expression, else its strongest expression).
+            apex: apex frame number, after the onset; default: that interval's apex, else spotted among the
+                registered frames after the onset with `pamer.preprocess.motion.spot_apex`.
+
+        The apex is registered onto the onset (`pamer.preprocess.register`: the head's rigid motion removed)
+        before the motion image is made; `Prediction.face["registration"]` reports the motion left at the nose.
+        `register=False` skips that (and registers no frame for spotting the apex): the crops are then exactly
+        those `pamer prepare` makes of a dataset's clip, whose cache aligns each clip with one transform.
 
         Raises:
             PredictError: an unreadable clip, onset/apex out of range or in the wrong order, a clip too short
@@ -537,9 +557,17 @@ class Recognizer:
         from pamer.preprocess.face import to_gray
         from pamer.preprocess.images import to_square
         from pamer.preprocess.motion import spot_apex
+        from pamer.preprocess.register import RegisterError, register_pair
 
         clip = read_clip(clip)
         timings = {"decode": clip.decode_s}
+        from_interval = False
+        if onset is None and apex is None and clip.fps is not None and len(clip) / clip.fps > LONG_CLIP_S:
+            start = time.perf_counter()
+            interval = self._strongest_interval(clip)
+            timings["spot"] = time.perf_counter() - start
+            if interval is not None:
+                onset, apex, from_interval = interval.onset, interval.apex, True
         # a model of the apex alone needs no onset; a given onset still anchors the alignment, as in training
         apex_alone = self.card.representation == "apex" and onset is None and (apex is not None or len(clip) == 1)
         if apex_alone:
@@ -576,11 +604,15 @@ class Recognizer:
             return to_square(frame, self.aligner.size) if transform is None else transform.apply(frame)
 
         start = time.perf_counter()
-        # one transform for every frame of the clip
+        # one transform for every frame of the clip, after each frame is registered onto the onset
         if onset_i is not None and apex is None:
             # spotting compares grey levels, so grey frames are warped: a third of the work of warping RGB ones
-            grey = [crop(i, grey=True) for i in range(onset_i, len(clip))]
-            spotted = spot_apex(grey, region=None if transform is None else transform.face_box)
+            grey = None if transform is None or not register else _registered_grey(clip.frames[onset_i:])
+            if grey is not None:  # registered face crops: the whole crop is face
+                spotted = spot_apex(grey)
+            else:
+                grey = [crop(i, grey=True) for i in range(onset_i, len(clip))]
+                spotted = spot_apex(grey, region=None if transform is None else transform.face_box)
             if spotted == 0:
                 raise PredictError(
                     f"{clip.source}: no frame after onset {clip.numbers[onset_i]} differs from it inside the face, "
@@ -589,8 +621,19 @@ class Recognizer:
             apex_i = onset_i + spotted
             apex_source = "spotted"
         else:
-            apex_source = "given" if apex is not None else "only"
-        onset_crop, apex_crop = None if onset_i is None else crop(onset_i), crop(apex_i)
+            apex_source = "interval" if from_interval else "given" if apex is not None else "only"
+        apex_frame = clip.frames[apex_i]
+        if onset_i is not None and transform is not None and register:
+            try:
+                apex_frame, registration = register_pair(clip.frames[onset_i], apex_frame)
+                face["registration"] = {
+                    "residual_px": round(registration.residual_px, 3),
+                    "shift_px": [round(v, 3) for v in registration.shift],
+                }
+            except RegisterError as err:
+                face["registration"] = f"not registered: {err}"
+        onset_crop = None if onset_i is None else crop(onset_i)
+        apex_crop = transform.apply(apex_frame) if transform is not None else crop(apex_i)
         timings["align"] = time.perf_counter() - start
         if transform is None:
             face["frame"] = clip.numbers[apex_i]
@@ -605,7 +648,13 @@ class Recognizer:
             probabilities={c: float(p) for c, p in zip(self.classes, probabilities, strict=True)},
             onset=None if onset_i is None else clip.numbers[onset_i],
             apex=clip.numbers[apex_i],
-            onset_source="unused" if onset_i is None else "first" if onset is None else "given",
+            onset_source="unused"
+            if onset_i is None
+            else "interval"
+            if from_interval
+            else "first"
+            if onset is None
+            else "given",
             apex_source=apex_source,
             onset_name=None if onset_i is None else clip.names[onset_i],
             apex_name=clip.names[apex_i],
@@ -617,6 +666,17 @@ class Recognizer:
             motion=motion,
             timings=timings,
         )
+
+    def _strongest_interval(self, clip: Clip) -> Any:
+        """The strongest micro-expression `pamer.spot` finds in a long clip (else its strongest expression; None
+        when it finds none)."""
+        from pamer.spot.source import frames_source
+        from pamer.spot.spotter import spot_video
+
+        result = spot_video(frames_source(clip.frames, clip.numbers, clip.fps, clip.source))
+        usable = [i for i in result.intervals if i.apex is not None and i.apex > i.onset]
+        micro = [i for i in usable if i.type == "micro"]
+        return max(micro or usable, key=lambda i: i.peak or 0.0, default=None)
 
     def _infer(
         self, onset_crop: np.ndarray | None, apex_crop: np.ndarray
@@ -646,6 +706,36 @@ class Recognizer:
                 "normalisation (mean, std) are damaged: retrain it"
             )
         return probabilities, [m[0, 0].float().cpu().numpy() for m in maps], x[0].cpu().numpy()
+
+
+def _registered_grey(frames: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+    """Grey face crops of `frames`, each registered onto the first (`pamer.preprocess.register`; the face followed
+    with `pamer.preprocess.track`), or None when no face is found in the first. A frame where the face is lost is
+    cropped unregistered."""
+    import cv2
+
+    from pamer.preprocess.face import to_gray
+    from pamer.preprocess.register import CROP_SIZE, Reference, RegisterError, register
+    from pamer.preprocess.track import FaceTracker
+
+    tracker = FaceTracker()
+    first = to_gray(frames[0])
+    points = tracker.update(first)
+    if points is None:
+        return None
+    try:
+        reference = Reference.from_frame(first, points)
+    except RegisterError:
+        return None
+    crops = [reference.crop]
+    for frame in frames[1:]:
+        gray = to_gray(frame)
+        points = tracker.update(gray)
+        if points is None:
+            crops.append(cv2.warpAffine(gray, reference.matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR))
+        else:
+            crops.append(register(reference, gray, points, residual=False)[0])
+    return crops
 
 
 def _search_order(onset_i: int, apex_i: int | None, n: int, max_frames: int) -> list[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pamer.cli import configs, data, demo, engine, models, predict, preprocess  # noqa: F401  (they register commands)
+from pamer.cli import configs, data, demo, engine, models, predict, preprocess, spot, spot_eval  # noqa: F401  (register)
 from pamer.cli._app import app
 
 

@@ -31,6 +31,14 @@ def predict(
         Path | None, typer.Option(help="Write a PNG: the aligned apex face, the motion image, the attention maps.")
     ] = None,
     device: Annotated[str, typer.Option(help="Torch device, e.g. cpu or cuda.")] = "cpu",
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register/--no-register",
+            help="Register the apex onto the onset (remove head motion) first; --no-register: one transform per "
+            "clip, exactly as `pamer prepare` aligns a dataset's clips.",
+        ),
+    ] = True,
 ) -> None:
     """Recognise the micro-expression in a video or a folder of frames."""
     if (video is None) == (frames is None):
@@ -42,7 +50,7 @@ def predict(
             check_picture_path(picture)
         recognizer = Recognizer.from_dir(model_dir, device=device)
         clip = read_video(video) if video is not None else read_frame_folder(frames)
-        result = recognizer.predict(clip, onset=onset, apex=apex)
+        result = recognizer.predict(clip, onset=onset, apex=apex, register=register)
         if picture is not None:
             result.picture(picture)
     except PredictError as err:
@@ -75,6 +83,7 @@ def _print_table(result, picture: Path | None) -> None:
         "given": "given",
         "spotted": "spotted: most facial motion after the onset",
         "only": "the clip's only frame",
+        "interval": "the strongest expression `pamer spot` finds in the long clip",
     }
     for label, number, name, source in (
         ("onset", result.onset, result.onset_name, result.onset_source),
@@ -94,6 +103,14 @@ def _print_table(result, picture: Path | None) -> None:
             f"face:  found in frame {face['frame']}; eyes levelled by {face['angle_deg']:+.1f} deg{residual}; "
             f"crop square of {face['crop'][2]:.0f} px"
         )
+    registration = face.get("registration")
+    if isinstance(registration, dict):
+        console.print(
+            f"registration: apex registered onto the onset; {registration['residual_px']:.2f} px of motion left at "
+            "the nose"
+        )
+    elif registration is not None:
+        console.print(f"registration: {registration}")
     console.print("time:  " + ", ".join(f"{k} {1000 * v:.0f} ms" for k, v in result.timings.items()))
     if picture is not None:
         console.print(f"picture: {picture}")

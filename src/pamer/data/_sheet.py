@@ -118,3 +118,34 @@ def read_rows(
     found = f"; the closest row (sheet {best[1]!r}) has {best[2]}" if best[1] else "; the file has no cells"
     hint = f" ({layout})" if layout else ""
     raise DatasetError(f"{path}: no header row with the columns {expected}{hint}{found}")
+
+
+def read_plain(path: Path, sheets: Sequence[tuple[str, int]]) -> list[list[Row]]:
+    """The rows of worksheets that have no header row (CAS(ME)^2's code sheets), cells keyed by column position.
+
+    Args:
+        path: the workbook.
+        sheets: (name, position) of each worksheet wanted: the sheet of that name, or where the workbook has no
+            sheet of that name, the one at that position (0 for the first).
+
+    Returns:
+        one list per entry of `sheets`: every row with a non-blank cell, its cells as text (None where blank)
+        keyed `"0"`, `"1"`, ... by column.
+    """
+    book = _load(path)
+    names = list(book)
+    out = []
+    for name, position in sheets:
+        if name not in book:
+            if position >= len(names):
+                found = ", ".join(map(repr, names))
+                raise DatasetError(f"{path}: no worksheet {name!r} nor a sheet number {position + 1}; has {found}")
+            name = names[position]
+        frame = book[name]
+        rows = []
+        for k in range(len(frame)):
+            cells = {str(j): _text(c) for j, c in enumerate(frame.iloc[k])}
+            if any(cells.values()):
+                rows.append(Row(k + 1, cells))
+        out.append(rows)
+    return out
