@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from pamer.classic import classic_features, list_classic
-from pamer.config import Config, load_config
+from pamer.config import SHIPPED, Config, load_config
 from pamer.engine import run_loso
 from pamer.preprocess.cache import Cache
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
+CONFIGS = SHIPPED / "peers"
 
 
 def synthetic_composite(clips: int = 442, subjects: int = 68, size: int = 256, frames: int = 10) -> Cache:

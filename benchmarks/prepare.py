@@ -5,7 +5,8 @@ Clips are made of real face photos (matplotlib's Grace Hopper, and dlib's Tom Cr
 each clip tilted by a different angle; onset and apex are two JPEG files. Measured:
 
 - per clip, in this process (wall and CPU time, the latter less sensitive to other jobs): read 2 JPEGs,
-  detect + landmarks + level (with its re-detection pass) + crop both frames (`cache._align`), and the fit alone;
+  detect + landmarks + level (with its re-detection pass) + crop both frames + the cached onset/apex landmarks
+  (`cache._align`), the fit alone, and the cached landmarks alone (`cache._landmarks`, cache format 3);
 - `prepare()` end to end (parts, progress off, final arrays and manifest) with 1 and with N worker processes;
   the N-worker time includes starting the processes and loading dlib's model in each (about 2 s).
 
@@ -96,7 +97,7 @@ def main() -> None:
 
         config = {"representation": "diff", **FaceAligner(size=args.size).config()}
         aligner = FaceAligner(size=args.size)
-        per_clip, cpu, fit_only, passes = [], [], [], []
+        per_clip, cpu, fit_only, passes, marks = [], [], [], [], []
         for i, sample in enumerate(index.samples):
             task = cache._task(i, sample, aligner.max_frames)
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -105,15 +106,20 @@ def main() -> None:
             cpu.append(time.process_time() - start_cpu)
             assert info["face"] == "found", sample.clip
             passes.append(info["passes"])
-            onset = read_rgb(sample.onset_path)
+            assert info["landmarks"] == "onset, apex", sample.clip
+            onset, apex = read_rgb(sample.onset_path), read_rgb(sample.apex_path)
             start = time.perf_counter()
-            aligner.fit([onset])
+            transform = aligner.fit([onset])
             fit_only.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            cache._landmarks(transform, onset, apex, task)
+            marks.append(time.perf_counter() - start)
         ms = 1000 * statistics.median(per_clip)
         print(
             f"per clip, 1 core ({args.clips} clips, 640x480, 2 frames): median {ms:.1f} ms "
             f"(mean {1000 * statistics.mean(per_clip):.1f}; CPU time median {1000 * statistics.median(cpu):.1f}), "
-            f"of which fit {1000 * statistics.median(fit_only):.1f} ms; "
+            f"of which fit {1000 * statistics.median(fit_only):.1f} ms, "
+            f"onset + apex landmarks {1000 * statistics.median(marks):.1f} ms; "
             f"passes {statistics.mean(passes):.2f} on average"
         )
         for workers in sorted({1, args.workers}):

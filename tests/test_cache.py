@@ -116,6 +116,37 @@ def test_cache_holds_aligned_faces_and_the_manifest_every_clip(tree, prepared: P
     assert not (prepared / "parts").exists()
 
 
+def test_cache_holds_landmarks_in_crop_pixels_and_the_sheets_aus(tree, prepared: Path) -> None:
+    _, index = tree
+    data = load_cache(prepared)
+    rows = _rows(prepared)
+    i = {clip: k for k, clip in enumerate(data.clips)}
+    points = data.landmarks
+    for clip in (NORMAL, TILTED):
+        assert not np.isnan(points[i[clip]]).any() and rows[clip]["landmarks"] == "onset, apex"
+        # in the levelled crop the eyes are level, also for the clip filmed 12 degrees tilted (points of the
+        # frame itself would show the tilt); the right eye is on the image's left, the chin below the nose
+        for which in (0, 1):
+            right, left = points[i[clip], which, 36:42].mean(axis=0), points[i[clip], which, 42:48].mean(axis=0)
+            tilt = np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0]))
+            assert abs(tilt) < 4 and right[0] < left[0], (clip, which, tilt)  # dlib on a 110 px face
+            assert points[i[clip], which, 8, 1] > points[i[clip], which, 30, 1]
+            assert points[i[clip], which].min() >= 0 and points[i[clip], which].max() < 128
+    # the apex of NORMAL differs from its onset by its brightened eyebrows only: the same face, the same box
+    assert np.abs(points[i[NORMAL], 1] - points[i[NORMAL], 0]).mean() < 2
+    # a face only from the apex on: the onset crop shows none, so it gets no points (never points placed on nothing)
+    assert np.isnan(points[i[FACE_AT_APEX], 0]).all() and not np.isnan(points[i[FACE_AT_APEX], 1]).any()
+    assert rows[FACE_AT_APEX]["landmarks"] == "apex: no face found in the aligned onset img36.jpg"
+    assert np.isnan(points[i[NO_FACE]]).all() and rows[NO_FACE]["landmarks"].startswith("none: no face found in")
+    # the AU table: the real sheet's coding of the cached clips, AU numbers on either side
+    samples = {s.clip: s for s in index.samples}
+    numbers = {clip: {u.number for u in samples[clip].aus} for clip in data.clips}
+    assert data.au_names == tuple(str(n) for n in sorted(set().union(*numbers.values())))
+    for clip, row in zip(data.clips, data.aus, strict=True):
+        assert {int(data.au_names[k]) for k in np.flatnonzero(row == 1)} == numbers[clip]
+        assert set(row.tolist()) <= {0.0, 1.0}
+
+
 def test_crops_use_the_clip_transform(tree, prepared: Path) -> None:
     _, index = tree
     sample = next(s for s in index.samples if s.clip == TILTED)

@@ -13,11 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import pamer.data
 from pamer.cli import app
+from pamer.config import SHIPPED
 from pamer.data import synthetic
 from pamer.preprocess import CacheError, cache, load_cache, prepare
 
@@ -54,8 +56,9 @@ def _edit(copy: Path, change) -> None:
         lambda m: m.update(subjects=[m["subjects"][-1]] * len(m["subjects"])),  # every clip one subject's
         lambda m: m.update(clips=sorted(m["clips"], reverse=True)),
         lambda m: m["content"].update(fields="0" * 64),
+        lambda m: m.update(au_names=m["au_names"][::-1]),
     ],
-    ids=["classes", "subjects", "clips", "digest"],
+    ids=["classes", "subjects", "clips", "digest", "au_names"],
 )
 def test_hand_edited_cache_json_is_refused(prepared: Path, tmp_path: Path, change) -> None:
     copy = tmp_path / prepared.name
@@ -66,14 +69,18 @@ def test_hand_edited_cache_json_is_refused(prepared: Path, tmp_path: Path, chang
         load_cache(copy)
 
 
-def test_replaced_arrays_are_refused(prepared: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["onset", "landmarks", "aus"])
+def test_replaced_arrays_are_refused(prepared: Path, tmp_path: Path, name: str) -> None:
     copy = tmp_path / prepared.name
     shutil.copytree(prepared, copy)
     data = load_cache(copy)
-    # the same shapes and labels, two clips' crops swapped: only a digest of the pixels can see it
-    onset = data.onset.copy()
-    onset[[0, 1]] = onset[[1, 0]]
-    cache._save_arrays(copy / "arrays.safetensors", {"onset": onset, "apex": data.apex, "labels": data.labels})
+    arrays = {"onset": data.onset, "apex": data.apex, "labels": data.labels}
+    arrays.update(landmarks=data.landmarks, aus=data.aus)
+    # the same shapes and labels, two clips' rows swapped (of different classes): only a digest can see it
+    first, other = 0, int(np.flatnonzero(data.labels != data.labels[0])[0])
+    arrays[name] = arrays[name].copy()
+    arrays[name][[first, other]] = arrays[name][[other, first]]
+    cache._save_arrays(copy / "arrays.safetensors", arrays)
     with pytest.raises(CacheError, match=r"arrays\.safetensors: its arrays differ from what `pamer prepare` wrote"):
         load_cache(copy)
     _edit(copy, lambda m: m.pop("content"))
@@ -188,7 +195,7 @@ def test_workers_die_with_a_killed_prepare(root: Path, tmp_path: Path) -> None:
 def test_fold_workers_die_with_a_killed_loso(prepared: Path, tmp_path: Path) -> None:
     """SIGKILL of `pamer loso --executor process` leaves no fold worker training on."""
     sets = [f"data.cache={prepared}", "model.name=pamnet_test", "train.input_size=32", "train.epochs=10000"]
-    command = [*CLI, "loso", str(Path(__file__).resolve().parents[1] / "configs" / "megc2019.yaml")]
+    command = [*CLI, "loso", str(SHIPPED / "megc2019.yaml")]
     command += ["--out", str(tmp_path / "run"), "--executor", "process", "--workers", "2", "--quiet"]
     command += [arg for s in sets for arg in ("--set", s)]
     started = []

@@ -20,14 +20,14 @@ from pamer.classic.biwoof import biwoof_histogram, orientation_bin
 from pamer.classic.lbptop import lbptop_histogram, plane_codes, uniform_table
 from pamer.classic.svm import choose_c, linear_kernel, softmax, svm_scores
 from pamer.cli import app
-from pamer.config import ConfigError, load_config
+from pamer.config import SHIPPED, ConfigError, load_config
 from pamer.data.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso, train_final
 from pamer.engine.fold import fold_plan
 from pamer.preprocess.cache import Cache, prepare
 from pamer.preprocess.motion import optical_strain
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
+CONFIGS = SHIPPED / "peers"
 CLASSES = ("negative", "positive", "surprise")
 
 # ---------------------------------------------------------------------------------------------------------------

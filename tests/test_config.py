@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from pamer.config import Config, ConfigError, load_config
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from pamer.cli import app
+from pamer.config import SHIPPED, Config, ConfigError, load_config
 
 
 def test_yaml_then_set_override(tmp_path: Path) -> None:
@@ -54,10 +54,6 @@ def test_unknown_key_in_file_names_file(tmp_path: Path) -> None:
 
 
 def test_a_folder_given_as_config_is_named(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from pamer.cli import app
-
     with pytest.raises(ConfigError, match=f"{tmp_path} is a folder, not a config file"):
         load_config(tmp_path)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(Config().to_dict()))  # a run directory of `pamer loso`
@@ -68,10 +64,10 @@ def test_a_folder_given_as_config_is_named(tmp_path: Path) -> None:
     assert "does not exist" not in result.stderr
 
 
-RUN_CONFIGS = sorted(CONFIGS.rglob("*.yaml"))  # every shipped YAML is a run config
+RUN_CONFIGS = sorted(SHIPPED.rglob("*.yaml"))  # every shipped YAML is a run config
 
 
-@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+@pytest.mark.parametrize("path", RUN_CONFIGS, ids=lambda p: str(p.relative_to(SHIPPED)))
 def test_shipped_configs_load_and_name_registered_models(path: Path) -> None:
     from pamer.classic import check_classic, is_classic
     from pamer.models import list_models
@@ -88,5 +84,34 @@ def test_shipped_configs_load_and_name_registered_models(path: Path) -> None:
 
 def test_paper_configs_exist() -> None:
     for name in ("smic", "casme2", "samm"):
-        assert (CONFIGS / "paper" / f"{name}.yaml").is_file()
-    assert (CONFIGS / "megc2019.yaml").is_file()
+        assert (SHIPPED / "paper" / f"{name}.yaml").is_file()
+    assert (SHIPPED / "megc2019.yaml").is_file()
+
+
+def test_shipped_configs_are_found_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pamer loso paper/casme2` works from any folder, in a wheel install too; a file of that path wins."""
+    from pamer.config import resolve_config_path, shipped_configs
+
+    names = shipped_configs()
+    assert "paper/casme2" in names and "megc2019" in names and "peers/ststnet" in names
+    assert len(names) == len(RUN_CONFIGS)
+    monkeypatch.chdir(tmp_path)
+    for spelling in ("paper/casme2", "paper/casme2.yaml", "configs/paper/casme2.yaml"):
+        assert resolve_config_path(spelling) == SHIPPED / "paper" / "casme2.yaml"
+    assert load_config("paper/casme2").data.dataset == "casme2"
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "paper" / "casme2.yaml").write_text("train:\n  epochs: 3\n")
+    assert load_config("paper/casme2.yaml").train.epochs == 3  # the user's own file
+    with pytest.raises(ConfigError, match="no shipped config is named 'paper/casme9'.*paper/casme2"):
+        load_config("paper/casme9")
+
+
+def test_configs_command_lists_and_prints() -> None:
+    listing = CliRunner().invoke(app, ["configs"])
+    assert listing.exit_code == 0
+    assert [line.split()[0] for line in listing.output.splitlines()] == sorted(
+        p.relative_to(SHIPPED).with_suffix("").as_posix() for p in RUN_CONFIGS
+    )
+    resolved = CliRunner().invoke(app, ["configs", "paper/smic", "--resolved"])
+    assert resolved.exit_code == 0
+    assert Config.from_dict(yaml.safe_load(resolved.output)) == load_config("paper/smic")

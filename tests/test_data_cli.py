@@ -23,7 +23,17 @@ def test_check_json(trees: Path) -> None:
     result = runner.invoke(app, ["datasets", "check", "samm", "--root", str(trees / "samm"), "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert set(summary) == {"dataset", "samples", "subjects", "classes", "problems", "frame_trees", "notes"}
+    assert set(summary) == {
+        "dataset",
+        "samples",
+        "subjects",
+        "classes",
+        "aus",
+        "aus_coded",
+        "problems",
+        "frame_trees",
+        "notes",
+    }
     assert (summary["frame_trees"], summary["notes"]) == ({"samm": str(trees / "samm")}, [])
     assert (summary["dataset"], summary["samples"], summary["subjects"]) == ("samm", 136, 27)
     assert summary["classes"] == {"happiness": 26, "anger": 57, "contempt": 12, "surprise": 15, "other": 26}

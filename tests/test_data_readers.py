@@ -11,6 +11,7 @@ import pytest
 
 from pamer.data import DATASETS, DatasetError, DatasetIndex, casme2, read
 from pamer.data._clips import list_frames
+from pamer.data.samples import ActionUnit
 
 CASME2_HEADER = list(casme2.SHEET_HEADER)
 
@@ -338,6 +339,11 @@ def test_casme3_part_a(tmp_path: Path) -> None:
         ("spNO.2", "a_10", "sadness", "sad"),
     ]
     assert index.samples[1].apex_path == tmp_path / "spNO.1" / "b" / "color" / "420.jpg"
+    assert [s.aus for s in index.samples] == [
+        (ActionUnit(4), ActionUnit(7)),
+        (ActionUnit(12),),
+        (ActionUnit(1), ActionUnit(2)),
+    ]
     four = read("casme3", tmp_path, "4class")
     assert four.class_counts() == {"negative": 2, "positive": 1, "surprise": 0, "others": 0}
 
@@ -358,6 +364,7 @@ def test_mmew(tmp_path: Path) -> None:
         ("S02", "S02-03-002", "others"),
     ]
     assert problems(index) == {"S02-03-004": ["missing-folder"]}
+    assert [(s.aus, s.au_string) for s in index.samples] == [((ActionUnit(12),), "AU12"), ((ActionUnit(4),), "AU4")]
 
 
 def test_4dme(tmp_path: Path) -> None:
@@ -371,6 +378,7 @@ def test_4dme(tmp_path: Path) -> None:
         ("S01", "S01_001", "positive", 9),
         ("S02", "S02_003", "repression", 9),
     ]
+    assert index.au_counts() == {"4": 1, "12": 1}
 
 
 def test_composite_roots_named_per_part(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ clear errors when a cache lacks what the configuration asks for."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,6 +118,19 @@ def test_fingerprint_covers_origins_and_absent_arrays() -> None:
     mixed = _cache(datasets=["casme2", "samm", "smic"] * 3)
     relabelled = _cache(datasets=["casme2", "smic", "samm"] * 3)
     assert len({cache_fingerprint(full), cache_fingerprint(mixed), cache_fingerprint(relabelled)}) == 3
+
+
+def test_fingerprint_covers_aus_and_landmarks() -> None:
+    base = _cache()
+    aus = np.eye(9, 3, dtype=np.float32)
+    landmarks = np.random.default_rng(1).uniform(0, 24, (9, 2, 68, 2)).astype(np.float32)
+    coded = dataclasses.replace(base, aus=aus, au_names=("1", "4", "12"))
+    other_au = dataclasses.replace(base, aus=aus[::-1].copy(), au_names=("1", "4", "12"))
+    renamed = dataclasses.replace(base, aus=aus, au_names=("1", "4", "14"))
+    placed = dataclasses.replace(base, landmarks=landmarks)
+    moved = dataclasses.replace(base, landmarks=landmarks + 1)
+    prints = [cache_fingerprint(c) for c in (base, coded, other_au, renamed, placed, moved)]
+    assert len(set(prints)) == len(prints)
 
 
 def test_loso_on_apex_crops_alone_writes_the_origins(tmp_path) -> None:

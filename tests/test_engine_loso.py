@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
-from pamer.config import load_config
+from pamer.config import SHIPPED, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import fold_plan
 from pamer.preprocess.cache import Cache
@@ -226,7 +226,7 @@ def test_cli_loso_report_and_errors(cache: Cache, tmp_path: Path) -> None:
     from pamer.cli import app
 
     cache_dir = _write_cache(cache, tmp_path / "caches" / "synthetic-abc")
-    config = Path(__file__).resolve().parents[1] / "configs" / "paper" / "smic.yaml"
+    config = SHIPPED / "paper" / "smic.yaml"
     sets = ["model.name=pamnet_test", "train.epochs=1", "train.input_size=32", "train.batch_size=8"]
     sets += ["train.threads=1", f"data.cache={cache_dir.parent}"]  # the prepare --out folder of one cache
     args = ["loso", str(config), "--out", str(tmp_path / "run"), "--quiet"] + [a for s in sets for a in ("--set", s)]

@@ -241,7 +241,7 @@ def test_caches_hold_the_images_as_given(tree: Path, tmp_path: Path) -> None:
     assert "flow_kind" not in apex.config
     manifest = read_manifest(prepare_images(index, tmp_path, "apex", protocol="megc2019"))
     assert {r["face"] for r in manifest} == {
-        "given: the inputs are already cropped faces (or flow of them); no face detection, no alignment"
+        "given: the inputs are already cropped faces (or flow of them); no alignment"
     }
     # a smaller side resizes every image, said in the manifest
     small = prepare_images(index, tmp_path, "apex", size=56)
@@ -268,7 +268,7 @@ def test_check_prepare_loso_report(tree: Path, tmp_path: Path, representation: s
         app, ["prepare", "htnet", "--root", str(tree), "--representation", representation, "--out", str(tmp_path)]
     )
     assert prepared.exit_code == 0, prepared.output
-    assert "fold-label-mismatch" in prepared.stderr and "no face detection" in prepared.stderr
+    assert "fold-label-mismatch" in prepared.stderr and "no alignment" in prepared.stderr
     cache = prepared.stdout.strip().splitlines()[-1]
     (tmp_path / "tiny.yaml").write_text(TINY)
     threads = torch.get_num_threads()

@@ -21,8 +21,10 @@ from pamer.models import (
     list_models,
     load_torchvision_resnet18,
     model_input_size,
+    model_method,
     register_model,
 )
+from pamer.models.peers import METHOD_NAMES
 from pamer.models.peers import NAMES as PEERS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -43,12 +45,17 @@ VARIANTS = {
 
 
 def test_registered_names() -> None:
-    assert list_models() == sorted([*VARIANTS, *PEERS])
+    assert list_models() == sorted([*VARIANTS, *PEERS, *METHOD_NAMES])
 
 
 def _side(name: str, default: int) -> int:
     """The network's fixed input side where it has one (the peers), else `default`."""
     return model_input_size(name) or default
+
+
+def _inputs(name: str, batch: int, side: int) -> list[torch.Tensor]:
+    """Random inputs of the network: its declared input shapes (`pamer.models.method`), else one image."""
+    return [torch.randn(batch, *shape) for shape in model_method(name).input_shapes or [(3, side, side)]]
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -68,8 +75,7 @@ def test_variant_configuration(name: str) -> None:
 def test_train_step_shapes_gradients(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=4).train()
-    x = torch.randn(2, 3, _side(name, 112), _side(name, 112))
-    features, maps = model.forward_features(x)
+    features, maps = model.forward_features(*_inputs(name, 2, _side(name, 112)))
     logits = model.forward_head(features)
     assert logits.shape == (2, 4)
     assert features.shape == (2, model.num_features)
@@ -93,6 +99,11 @@ def test_eval_single_image(name: str, size: int) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()
     fixed = model_input_size(name)
+    if model_method(name).inputs is not None:  # its own inputs (checked in tests/test_peer_methods.py)
+        with torch.no_grad():
+            logits = model(*_inputs(name, 1, size))
+        assert logits.shape == (1, 5) and torch.isfinite(logits).all()
+        return
     if fixed is not None and size != fixed:  # a fixed-size network refuses any other size with one clear message
         with pytest.raises(
             ModelConfigError, match=rf"{name} takes a \(B, 3, {fixed}, {fixed}\).*\(1, 3, {size}, {size}\)"

@@ -23,6 +23,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from pamer.cli import app
+from pamer.config import SHIPPED
 from pamer.models import (
     ModelConfigError,
     _registry,
@@ -37,7 +38,7 @@ from pamer.preprocess.cache import FORMAT, write_cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "peers"
+CONFIGS = SHIPPED / "peers"
 
 # the published input side of each network
 SIDES = {"ststnet": 28, "off_apexnet": 28, "dual_inception": 28, "dssn": 227}

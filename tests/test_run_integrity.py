@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import pamer.engine.executors as executors
 from pamer.checkpoint import CheckpointError
 from pamer.cli import app
-from pamer.config import ConfigError, load_config
+from pamer.config import SHIPPED, ConfigError, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
 from pamer.predict import PredictError, load_checkpoint
@@ -29,7 +29,7 @@ from pamer.preprocess.cache import Cache
 
 CLASSES = ("negative", "positive", "surprise")
 NEXT = {c: CLASSES[(i + 1) % len(CLASSES)] for i, c in enumerate(CLASSES)}
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "paper" / "smic.yaml"
+CONFIG = SHIPPED / "paper" / "smic.yaml"
 runner = CliRunner()
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pamer.errors import PamerError
 from pamer.outputs import os_error_text
 
 __all__ = ["CARD_DIGEST_KEY", "CARD_KEYS", "MODEL_FILES", "CheckpointError", "card_digest", "write_checkpoint"]
@@ -25,7 +26,7 @@ CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "re
 CARD_DIGEST_KEY = "pamer_card"  # the safetensors metadata key of `card_digest`
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PamerError):
     """A model directory that cannot be written (the message names the file and why)."""
 
 

@@ -11,6 +11,8 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from pamer.errors import PamerError
+
 __all__ = [
     "AugmentConfig",
     "Config",
@@ -19,14 +21,19 @@ __all__ = [
     "ModelConfig",
     "TrainConfig",
     "load_config",
+    "resolve_config_path",
+    "shipped_configs",
 ]
+
+# the configs that ship inside the package (`pamer/configs/**.yaml`), found by name: "paper/casme2"
+SHIPPED = Path(__file__).resolve().parent / "configs"
 
 
 # what a network sees: apex - onset (the paper's), the cache's flow field, or the apex crop alone
 REPRESENTATIONS = ("diff", "flow", "apex")
 
 
-class ConfigError(ValueError):
+class ConfigError(PamerError):
     """A configuration file, key or value that pamer cannot accept (the message names it and what was expected)."""
 
 
@@ -159,8 +166,36 @@ class Config:
                 raise ConfigError(f"{source}: {key} = {_get(self, key)!r}, expected {expected}")
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs shipped with pamer, by name (their path under `pamer/configs` without `.yaml`), sorted:
+    `{"megc2019": ..., "paper/casme2": ..., "peers/ststnet": ...}`."""
+    return {p.relative_to(SHIPPED).with_suffix("").as_posix(): p for p in sorted(SHIPPED.rglob("*.yaml"))}
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A config file given by path, or by the name of a shipped config (`paper/casme2`, `paper/casme2.yaml`,
+    `configs/paper/casme2.yaml`): an existing path wins over a shipped name.
+
+    Raises:
+        ConfigError: neither a file nor a shipped config's name (the message lists the shipped names).
+    """
+    path = Path(name)
+    if path.exists():
+        return path
+    key = path.with_suffix("").as_posix() if path.suffix == ".yaml" else path.as_posix()
+    key = key.removeprefix("configs/")
+    shipped = shipped_configs()
+    if key in shipped:
+        return shipped[key]
+    raise ConfigError(
+        f"config file {path} does not exist, and no shipped config is named {key!r}; "
+        f"shipped configs (`pamer configs`): {', '.join(shipped)}"
+    )
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults <- the YAML file at `path` (if given) <- `overrides` (`key=value` strings).
+    """Defaults <- the YAML file at `path` (if given: a path, or a shipped config's name such as `paper/casme2`)
+    <- `overrides` (`key=value` strings).
 
     Raises:
         ConfigError: for a missing or unreadable file, an unknown key (naming the nearest valid one) or a value
@@ -169,7 +204,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     values: dict[str, Any] = {}
     source = "config"
     if path is not None:
-        path = Path(path)
+        path = resolve_config_path(path)
         source = str(path)
         if path.is_dir():
             if (path / "config.yaml").is_file():  # a run directory of `pamer loso`
@@ -177,11 +212,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                     f"{path} is a run directory, not a config file; to resume it: "
                     f"pamer loso {path / 'config.yaml'} --out {path}"
                 )
-            raise ConfigError(
-                f"{path} is a folder, not a config file; give a YAML file, e.g. configs/paper/casme2.yaml"
-            )
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"{path} is a folder, not a config file; give a YAML file or a name, e.g. paper/casme2")
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pamer.errors import PamerError
+
 __all__ = ["IMAGE_SUFFIXES", "JUNK_NAMES", "ImageError", "file_frame_number", "is_junk", "read_rgb"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -24,7 +26,7 @@ JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 _NUMBER = re.compile(r"(\d+)$")
 
 
-class ImageError(ValueError):
+class ImageError(PamerError):
     """An image file that cannot be read or decoded (the message names the file)."""
 
 

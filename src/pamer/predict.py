@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from pamer.checkpoint import CARD_DIGEST_KEY, CARD_KEYS, MODEL_FILES, card_digest
+from pamer.errors import PamerError
 
 # one decoder and one frame-number rule for training (pamer prepare) and prediction
 from pamer.frames import IMAGE_SUFFIXES, ImageError, is_junk, read_rgb
@@ -50,7 +51,7 @@ LONG_CLIP_S = 2.0
 PREDICT_REPRESENTATIONS = ("diff", "apex")
 
 
-class PredictError(ValueError):
+class PredictError(PamerError):
     """A model directory, clip or onset/apex that cannot be used for prediction (the message names it)."""
 
 

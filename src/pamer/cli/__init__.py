@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from pamer.cli import data, demo, engine, models, predict, preprocess, spot  # noqa: F401  (they register commands)
+from pamer.cli import (  # noqa: F401  (they register commands)
+    configs,
+    data,
+    demo,
+    engine,
+    models,
+    predict,
+    preprocess,
+    spot,
+)
 from pamer.cli._app import app
 
 

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from pamer import __version__
+from pamer.errors import PamerError
+
+
+class PamerGroup(TyperGroup):
+    """The command group: a `PamerError` from any command is printed as one line (exit status 2); every other
+    exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PamerError as err:
+            raise fail(str(err)) from None
+
 
 app = typer.Typer(
     name="pamer",
+    cls=PamerGroup,
     help="Facial micro-expression recognition: datasets, face-alignment cache, PA-MSC network, LOSO evaluation.",
     no_args_is_help=True,
     add_completion=False,

@@ -162,6 +162,16 @@ def check_command(
     for label, count in summary["classes"].items():
         classes.add_row(label, str(count))
     console.print(classes)
+    if summary["aus"] is None:
+        console.print("action units: none coded (the dataset's files give no AU coding)")
+    else:
+        console.print(f"action units: coded on {summary['aus_coded']} of {summary['samples']} clips")
+        aus = Table(show_header=True)
+        aus.add_column("AU", justify="right")
+        aus.add_column("clips", justify="right")
+        for number, count in summary["aus"].items():
+            aus.add_row(number, str(count))
+        console.print(aus)
     if not index.problems:
         console.print("no problems found")
         return

@@ -9,7 +9,9 @@ import typer
 
 from pamer.cli._app import app, fail
 
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config, e.g. configs/paper/casme2.yaml.")]
+ConfigArg = Annotated[
+    Path, typer.Argument(help="YAML config: a file, or a shipped config's name (`pamer configs`), e.g. paper/casme2.")
+]
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a config value: key=value (repeatable), e.g. --set train.epochs=2."),

@@ -58,8 +58,10 @@ def prepare_command(
     clips with a missing or corrupt frame are skipped; both are listed at the end and in the cache's
     manifest.csv. Prints the cache directory, which `pamer loso` / `pamer train` take as `data.cache`.
 
-    htnet and images (ready-made images, one per clip) are read as they are: no face detection, no alignment;
-    --representation flow caches their flow images, apex their apex crops.
+    htnet and images (ready-made images, one per clip) are read as they are: no alignment; --representation
+    flow caches their flow images, apex their apex crops. Every cache also holds each clip's 68 landmarks (onset and
+    apex; for htnet/images the apex's, found on the apex crop where there is one) and its action units where the
+    dataset codes them.
     """
     if workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}")
@@ -105,7 +107,15 @@ def prepare_command(
         f"{len(skipped)} skipped; manifest: {directory / 'manifest.csv'}",
         err=True,
     )
+    _echo_landmarks(cached, "onset, apex")
     typer.echo(str(directory))
+
+
+def _echo_landmarks(cached: list[dict[str, str]], which: str) -> None:
+    """One line: how many cached clips have the landmarks of `which` (the manifest's note for them); the others hold
+    NaN where no face was found, and the manifest says why."""
+    found = sum(r["landmarks"].startswith(which) for r in cached)
+    typer.echo(f"landmarks of the {which}: {found} of {len(cached)} cached clips; NaN where none (manifest)", err=True)
 
 
 def _prepare_images(index, out: Path, representation: str | None, size: int | None, protocol: str) -> None:
@@ -129,9 +139,10 @@ def _prepare_images(index, out: Path, representation: str | None, size: int | No
     for row in skipped:
         typer.echo(f"skipped: {row['dataset']}/{row['subject']}/{row['clip']}: {row['problems']}", err=True)
     typer.echo(
-        f"{len(rows) - len(skipped)} of {len(rows)} clips cached ({representation} images as given: no face "
-        f"detection), {len(skipped)} skipped, {len(index.problems)} problem(s) found by the reader; "
+        f"{len(rows) - len(skipped)} of {len(rows)} clips cached ({representation} images as given: no "
+        f"alignment), {len(skipped)} skipped, {len(index.problems)} problem(s) found by the reader; "
         f"manifest: {directory / 'manifest.csv'}, problems: {directory / 'problems.csv'}",
         err=True,
     )
+    _echo_landmarks([r for r in rows if r["status"] == "cached"], "apex")
     typer.echo(str(directory))

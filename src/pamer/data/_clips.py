@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pamer.data._layout import FrameTree, is_junk
 from pamer.data._sheet import Row
+from pamer.data.aus import parse_cell
 from pamer.data.labels import EMOTIONS, Protocol, normalise_emotion
 from pamer.data.samples import ApexSource, DatasetError, DatasetIndex, Problem, Sample
 from pamer.frames import file_frame_number
@@ -76,6 +77,7 @@ class Collector:
             "apex": row.cells.get("apex"),  # SMIC-E has no apex column
             "offset": row["offset"],
             "where": f"{sheet.name} row {row.number}",
+            "aus": row.cells.get("aus"),  # None where the sheet has no AU column (the dataset codes none)
         }
         return self.add(folder=folder, **{**values, **fields})
 
@@ -92,6 +94,7 @@ class Collector:
         where: str,
         apex_rule: ApexSource = "annotated",
         flags: tuple[str, ...] = (),
+        aus: str | None = None,
     ) -> Sample | None:
         """Build, check and keep one clip; returns the sample, or None when it was left out (with a problem).
 
@@ -99,6 +102,8 @@ class Collector:
             onset, apex, offset: the sheet's cells (numbers or text); `apex` is ignored when `apex_rule` is
                 "middle" (datasets without an apex annotation: SMIC).
             where: where the numbers came from, for problem details (e.g. "sheet row 31").
+            aus: the sheet's action unit cell (`pamer.data.aus`), None where the dataset codes no AUs; a cell
+                that cannot be read is a `bad-aus` problem and the clip is kept without AU coding.
         """
         if (subject, clip) in self._seen:
             self.problem(subject, clip, "duplicate-row", f"{where}: the clip appears again; the first row is kept")
@@ -180,6 +185,9 @@ class Collector:
             self.problem(subject, clip, "no-motion", f"onset and apex fall on the same file ({span}); left out")
             return None
 
+        coded, bad = parse_cell(aus, where)
+        if bad:
+            self.problem(subject, clip, "bad-aus", bad)
         sample = Sample(
             dataset=self.dataset,
             subject=subject,
@@ -193,6 +201,8 @@ class Collector:
             frames=frames,
             frame_numbers=numbers,
             flags=tuple(flags),
+            aus=coded,
+            au_string=None if aus is None else str(aus),
         )
         self.samples.append(sample)
         return sample

@@ -7,6 +7,7 @@ from pathlib import Path
 from pamer.data._clips import Collector, check_root
 from pamer.data._layout import find_clip_folders
 from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.aus import AU_COLUMNS
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetIndex
 
@@ -61,7 +62,9 @@ def read(
     rules = Collector("casme2", get_protocol("casme2", protocol))
     path = find_sheet(root, SHEET_PATTERNS, "CASME II coding", sheet)
     clips = []
-    for row in read_rows(path, COLUMNS, layout="header row: Subject, Filename, OnsetFrame, ApexFrame, ..."):
+    for row in read_rows(
+        path, COLUMNS, optional={"aus": AU_COLUMNS}, layout="header row: Subject, Filename, OnsetFrame, ApexFrame, ..."
+    ):
         subject = subject_folder(row["subject"])
         if subject is None:
             detail = f"{path.name} row {row.number}: subject {row['subject']!r} is not a number"

@@ -7,6 +7,7 @@ from pathlib import Path
 from pamer.data._clips import Collector, check_root, frame_number
 from pamer.data._layout import find_clip_folders
 from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.aus import AU_COLUMNS
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetIndex
 
@@ -34,7 +35,13 @@ def read(
     root = check_root(root, "CAS(ME)^3")
     rules = Collector("casme3", get_protocol("casme3", protocol))
     path = find_sheet(root, SHEET_PATTERNS, "CAS(ME)^3 part A label", sheet)
-    rows = read_rows(path, COLUMNS, sheets=("label",), layout="a header row Subject, Filename, Onset, Apex, ...")
+    rows = read_rows(
+        path,
+        COLUMNS,
+        optional={"aus": AU_COLUMNS},
+        sheets=("label",),
+        layout="a header row Subject, Filename, Onset, Apex, ...",
+    )
     levels = [(row["subject"], row["clip"], "color") for row in rows]
     tree, folders = find_clip_folders(root, levels, what="CAS(ME)^3", sheet=path, layout=LAYOUT, frames=frames)
     for row, folder in zip(rows, folders, strict=True):

@@ -7,6 +7,7 @@ from pathlib import Path
 from pamer.data._clips import Collector, check_root
 from pamer.data._layout import find_clip_folders
 from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.aus import AU_COLUMNS
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetIndex
 
@@ -31,7 +32,12 @@ def read(
     root = check_root(root, "4DME")
     rules = Collector("4dme", get_protocol("4dme", protocol))
     path = find_sheet(root, SHEET_PATTERNS, "4DME labelling", sheet)
-    rows = read_rows(path, COLUMNS, layout="a header row sub_ID, fold_name, Onset, Apex, Offset, ..., Emotion")
+    rows = read_rows(
+        path,
+        COLUMNS,
+        optional={"aus": AU_COLUMNS},
+        layout="a header row sub_ID, fold_name, Onset, Apex, Offset, ..., Emotion",
+    )
     levels = [(row["subject"], row["clip"]) for row in rows]
     tree, folders = find_clip_folders(root, levels, what="4DME", sheet=path, layout=LAYOUT, frames=frames)
     for row, folder in zip(rows, folders, strict=True):

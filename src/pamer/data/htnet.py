@@ -13,6 +13,8 @@ Layout (ROOT is the folder holding the csv and `datasets/`; checked against wang
     ROOT/datasets/three_norm_u_v_os/<sub>/u_train|u_test/<label>/<sub>_<filename_o> .png   (per-fold copies)
 
 Labels 0, 1, 2 are negative, positive, surprise; `dataset` (casme2, samm, smic) is each clip's dataset of origin.
+The published csv codes no action units (every clip's `aus` is None); a csv with an `aus` column (`4+L10`, as the
+sheets write them: `pamer.data.aus`) gives them, and an unreadable cell is a `bad-aus` problem.
 
 The csv is the truth. Every row must find its files: a flow image or apex crop not on disk is a problem naming
 the file (the clip stays while it has the other one: a flow cache needs only the flow image); a row with neither,
@@ -32,7 +34,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pamer.data._layout import is_junk
-from pamer.data.images import ImageIndex, ImageSample, image_files, read_csv_rows
+from pamer.data.aus import parse_cell
+from pamer.data.images import AU_COLUMN, ImageIndex, ImageSample, image_files, read_csv_rows
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetError, Problem
 
@@ -78,7 +81,7 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
         if sheet is None and (root.parent / CSV_NAME).is_file():
             hint = f"; it is in {root.parent}: pass that folder as --root"
         raise DatasetError(f"no {path}{hint}; expected {LAYOUT}")
-    rows = read_csv_rows(path, COLUMNS)
+    rows = read_csv_rows(path, COLUMNS, (AU_COLUMN,))
     folders = {kind: root / sub for kind, sub in (("flow", FLOW_DIR), ("apex", APEX_DIR))}
     present = {kind: folder for kind, folder in folders.items() if folder.is_dir()}
     if not present:
@@ -141,7 +144,11 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
         if not files:
             report(Problem(name, "no-files", f"{where}: neither its flow image nor its apex crop is on disk; left out"))
             continue
-        index.samples.append(ImageSample(origin, subject, clip, label, files, where))
+        aus, bad = parse_cell(cells.get(AU_COLUMN), where)
+        if bad:
+            report(Problem(name, "bad-aus", bad))
+        sample = ImageSample(origin, subject, clip, label, files, where, aus, cells.get(AU_COLUMN) or None)
+        index.samples.append(sample)
 
     for kind, folder in present.items():
         for extra in sorted(listed[kind] - claimed[kind]):

@@ -11,6 +11,9 @@ apex face crop per clip. `read(root, labels=LABELS.csv)` reads such a folder fro
   A cell that is one of `classes` is a name, so classes named `0`, `1` stay names.
 - `dataset` (optional): the clip's dataset of origin (casme2, samm, smic, ...), kept in the cache so that results
   can be broken down by it.
+- `aus` (optional): the clip's FACS action units as the sheets write them (`4+L10`; `pamer.data.aus`). Without the
+  column no clip is AU-coded (`aus` None); a blank cell leaves that clip uncoded; an unreadable one is a `bad-aus`
+  problem (the clip is kept, uncoded).
 
 Column names are matched ignoring case and surrounding spaces; other columns are ignored. Every row that cannot
 become a clip (a blank cell, an unknown label, a file not on disk, a repeated subject and clip) is reported by
@@ -27,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pamer.data._layout import is_junk
+from pamer.data.aus import parse_cell
 from pamer.data.labels import get_protocol
-from pamer.data.samples import DatasetError, DatasetIndex, Problem
+from pamer.data.samples import ActionUnit, DatasetError, DatasetIndex, Problem
 from pamer.frames import IMAGE_SUFFIXES
 
 REQUIRED_COLUMNS = ("subject", "clip", "label", "file")
 OPTIONAL_COLUMNS = ("dataset",)
+AU_COLUMN = "aus"  # optional; a blank cell is a clip without AU coding, not a blank-cell problem
 LAYOUT = "a csv with the columns subject, clip, label, file[, dataset]; file relative to --root"
 
 
@@ -41,7 +46,8 @@ class ImageSample:
     """One clip given as ready-made images (no frames): its dataset of origin, subject, clip, class and files.
 
     `files` maps what an image shows to its path: `flow` (a flow image) and `apex` (the apex face crop) for the
-    MEGC2019 folders, `image` for the generic reader, whose csv does not say which it is.
+    MEGC2019 folders, `image` for the generic reader, whose csv does not say which it is. `aus`/`au_string` are
+    the clip's action units and the csv's text, None where the csv codes none (as `Sample.aus`).
     """
 
     dataset: str
@@ -50,6 +56,8 @@ class ImageSample:
     label: str
     files: dict[str, Path] = field(default_factory=dict)
     where: str = ""
+    aus: tuple[ActionUnit, ...] | None = None
+    au_string: str | None = None
 
     @property
     def uid(self) -> str:
@@ -163,7 +171,7 @@ def read(
         hint = "" if labels is not None else " (pass the labels csv with --labels)"
         raise DatasetError(f"labels csv {path} does not exist{hint}; expected {LAYOUT}")
     names = parse_classes(classes)  # a bad option fails before the csv is read
-    rows = read_csv_rows(path, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    rows = read_csv_rows(path, REQUIRED_COLUMNS, (*OPTIONAL_COLUMNS, AU_COLUMN))
     if names is None:
         found = {cells["label"] for _, cells in rows if cells["label"]}
         codes = sorted(c for c in found if c.lstrip("-").isdigit())
@@ -200,7 +208,11 @@ def read(
         if not file.is_file():
             report(Problem(name, "missing-file", f"{where}: {file} not found; left out"))
             continue
-        sample = ImageSample(cells.get("dataset", ""), subject, clip, label, {"image": file}, where)
+        aus, bad = parse_cell(cells.get(AU_COLUMN), where)
+        if bad:
+            report(Problem(name, "bad-aus", bad))
+        au_string = cells.get(AU_COLUMN) or None
+        sample = ImageSample(cells.get("dataset", ""), subject, clip, label, {"image": file}, where, aus, au_string)
         index.samples.append(sample)
     if not index.samples:
         raise DatasetError(f"{path}: not one row with its file on disk under {root}; expected {LAYOUT}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from pamer.data._clips import Collector, check_root
 from pamer.data._layout import find_clip_folders
 from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.aus import AU_COLUMNS
 from pamer.data.labels import get_protocol, spellings
 from pamer.data.samples import DatasetIndex
 
@@ -33,7 +34,9 @@ def read(
     root = check_root(root, "MMEW")
     rules = Collector("mmew", get_protocol("mmew", protocol))
     path = find_sheet(root, SHEET_PATTERNS, "MMEW micro-expression", sheet)
-    rows = read_rows(path, COLUMNS, layout="a header row Subject, Filename, OnsetFrame, ApexFrame, ...")
+    rows = read_rows(
+        path, COLUMNS, optional={"aus": AU_COLUMNS}, layout="a header row Subject, Filename, OnsetFrame, ApexFrame, ..."
+    )
     levels = [((row["emotion"] or "", *spellings(row["emotion"] or "")), row["clip"]) for row in rows]
     tree, folders = find_clip_folders(root, levels, what="MMEW", sheet=path, layout=LAYOUT, frames=frames)
     for row, folder in zip(rows, folders, strict=True):

@@ -7,6 +7,7 @@ from pathlib import Path
 from pamer.data._clips import Collector, check_root, frame_number
 from pamer.data._layout import find_clip_folders
 from pamer.data._sheet import find_sheet, read_rows
+from pamer.data.aus import AU_COLUMNS
 from pamer.data.labels import get_protocol
 from pamer.data.samples import DatasetIndex
 
@@ -39,7 +40,7 @@ def read(
     path = find_sheet(root, SHEET_PATTERNS, "SAMM FACS codes", sheet)
     layout = "sheet MICRO_ONLY, a header row Subject, Filename, ..., Onset Frame, Apex Frame, Offset Frame, ..."
     clips = []
-    for row in read_rows(path, COLUMNS, sheets=("MICRO_ONLY",), layout=layout):
+    for row in read_rows(path, COLUMNS, optional={"aus": AU_COLUMNS}, sheets=("MICRO_ONLY",), layout=layout):
         # a number cell (6, read back as `6` or `6.0`) names the folder `006`
         number = frame_number(row["subject"])
         clips.append((row, row["subject"] if number is None else f"{number:03d}"))

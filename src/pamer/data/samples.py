@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from pamer.errors import PamerError
+
 ApexSource = Literal["annotated", "middle", "spotted"]
 
 
-class DatasetError(ValueError):
+class DatasetError(PamerError):
     """A dataset root, sheet or folder that cannot be read as the dataset ships it (the message names the path)."""
 
 
@@ -106,13 +108,25 @@ class DatasetIndex:
         counts = Counter(s.label for s in self.samples)
         return {c: counts.get(c, 0) for c in self.classes}
 
+    def au_counts(self) -> dict[str, int] | None:
+        """The number of clips coded with each action unit on either side (`{"4": 129, "12": 31}`, AU numbers as
+        text, ascending); None when not one clip is AU-coded (SMIC, or images without an `aus` column)."""
+        coded = [s.aus for s in self.samples if s.aus is not None]
+        if not coded:
+            return None
+        counts = Counter(number for aus in coded for number in {unit.number for unit in aus})
+        return {str(number): counts[number] for number in sorted(counts)}
+
     def summary(self) -> dict:
-        """The JSON object `pamer datasets check --json` prints."""
+        """The JSON object `pamer datasets check --json` prints; `aus` is `au_counts()` and `aus_coded` the number
+        of clips with AU coding (a clip whose sheet says `?` or nothing is not coded)."""
         return {
             "dataset": self.name,
             "samples": len(self.samples),
             "subjects": len(self.subjects),
             "classes": self.class_counts(),
+            "aus": self.au_counts(),
+            "aus_coded": sum(s.aus is not None for s in self.samples),
             "problems": [{"clip": p.clip, "kind": p.kind, "detail": p.detail} for p in self.problems],
             "frame_trees": {name: str(path) for name, path in self.frame_trees.items()},
             "notes": list(self.notes),

@@ -48,7 +48,8 @@ def read(root: Path, protocol: str | None = None, *, frames: Path | None = None)
     The tree (the folder holding `s1/micro/...`) is `root/HS`, `root` itself or any folder up to two levels
     below `root` holding clips, the high-speed recording's before VIS/NIR copies (`pamer.data._layout`), or
     `frames`. SMIC-HS has no annotation sheet: its clips are cut from onset to offset, so onset = first frame,
-    offset = last frame, and the apex is the middle frame (the paper's rule; `apex_source` "middle").
+    offset = last frame, and the apex is the middle frame (the paper's rule; `apex_source` "middle"). SMIC codes
+    no action units: every sample's `aus` is None.
     """
     root = check_root(root, "SMIC-HS")
     rules = Collector("smic", get_protocol("smic", protocol))
@@ -90,7 +91,7 @@ def read_e(
     (`pamer.data._layout`), or `frames`. Frame numbers are absolute (`image17581039.jpg`); there is no apex,
     so the apex is the middle frame between onset and offset (the paper's rule). A clip with a second
     micro-expression (`Onset2F`) keeps its first one and is flagged `more-intervals`. Rows without an emotion
-    (trailing notes) are skipped.
+    (trailing notes) are skipped. The sheet codes no action units (`aus` None).
     """
     root = check_root(root, "SMIC-HS-E")
     rules = Collector("smic-e", get_protocol("smic-e", protocol))

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from pamer.data import casme2
+from pamer.errors import PamerError
 
 SHEET_NAME = "CASME2-coding-synthetic.xlsx"
 MANIFEST_NAME = "synthetic.json"
@@ -33,7 +34,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 REFERENCE_FACE_PX = 256  # displacements are given in pixels on a face this wide (jaw landmark 0 to 16)
 
 
-class SyntheticError(ValueError):
+class SyntheticError(PamerError):
     """A bad generator setting or faces folder (the message names the value or path)."""
 
 

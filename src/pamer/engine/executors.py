@@ -17,15 +17,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from pamer.classic import is_classic
 from pamer.config import Config
 from pamer.engine.fold import FoldOutput, train_fold
-from pamer.engine.inputs import device_for, prepare_inputs
+from pamer.engine.inputs import Inputs, device_for, network_inputs
 from pamer.engine.progress import LosoProgress
 from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
-from pamer.models import count_flops, create_model
+from pamer.errors import PamerError
+from pamer.models import count_flops, create_model, model_method
 from pamer.preprocess.cache import Cache, load_cache
 from pamer.workers import exit_with_parent
 
@@ -50,7 +50,7 @@ SMALL_STEP_FLOPS = 2e9
 IN_CHANS = 3  # prepare_inputs: every representation is a 3-channel image
 
 
-class ExecutorError(ValueError):
+class ExecutorError(PamerError):
     """An executor that cannot run here (the message says what to install or change)."""
 
 
@@ -111,13 +111,13 @@ def run_fold(config_dict: dict, cache: Cache, fold: int, on_epoch=None) -> FoldO
     return train_fold(config, cache, inputs_for(config, cache), fold, on_epoch=on_epoch)
 
 
-def inputs_for(config: Config, cache: Cache) -> Tensor:
+def inputs_for(config: Config, cache: Cache) -> Inputs:
     """This process's network inputs of `cache` on the configured device: made once, reused by later folds."""
     device = device_for(config)
-    key = (config.train.input_size, config.data.representation, str(device))
+    key = (config.train.input_size, config.data.representation, config.model.name, str(device))
     if _INPUTS.get("cache") is not cache or _INPUTS.get("key") != key:
         _INPUTS.clear()
-        _INPUTS.update(cache=cache, key=key, inputs=prepare_inputs(cache, config, device))
+        _INPUTS.update(cache=cache, key=key, inputs=network_inputs(cache, config, device))
     return _INPUTS["inputs"]
 
 
@@ -167,6 +167,12 @@ def choose_executor(
     if executor == "ray":
         return ExecutorChoice("ray", threads=threads)
     if executor == "stacked":
+        method = model_method(config.model.name)
+        if method.declared:
+            raise ExecutorError(
+                f"model {config.model.name!r} declares {method.what()}, which the stacked executor does not train; "
+                "use --executor local, process or auto"
+            )
         k = stack or stack_size(config, device, IN_CHANS, num_classes, max(n_folds, 1))
         return ExecutorChoice("stacked", threads=threads, stack=k)
     if device.type == "cuda":

@@ -12,9 +12,9 @@ import pamer
 from pamer.checkpoint import MODEL_FILES, CheckpointError, write_checkpoint
 from pamer.classic import is_classic
 from pamer.config import Config, ConfigError
-from pamer.engine.fold import DivergedError, EpochCallback, check_model, fit
+from pamer.engine.fold import DivergedError, EpochCallback, check_model, fit, fold_arguments
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
-from pamer.models import create_model
+from pamer.models import create_model, model_method
 from pamer.outputs import write_problem
 from pamer.preprocess.cache import Cache
 
@@ -45,6 +45,11 @@ def train_final(
     """
     if is_classic(config.model.name):
         raise ConfigError(f"{config.model.name!r} is a classic method (features + SVM): run it with `pamer loso`")
+    if model_method(config.model.name).inputs is not None:
+        raise ConfigError(
+            f"{config.model.name!r} builds its own inputs (pamer.models.method), which a saved model cannot rebuild "
+            "from a user's clip yet: run it with `pamer loso`"
+        )
     out_dir = Path(out_dir)
     existing = [name for name in MODEL_FILES if (out_dir / name).exists()]
     if existing and not force:
@@ -73,7 +78,16 @@ def train_final(
         labels = np.asarray(cache.labels, dtype=np.int64)
         every = np.arange(len(cache))
         try:
-            result = fit(config, inputs, labels, len(cache.classes), every, seed=config.seed, on_epoch=on_epoch)
+            result = fit(
+                config,
+                inputs,
+                labels,
+                len(cache.classes),
+                every,
+                seed=config.seed,
+                on_epoch=on_epoch,
+                fold_args=fold_arguments(config, cache, every),
+            )
         except DivergedError as err:
             raise DivergedError(f"pamer train: {err}; no model written") from None
     finally:

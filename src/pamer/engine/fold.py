@@ -1,22 +1,35 @@
 """One fold: which clips it trains and tests on, its seed, and its training (fixed epochs, Adam, cross-entropy,
-batched augmentation) and prediction."""
+batched augmentation) and prediction.
+
+The training path is written once for one fold and for K folds at once (`engine/stacked.py`): the per-fold setup
+(`setup_fold`: seed, network, normalisation, class weights, in one order), the optimiser (`make_optimizer`), the epoch
+loop with its finite check, oracle and final prediction (`train_learner`) and the wrapping into `FoldOutput`s
+(`fold_outputs`). A `Learner` supplies only what differs: one fold's plain step and prediction (`OneFold`), or the
+stack's vmapped, masked ones (`stacked.FoldStack`).
+
+A network that declares its own inputs, loss or fold statistics (`pamer.models.method.Method`) trains on the same
+one-fold path: `setup_fold` normalises each of its inputs like the standard one and gives its builder the `fold_args`
+of the training clips (`fold_arguments`), and `OneFold`'s step calls its `loss`. The stack refuses such networks.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pamer.classic import check_classic, is_classic
 from pamer.config import AugmentConfig, Config, ConfigError
-from pamer.engine.augment import channel_stats, normalize, random_affine, warp
-from pamer.models import create_model, model_input_size
+from pamer.engine.augment import channel_stats, random_affine, warp
+from pamer.engine.inputs import Inputs, as_inputs
+from pamer.errors import PamerError
+from pamer.models import create_model, model_input_size, model_method
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -24,6 +37,9 @@ __all__ = [
     "EpochCallback",
     "FitResult",
     "FoldOutput",
+    "FoldSetup",
+    "Learner",
+    "OneFold",
     "autocast_dtype",
     "channel_tensors",
     "class_weights",
@@ -31,18 +47,31 @@ __all__ = [
     "device_name",
     "epoch_draws",
     "fit",
+    "fold_arguments",
+    "fold_outputs",
     "fold_plan",
     "fold_seed",
+    "make_optimizer",
     "predict_probs",
+    "setup_fold",
     "train_fold",
+    "train_learner",
 ]
 
 # (epoch 1-based, mean training loss, training accuracy) after each epoch
 EpochCallback = Callable[[int, float, float], None]
 
 
-class DivergedError(ValueError):
-    """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change)."""
+class DivergedError(PamerError):
+    """Training whose loss became NaN or infinite (the message names the fold, the epoch and what to change).
+
+    Attributes:
+        positions: which of the folds trained together diverged (indices among them; [0] for one fold).
+    """
+
+    def __init__(self, message: str, positions: list[int] | None = None) -> None:
+        super().__init__(message)
+        self.positions = [0] if positions is None else positions
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -90,7 +119,7 @@ class FitResult:
     """A trained model and, when test clips were given, their class probabilities.
 
     Attributes:
-        model: the network after the last epoch, in eval mode.
+        model: the network after the last epoch, in eval mode (None where the caller asked for predictions only).
         mean, std: the per-channel normalisation computed on the training clips.
         probs: (n_test, C) softmax probabilities after the last epoch (None without test clips).
         epoch_preds: (epochs, n_test) predicted class per epoch, only when `oracle` is on.
@@ -98,7 +127,7 @@ class FitResult:
         seconds: wall time of the training.
     """
 
-    model: nn.Module
+    model: nn.Module | None
     mean: list[float]
     std: list[float]
     probs: np.ndarray | None
@@ -169,6 +198,12 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
     except TypeError as err:  # an option the network's constructor does not take
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
+    method = model_method(config.model.name)
+    if method.inputs is not None and config.augment.active:
+        raise ConfigError(
+            f"model {config.model.name!r} builds its own inputs, which pamer's augmentation does not warp; "
+            "set augment.hflip: 0, augment.rotation: 0 and augment.crop_scale: 1 (its recipe trains without)"
+        )
     size = model_input_size(config.model.name)
     if size is not None and config.train.input_size != size:
         raise ConfigError(
@@ -177,62 +212,208 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         )
 
 
-def fit(
+@dataclass
+class FoldSetup:
+    """A fold's starting point, made in one order by `setup_fold` for the one-fold trainer and the stack alike.
+
+    Attributes:
+        train_t: the training clips (a CPU int64 tensor of indices), which `epoch_draws` shuffles.
+        generator: the fold's CPU generator of shuffles and affine maps.
+        mean, std: the per-channel normalisation computed on the training clips.
+        norms: (mean, std) of each input (a network that declares several inputs); norms[0] is (mean, std).
+        model: the freshly initialised network, on the inputs' device.
+        rng_state: the global CPU generator's state right after initialisation (what a CPU fold's dropout draws from).
+        weight: the loss's class weights on the inputs' device (None without `train.class_weights`).
+    """
+
+    train_t: Tensor
+    generator: torch.Generator
+    mean: list[float]
+    std: list[float]
+    norms: list[tuple[list[float], list[float]]]
+    model: nn.Module
+    rng_state: Tensor
+    weight: Tensor | None
+
+
+def fold_arguments(config: Config, cache: Cache, train_idx: np.ndarray) -> dict:
+    """The network's builder arguments computed from the fold's training clips (`Method.fold_args`), or {}.
+
+    The declared function sees `cache.subset(train_idx)` only: no clip, label or action unit of the test subject.
+    """
+    fold_args = model_method(config.model.name).fold_args
+    return {} if fold_args is None else fold_args(cache.subset(train_idx))
+
+
+def setup_fold(
     config: Config,
-    inputs: Tensor,
+    inputs: Inputs,
     labels: np.ndarray,
     num_classes: int,
     train_idx: np.ndarray,
-    test_idx: np.ndarray | None = None,
-    *,
     seed: int,
-    on_epoch: EpochCallback | None = None,
-) -> FitResult:
-    """Train a fresh network on `train_idx` for `train.epochs` epochs; predict `test_idx` after the last one.
+    fold_args: dict | None = None,
+) -> FoldSetup:
+    """Seed a fold and build what it starts from, in the order that fixes every random number it draws.
 
-    The test clips are never used for any choice: with `config.oracle` their per-epoch predictions are only
-    recorded. Random numbers (initialisation, batch order, augmentation) all derive from `seed`, drawn on the
-    CPU, so a seed gives the same result on any executor.
-
-    Args:
-        config: the run's configuration.
-        inputs: every clip's un-normalised input from `prepare_inputs` (on the training device).
-        labels: class index of every clip.
-        num_classes: number of classes.
-        train_idx, test_idx: clip indices.
-        seed: seed of this fold.
-        on_epoch: called after each epoch with (epoch, mean loss, training accuracy).
-
-    Shape:
-        - inputs: (N, 3, S, S); labels: (N,).
+    The global seed (initialisation, and dropout on the CPU), the fold's own generator (`epoch_draws`), the
+    normalisation statistics, the network, the class weights. `fit` and the stack both start a fold here, so a seed
+    gives a fold the same initial weights and draws on either path. `fold_args` (from `fold_arguments`) go to the
+    network's builder.
     """
-    start = time.perf_counter()
-    device = inputs.device
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     train_idx = np.asarray(train_idx, dtype=np.int64)
     if len(train_idx) < 2:
         raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
-    mean, std = channel_stats(inputs[torch.as_tensor(train_idx, device=device)])
-    model = create_model(config.model.name, num_classes=num_classes, **config.model.args).to(device)
-    cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
-    y_all = torch.as_tensor(labels, dtype=torch.long, device=device)
+    xs = as_inputs(inputs)
+    device = xs[0].device
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    train_dev = torch.as_tensor(train_idx, device=device)
+    norms = [channel_stats(x[train_dev]) for x in xs]
+    model = create_model(config.model.name, num_classes=num_classes, **config.model.args, **(fold_args or {}))
+    rng_state = torch.get_rng_state()
     weight = class_weights(config, labels, train_idx, num_classes)
-    weight = None if weight is None else weight.to(device)
-    vector_channels = (0, 1) if config.data.representation == "flow" else None
-    aug = config.augment
-    batch = config.train.batch_size
-    # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
-    mean_t, std_t = channel_tensors(mean, std, inputs)
-    oracle_preds = []
-    history = []
-    train_t = torch.as_tensor(train_idx)
-    for epoch in range(1, config.train.epochs + 1):
+    return FoldSetup(
+        train_t=torch.as_tensor(train_idx),
+        generator=generator,
+        mean=norms[0][0],
+        std=norms[0][1],
+        norms=norms,
+        model=model.to(device),
+        rng_state=rng_state,
+        weight=None if weight is None else weight.to(device),
+    )
+
+
+def make_optimizer(config: Config, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+    """A fold's optimiser: Adam at `train.lr` with `train.weight_decay` (the stack passes one flat leaf per fold)."""
+    return torch.optim.Adam(params, lr=config.train.lr, weight_decay=config.train.weight_decay)
+
+
+class Learner(Protocol):
+    """What `train_learner` drives: one fold (`OneFold`) or K folds at once (`stacked.FoldStack`).
+
+    Attributes:
+        means, stds: each fold's normalisation (`FoldSetup.mean`, `FoldSetup.std`), in the order of the folds.
+    """
+
+    means: list[list[float]]
+    stds: list[list[float]]
+
+    def train_epoch(self) -> list[tuple[float, float]]:
+        """Train one epoch; each fold's (mean training loss, training accuracy)."""
+        ...
+
+    def predict(self) -> list[np.ndarray | None]:
+        """Each fold's softmax probabilities of its test clips, float64 on the CPU (None without test clips)."""
+        ...
+
+    def model(self, k: int) -> nn.Module:
+        """Fold `k`'s network after training, in eval mode."""
+        ...
+
+
+def train_learner(
+    config: Config,
+    learner: Learner,
+    *,
+    start: float,
+    on_epoch: Callable[[int, list[tuple[float, float]]], None] | None = None,
+    models: bool = True,
+) -> list[FitResult]:
+    """Train every fold of `learner` for `train.epochs` epochs, then predict its test clips: the one epoch loop.
+
+    After each epoch a non-finite loss stops the run (`DivergedError`, with the positions of the folds that
+    diverged); with `config.oracle` the test predictions of every epoch but the last are recorded (never used for
+    any choice; the last comes from the final prediction).
+
+    Args:
+        start: `time.perf_counter()` when the folds' setup began (their `seconds` share the time since).
+        on_epoch: called after each epoch with (epoch, each fold's (mean loss, accuracy)).
+        models: keep each fold's network in its result (a stack that only predicts skips the copies).
+    """
+    k = len(learner.means)
+    epochs = config.train.epochs
+    history: list[list[tuple[float, float]]] = [[] for _ in range(k)]
+    oracle: list[list[np.ndarray]] = [[] for _ in range(k)]
+    for epoch in range(1, epochs + 1):
+        stats = learner.train_epoch()
+        for h, s in zip(history, stats, strict=True):
+            h.append(s)
+        diverged = [i for i, (loss, _) in enumerate(stats) if not math.isfinite(loss)]
+        if diverged:
+            # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
+            raise DivergedError(
+                f"training diverged at epoch {epoch}: the mean training loss is {stats[diverged[0]][0]} "
+                f"(train.lr = {config.train.lr:g}; try a smaller one)",
+                diverged,
+            )
+        if on_epoch is not None:
+            on_epoch(epoch, stats)
+        if config.oracle and epoch < epochs:
+            for i, probs in enumerate(learner.predict()):
+                if probs is not None:
+                    oracle[i].append(probs.argmax(1))
+    probs = learner.predict()
+    seconds = (time.perf_counter() - start) / k
+    results = []
+    for i in range(k):
+        epoch_preds = None
+        if config.oracle and probs[i] is not None:
+            epoch_preds = np.stack([*oracle[i], probs[i].argmax(1)])
+        results.append(
+            FitResult(
+                model=learner.model(i) if models else None,
+                mean=learner.means[i],
+                std=learner.stds[i],
+                probs=probs[i],
+                epoch_preds=epoch_preds,
+                history=history[i],
+                seconds=seconds,
+            )
+        )
+    return results
+
+
+class OneFold:
+    """One fold's network, optimiser and data: the `Learner` that `fit` trains (one network, plain autograd).
+
+    Args: as `fit`'s.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        inputs: Inputs,
+        labels: np.ndarray,
+        num_classes: int,
+        train_idx: np.ndarray,
+        test_idx: np.ndarray | None,
+        seed: int,
+        fold_args: dict | None = None,
+    ) -> None:
+        setup = self.setup = setup_fold(config, inputs, labels, num_classes, train_idx, seed, fold_args)
+        self.means, self.stds = [setup.mean], [setup.std]
+        self.config = config
+        self.inputs = inputs
+        self.xs = as_inputs(inputs)
+        self.loss = model_method(config.model.name).loss
+        self.test_idx = test_idx
+        self.device = self.xs[0].device
+        self.cuda = self.device.type == "cuda"
+        self.net = setup.model.to(memory_format=torch.channels_last) if self.cuda else setup.model
+        self.optimizer = make_optimizer(config, self.net.parameters())
+        self.y_all = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+        self.vector_channels = (0, 1) if config.data.representation == "flow" else None
+        # made once, not per step: the normalisation as device tensors (normalize() would rebuild them every batch)
+        self.norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(setup.norms, self.xs, strict=True)]
+
+    def train_epoch(self) -> list[tuple[float, float]]:
+        setup, config, device, xs = self.setup, self.config, self.device, self.xs
+        aug = config.augment
+        model, optimizer = self.net, self.optimizer
         model.train()
-        order, thetas, spans = epoch_draws(train_t, batch, aug, generator)
+        order, thetas, spans = epoch_draws(setup.train_t, config.train.batch_size, aug, setup.generator)
         # one host-to-device copy per epoch, not two per step (a pageable copy to CUDA waits for the device)
         order, thetas = order.to(device), thetas.to(device)
         loss_sum = torch.zeros((), device=device)
@@ -242,18 +423,20 @@ def fit(
             idx = order[begin:end]
             # the maps are drawn either way (the random stream stays that of an augmented run), but with every
             # augmentation off they are identities: indexing already gives a fresh copy to normalise in place
-            x = (
-                warp(inputs[idx], thetas[at : at + end - begin], vector_channels=vector_channels)
+            batch_xs = [
+                warp(xs[0][idx], thetas[at : at + end - begin], vector_channels=self.vector_channels)
                 if aug.active
-                else inputs[idx]
-            )
-            x = x.sub_(mean_t).div_(std_t)  # warp's output is fresh: normalise in place, as normalize() computes
-            y = y_all[idx]
-            if cuda:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=cuda):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, weight=weight)
+                else xs[0][idx],
+                *(x[idx] for x in xs[1:]),  # a network's own extra inputs (never augmented: check_model)
+            ]
+            # warp's output and indexing are fresh: normalise in place, as normalize() computes
+            batch_xs = [x.sub_(m).div_(s) for x, (m, s) in zip(batch_xs, self.norm_t, strict=True)]
+            y = self.y_all[idx]
+            if self.cuda:
+                batch_xs = [channels_last(x) for x in batch_xs]
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=self.cuda):
+                # cross-entropy of the logits unless the network declares its own loss (pamer.models.method)
+                loss, logits = self.loss(model, batch_xs, y, setup.weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -261,92 +444,176 @@ def fit(
             loss_sum += loss.detach() * (end - begin)
             correct += (logits.detach().argmax(1) == y).sum()
             seen += end - begin
-        history.append((float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1)))
-        if not math.isfinite(history[-1][0]):
-            # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
-            raise DivergedError(
-                f"training diverged at epoch {epoch}: the mean training loss is {history[-1][0]} "
-                f"(train.lr = {config.train.lr:g}; try a smaller one)"
+        return [(float(loss_sum) / max(seen, 1), float(correct) / max(seen, 1))]
+
+    def predict(self) -> list[np.ndarray | None]:
+        if self.test_idx is None:
+            return [None]
+        setup = self.setup
+        return [
+            predict_probs(
+                self.net,
+                self.inputs,
+                self.test_idx,
+                setup.mean,
+                setup.std,
+                self.config.train.batch_size,
+                norms=setup.norms,
             )
-        if on_epoch is not None:
-            on_epoch(epoch, *history[-1])
-        if config.oracle and test_idx is not None and epoch < config.train.epochs:
-            oracle_preds.append(predict_probs(model, inputs, test_idx, mean, std, batch).argmax(1))
-    probs = None
-    if test_idx is not None:
-        probs = predict_probs(model, inputs, test_idx, mean, std, batch)
-        if config.oracle:
-            oracle_preds.append(probs.argmax(1))
-    model.eval()
-    return FitResult(
-        model=model,
-        mean=mean,
-        std=std,
-        probs=probs,
-        epoch_preds=np.stack(oracle_preds) if config.oracle and oracle_preds else None,
-        history=history,
-        seconds=time.perf_counter() - start,
-    )
+        ]
+
+    def model(self, k: int) -> nn.Module:
+        return self.net.eval()
+
+
+def fit(
+    config: Config,
+    inputs: Inputs,
+    labels: np.ndarray,
+    num_classes: int,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray | None = None,
+    *,
+    seed: int,
+    on_epoch: EpochCallback | None = None,
+    fold_args: dict | None = None,
+) -> FitResult:
+    """Train a fresh network on `train_idx` for `train.epochs` epochs; predict `test_idx` after the last one.
+
+    The test clips are never used for any choice: with `config.oracle` their per-epoch predictions are only
+    recorded. Random numbers (initialisation, batch order, augmentation) all derive from `seed`, drawn on the
+    CPU, so a seed gives the same result on any executor.
+
+    Args:
+        config: the run's configuration.
+        inputs: every clip's un-normalised input(s) from `network_inputs` (on the training device).
+        labels: class index of every clip.
+        num_classes: number of classes.
+        train_idx, test_idx: clip indices.
+        seed: seed of this fold.
+        on_epoch: called after each epoch with (epoch, mean loss, training accuracy).
+        fold_args: builder arguments from the training clips (`fold_arguments`), for a network that declares them.
+
+    Shape:
+        - inputs: (N, 3, S, S), or a tuple of (N, ...) tensors; labels: (N,).
+    """
+    start = time.perf_counter()
+    fold = OneFold(config, inputs, labels, num_classes, train_idx, test_idx, seed, fold_args)
+    each = None if on_epoch is None else lambda epoch, stats: on_epoch(epoch, *stats[0])
+    return train_learner(config, fold, start=start, on_epoch=each)[0]
+
+
+def channels_last(x: Tensor) -> Tensor:
+    """An image batch in channels_last (the CUDA layout); any other tensor as it is."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 @torch.inference_mode()
 def predict_probs(
-    model: nn.Module, inputs: Tensor, idx: np.ndarray, mean: list[float], std: list[float], batch: int
+    model: nn.Module,
+    inputs: Inputs,
+    idx: np.ndarray,
+    mean: list[float],
+    std: list[float],
+    batch: int,
+    *,
+    norms: list[tuple[list[float], list[float]]] | None = None,
 ) -> np.ndarray:
     """Softmax probabilities of the clips `idx`, without augmentation.
+
+    `mean`, `std` normalise a single input; `norms` gives (mean, std) of each input of a network with several.
 
     Shape:
         - Output: (len(idx), C) float64 on the CPU.
     """
     model.eval()
-    device = inputs.device
+    xs = as_inputs(inputs)
+    norm_t = [channel_tensors(m, s, x) for (m, s), x in zip(norms or [(mean, std)], xs, strict=True)]
+    device = xs[0].device
     idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64), device=device)
     out = []
     for begin in range(0, len(idx_t), 2 * batch):
-        x = normalize(inputs[idx_t[begin : begin + 2 * batch]], mean, std)
+        part = idx_t[begin : begin + 2 * batch]
+        batch_xs = [x[part].sub_(m).div_(s) for x, (m, s) in zip(xs, norm_t, strict=True)]
         if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+            batch_xs = [channels_last(x) for x in batch_xs]
         with torch.autocast(device_type=device.type, dtype=autocast_dtype(device), enabled=device.type == "cuda"):
-            logits = model(x)
+            logits = model(*batch_xs)
         out.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
-def train_fold(
-    config: Config, cache: Cache, inputs: Tensor, fold: int, on_epoch: EpochCallback | None = None
-) -> FoldOutput:
-    """Train fold `fold` of the cache's fold plan on `inputs` (from `prepare_inputs`) and predict its test subject."""
-    subject, train_idx, test_idx = fold_plan(cache.subjects)[fold]
+def fold_outputs(
+    config: Config,
+    cache: Cache,
+    folds: Sequence[int],
+    train: Callable[[], list[FitResult]],
+    device: torch.device,
+) -> list[FoldOutput]:
+    """The `FoldOutput`s of the folds `folds` (indices into the cache's fold plan), from `train()`'s results.
+
+    Used by the one-fold trainer and the stack alike: a divergence is named by fold and test subject, a trained
+    network whose class scores are not finite is refused, and each output records where its fold ran.
+    """
+    plan = fold_plan(cache.subjects)
+
+    def name(fold: int) -> str:
+        return f"fold {fold + 1} (test subject {plan[fold][0]})"
+
     try:
-        result = fit(
-            config,
-            inputs,
-            np.asarray(cache.labels, dtype=np.int64),
-            len(cache.classes),
-            train_idx,
-            test_idx,
-            seed=fold_seed(config.seed, fold),
-            on_epoch=on_epoch,
-        )
+        results = train()
     except DivergedError as err:
-        raise DivergedError(f"fold {fold + 1} (test subject {subject}): {err}") from None
-    if not np.isfinite(result.probs).all():
-        raise DivergedError(
-            f"fold {fold + 1} (test subject {subject}): the trained network gives NaN or infinite class scores "
-            f"(train.lr = {config.train.lr:g}; try a smaller one)"
+        named = ", ".join(name(folds[k]) for k in err.positions)
+        raise DivergedError(f"{named}: {err}", err.positions) from None
+    outputs = []
+    for fold, result in zip(folds, results, strict=True):
+        if not np.isfinite(result.probs).all():
+            raise DivergedError(
+                f"{name(fold)}: the trained network gives NaN or infinite class scores "
+                f"(train.lr = {config.train.lr:g}; try a smaller one)"
+            )
+        outputs.append(
+            FoldOutput(
+                plan[fold][0],
+                plan[fold][2],
+                result.probs,
+                result.epoch_preds,
+                result.history,
+                result.seconds,
+                device=device_name(device),
+                dtype=str(autocast_dtype(device)).removeprefix("torch."),
+                threads=torch.get_num_threads(),
+            )
         )
-    device = inputs.device
-    return FoldOutput(
-        subject,
-        test_idx,
-        result.probs,
-        result.epoch_preds,
-        result.history,
-        result.seconds,
-        device=device_name(device),
-        dtype=str(autocast_dtype(device)).removeprefix("torch."),
-        threads=torch.get_num_threads(),
-    )
+    return outputs
+
+
+def train_fold(
+    config: Config, cache: Cache, inputs: Inputs, fold: int, on_epoch: EpochCallback | None = None
+) -> FoldOutput:
+    """Train fold `fold` of the cache's fold plan on `inputs` (from `network_inputs`) and predict its test subject."""
+    _, train_idx, test_idx = fold_plan(cache.subjects)[fold]
+    labels = np.asarray(cache.labels, dtype=np.int64)
+
+    def train() -> list[FitResult]:
+        seed = fold_seed(config.seed, fold)
+        # statistics of the training clips only (a subset of the cache without the test subject)
+        stats = fold_arguments(config, cache, train_idx)
+        return [
+            fit(
+                config,
+                inputs,
+                labels,
+                len(cache.classes),
+                train_idx,
+                test_idx,
+                seed=seed,
+                on_epoch=on_epoch,
+                fold_args=stats,
+            )
+        ]
+
+    return fold_outputs(config, cache, [fold], train, as_inputs(inputs)[0].device)[0]
 
 
 def device_name(device: torch.device) -> str:

@@ -9,9 +9,13 @@ from torch import Tensor
 
 from pamer.config import Config, ConfigError
 from pamer.engine.augment import motion_inputs
+from pamer.models import model_method
 from pamer.preprocess.cache import Cache, flow_kind, load_cache
 
-__all__ = ["cache_path", "device_for", "load_cache_for", "prepare_inputs"]
+__all__ = ["Inputs", "as_inputs", "cache_path", "device_for", "load_cache_for", "network_inputs", "prepare_inputs"]
+
+# every clip's network input(s): one tensor (the plain path), or a tuple for a network that declares its own inputs
+Inputs = Tensor | tuple[Tensor, ...]
 
 
 def device_for(config: Config) -> torch.device:
@@ -45,16 +49,19 @@ def load_cache_for(config: Config) -> Cache:
     return load_cache(cache_path(config), expect=expect)
 
 
-def prepare_inputs(cache: Cache, config: Config, device: torch.device) -> Tensor:
+def prepare_inputs(cache: Cache, config: Config, device: torch.device, size: int | None = None) -> Tensor:
     """Every clip's un-normalised network input on `device`, computed once per run.
 
+    Args:
+        size: the side to resize to; None: `train.input_size`.
+
     Shape:
-        - Output: (N, 3, train.input_size, train.input_size) float32.
+        - Output: (N, 3, size, size) float32.
     """
     name = config.data.cache or "(in memory)"
     if len(cache) == 0:
         raise ValueError(f"cache {name} holds no clips")
-    representation, size = config.data.representation, config.train.input_size
+    representation, size = config.data.representation, size or config.train.input_size
     if representation == "flow":
         if cache.flow is None:
             raise ValueError(
@@ -78,3 +85,24 @@ def prepare_inputs(cache: Cache, config: Config, device: torch.device) -> Tensor
             f"set data.representation={use}"
         )
     return motion_inputs(cache.onset, cache.apex, size, device=device)
+
+
+def network_inputs(cache: Cache, config: Config, device: torch.device) -> Inputs:
+    """Every clip's input(s) to the configured network: `prepare_inputs`' tensor, or the tuple the network's
+    declared `Method.inputs` builds (checked against its `input_shapes`)."""
+    method = model_method(config.model.name)
+    if method.inputs is None:
+        return prepare_inputs(cache, config, device)
+    inputs = tuple(method.inputs(cache, lambda side: prepare_inputs(cache, config, device, side)))
+    shapes = tuple(tuple(x.shape[1:]) for x in inputs)
+    if shapes != method.input_shapes or any(len(x) != len(cache) for x in inputs):
+        raise ValueError(
+            f"model {config.model.name!r} built inputs of per-clip shapes {shapes} for {len(cache)} clips; "
+            f"it declares {method.input_shapes}"
+        )
+    return inputs
+
+
+def as_inputs(inputs: Inputs) -> tuple[Tensor, ...]:
+    """`inputs` as a tuple (one tensor becomes a tuple of one)."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)

@@ -33,6 +33,7 @@ import pamer
 from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
+from pamer.errors import PamerError
 from pamer.outputs import os_error_text, write_problem
 from pamer.preprocess.cache import Cache
 
@@ -63,7 +64,7 @@ STAMP_COLUMNS = ("cache_fingerprint", "config_hash", "device", "dtype", "threads
 EXECUTION_COLUMNS = ("device", "dtype", "threads")
 
 
-class RunDirError(ValueError):
+class RunDirError(PamerError):
     """A run directory that cannot be resumed with the given configuration or cache (the message says why)."""
 
 
@@ -93,8 +94,9 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def cache_fingerprint(cache: Cache) -> str:
-    """A hash of the cache's clips, subjects, labels, classes, datasets of origin and pixels (resume refuses a
-    changed cache). An array the cache does not hold (the onset of an apex-only cache) is named as absent."""
+    """A hash of the cache's clips, subjects, labels, classes, datasets of origin, pixels, AU table and landmarks
+    (resume refuses a changed cache). An array the cache does not hold (the onset of an apex-only cache) is named
+    as absent."""
     h = hashlib.blake2b(digest_size=16)
     names = [cache.clips, list(cache.subjects), list(cache.classes)]
     if cache.datasets is not None:  # appended only when present: fingerprints of older caches stay as they were
@@ -106,7 +108,12 @@ def cache_fingerprint(cache: Cache) -> str:
         "apex": cache.apex,
         "flow": cache.flow,
         "frames": cache.frames,
+        # a model may read them (AU graphs, landmark patches); absent from hand-made caches, so added when present
+        "aus": cache.aus,
+        "landmarks": cache.landmarks,
     }
+    if cache.au_names is not None:
+        h.update(json.dumps(list(cache.au_names)).encode())
     for name, array in arrays.items():
         if array is None and name in ("onset", "apex"):
             h.update(f"no {name}".encode())

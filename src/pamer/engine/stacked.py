@@ -30,9 +30,10 @@ How it is built:
 Supported: every network whose only operations across the clips of a batch are batch norm (all of pamer's),
 whose only random operation is `nn.Dropout`, and whose parameters all train. Refused with a message: other
 random layers (Dropout1d/2d/3d, AlphaDropout, random ops called functionally inside `forward`), batch or instance
-norm without running statistics, frozen parameters. On CUDA the masks of dropout come from a per-fold CUDA
-generator, so they differ from a one-by-one CUDA run's (which come from torch's fused kernel); bf16 autocast makes
-either path reproducible only against itself, not bit for bit against the other.
+norm without running statistics, frozen parameters, and networks that declare their own inputs, loss or fold
+statistics (`pamer.models.method`: they train on the local or process executors). On CUDA the masks of dropout
+come from a per-fold CUDA generator, so they differ from a one-by-one CUDA run's (which come from torch's fused
+kernel); bf16 autocast makes either path reproducible only against itself, not bit for bit against the other.
 """
 
 from __future__ import annotations
@@ -51,19 +52,20 @@ from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
 from pamer.config import Config
-from pamer.engine.augment import channel_stats, warp
+from pamer.engine.augment import warp
 from pamer.engine.fold import (
-    DivergedError,
     FitResult,
     FoldOutput,
-    autocast_dtype,
-    class_weights,
-    device_name,
     epoch_draws,
+    fold_outputs,
     fold_plan,
     fold_seed,
+    make_optimizer,
+    setup_fold,
+    train_learner,
 )
-from pamer.models import create_model
+from pamer.errors import PamerError
+from pamer.models import create_model, model_method
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -92,7 +94,7 @@ INSTANCE_NORMS = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
 OTHER_DROPOUTS = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
-class StackedError(ValueError):
+class StackedError(PamerError):
     """A network or setting the stacked executor cannot train with one-by-one semantics (the message says why)."""
 
 
@@ -237,6 +239,12 @@ class IgnoreMemoryFormat(TorchFunctionMode):
 
 def check_stackable(model: nn.Module, name: str) -> None:
     """Refuse, with the reason, a network the stack cannot train with one-by-one semantics."""
+    method = model_method(name)
+    if method.declared:
+        raise StackedError(
+            f"model {name!r} declares {method.what()} (pamer.models.method), which the stacked executor does not "
+            "train; use --executor local or process"
+        )
     for module_name, module in model.named_modules():
         where = f"model {name!r} layer {module_name or '(root)'}"
         if isinstance(module, OTHER_DROPOUTS) and module.p > 0:
@@ -290,47 +298,44 @@ class FoldStack:
         self.num_classes = num_classes
         self.y_all = torch.as_tensor(labels, dtype=torch.long, device=self.device)
         self.state = StepState()
-        self.generators: list[torch.Generator] = []
         self.drop_generators: list[torch.Generator] = []
-        means, stds, flats, buffers, weights = [], [], [], [], []
+        flats, buffers, weights = [], [], []
+        self.means: list[list[float]] = []
+        self.stds: list[list[float]] = []
+        self.train_ts: list[Tensor] = []
+        self.generators: list[torch.Generator] = []
         base = None
         for spec in self.folds:
-            train_idx = np.asarray(spec.train_idx, dtype=np.int64)
-            if len(train_idx) < 2:
-                raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
-            # fit's order: seed, statistics, network, then the generators
-            torch.manual_seed(spec.seed)
-            self.generators.append(torch.Generator().manual_seed(spec.seed))
-            mean, std = channel_stats(inputs[torch.as_tensor(train_idx, device=self.device)])
-            means.append(mean)
-            stds.append(std)
-            model = create_model(config.model.name, num_classes=num_classes, **config.model.args)
+            # each fold's network lives on only as its flat leaf (kept whole, a stack of 68 would hold 68 copies)
+            setup = setup_fold(config, inputs, labels, num_classes, spec.train_idx, spec.seed)
+            if base is None:  # refused before the other folds are built
+                check_stackable(setup.model, config.model.name)
+                base = setup.model
+            self.means.append(setup.mean)
+            self.stds.append(setup.std)
+            self.train_ts.append(setup.train_t)
+            self.generators.append(setup.generator)
+            weights.append(setup.weight)
             if self.cuda:
                 self.drop_generators.append(torch.Generator(self.device).manual_seed(spec.seed))
             else:  # fit's dropout draws from the global generator, which initialisation left here
                 generator = torch.Generator()
-                generator.set_state(torch.get_rng_state())
+                generator.set_state(setup.rng_state)
                 self.drop_generators.append(generator)
-            model = model.to(self.device)
-            if base is None:
-                check_stackable(model, config.model.name)
-                base = model
-            flats.append(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
-            buffers.append({n: b.detach() for n, b in model.named_buffers()})
-            weights.append(class_weights(config, labels, train_idx, num_classes))
+            flats.append(torch.cat([p.detach().reshape(-1) for p in setup.model.parameters()]))
+            buffers.append({n: b.detach() for n, b in setup.model.named_buffers()})
         self.base = base
         self.names = [n for n, _ in base.named_parameters()]
         self.shapes = [p.shape for p in base.parameters()]
         # each fold's parameters as one flat leaf: torch.optim.Adam itself updates the folds, each with its own
         # moments and step count, and skips a fold whose gradient is None (an idle fold) as it skips any parameter
         self.leaves = [flat.requires_grad_(True) for flat in flats]
-        self.optimizer = torch.optim.Adam(self.leaves, lr=config.train.lr, weight_decay=config.train.weight_decay)
+        self.optimizer = make_optimizer(config, self.leaves)
         self.buffers = {n: torch.stack([b[n] for b in buffers]) for n in buffers[0]}
-        self.means, self.stds = means, stds
         dtype = inputs.dtype
-        self.mean_t = torch.tensor(means, dtype=dtype, device=self.device)  # (K, C)
-        self.std_t = torch.tensor(stds, dtype=dtype, device=self.device)
-        self.weight = None if weights[0] is None else torch.stack(weights).to(self.device)  # (K, classes)
+        self.mean_t = torch.tensor(self.means, dtype=dtype, device=self.device)  # (K, C)
+        self.std_t = torch.tensor(self.stds, dtype=dtype, device=self.device)
+        self.weight = None if weights[0] is None else torch.stack(weights)  # (K, classes)
         self.template = swap_layers(copy.deepcopy(base), self.state)
         if [n for n, _ in self.template.named_parameters()] != self.names or set(
             n for n, _ in self.template.named_buffers()
@@ -400,67 +405,46 @@ class FoldStack:
             masks.append(full)
         return masks
 
-    def train(self, on_epoch: StackedEpochCallback | None = None, oracle: bool = False) -> list[np.ndarray] | None:
-        """Train every fold for `train.epochs` epochs; with `oracle`, each fold's test predictions per epoch but the
-        last (as `fit` records them; the last comes from `predict`)."""
+    def train_epoch(self) -> list[tuple[float, float]]:
+        """One epoch of every fold, as `fit` trains it: each fold's (mean training loss, training accuracy)."""
         config = self.config
         aug = config.augment
         batch = config.train.batch_size
         vector_channels = (0, 1) if config.data.representation == "flow" else None
-        trains = [torch.as_tensor(np.asarray(f.train_idx, dtype=np.int64)) for f in self.folds]
-        oracle_preds: list[list[np.ndarray]] = [[] for _ in range(self.k)]
-        self.history: list[list[tuple[float, float]]] = [[] for _ in range(self.k)]
         identity = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-        for epoch in range(1, config.train.epochs + 1):
-            self.template.train()
-            draws = [epoch_draws(t, batch, aug, g) for t, g in zip(trains, self.generators, strict=True)]
-            n_steps = max(len(spans) for _, _, spans in draws)
-            # the epoch's clips and maps of every fold, padded: a padded clip is clip 0 under the identity map
-            index = torch.zeros(n_steps, self.k, batch, dtype=torch.long)
-            thetas = identity.expand(n_steps, self.k, batch, 2, 3).clone()
-            counts = np.zeros((n_steps, self.k), dtype=np.int64)
-            for k, (order, theta, spans) in enumerate(draws):
-                for s, (begin, end, at) in enumerate(spans):
-                    index[s, k, : end - begin] = order[begin:end]
-                    thetas[s, k, : end - begin] = theta[at : at + end - begin]
-                    counts[s, k] = end - begin
-            index, thetas = index.to(self.device), thetas.to(self.device)
-            counts_t = torch.as_tensor(counts, device=self.device)
-            loss_sum = torch.zeros(self.k, device=self.device)
-            correct = torch.zeros(self.k, dtype=torch.long, device=self.device)
-            for s in range(n_steps):
-                width = int(counts[s].max())
-                full = bool((counts[s] == width).all())
-                mask = torch.arange(width, device=self.device)[None, :] < counts_t[s][:, None]  # (K, width)
-                loss, logits, y = self.step(
-                    index[s, :, :width], thetas[s, :, :width], mask, counts[s].tolist(), vector_channels, full
-                )
-                with torch.no_grad():
-                    loss_sum += loss.detach() * counts_t[s]
-                    correct += ((logits.argmax(-1) == y) & mask).sum(1)
-                for k in np.flatnonzero(counts[s] == 0):
-                    self.leaves[k].grad = None  # an idle fold: Adam leaves its parameters and state as they are
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-            seen = np.maximum(counts.sum(0), 1)
-            losses, hits = (loss_sum.double().cpu().numpy() / seen), (correct.cpu().numpy() / seen)
-            for k in range(self.k):
-                self.history[k].append((float(losses[k]), float(hits[k])))
-            diverged = [k for k in range(self.k) if not np.isfinite(losses[k])]
-            if diverged:  # as `fit`: stop before anything NaN is scored, saved or printed
-                error = DivergedError(
-                    f"training diverged at epoch {epoch}: the mean training loss is {losses[diverged[0]]} "
-                    f"(train.lr = {config.train.lr:g}; try a smaller one)"
-                )
-                error.positions = diverged  # which of the stack's folds: `train_folds_stacked` names their subjects
-                raise error
-            if on_epoch is not None:
-                on_epoch(epoch, [h[-1] for h in self.history])
-            if oracle and epoch < config.train.epochs:
-                for k, probs in enumerate(self.predict()):
-                    if probs is not None:
-                        oracle_preds[k].append(probs.argmax(1))
-        return [np.stack(p) if p else None for p in oracle_preds] if oracle else None
+        self.template.train()
+        draws = [epoch_draws(t, batch, aug, g) for t, g in zip(self.train_ts, self.generators, strict=True)]
+        n_steps = max(len(spans) for _, _, spans in draws)
+        # the epoch's clips and maps of every fold, padded: a padded clip is clip 0 under the identity map
+        index = torch.zeros(n_steps, self.k, batch, dtype=torch.long)
+        thetas = identity.expand(n_steps, self.k, batch, 2, 3).clone()
+        counts = np.zeros((n_steps, self.k), dtype=np.int64)
+        for k, (order, theta, spans) in enumerate(draws):
+            for s, (begin, end, at) in enumerate(spans):
+                index[s, k, : end - begin] = order[begin:end]
+                thetas[s, k, : end - begin] = theta[at : at + end - begin]
+                counts[s, k] = end - begin
+        index, thetas = index.to(self.device), thetas.to(self.device)
+        counts_t = torch.as_tensor(counts, device=self.device)
+        loss_sum = torch.zeros(self.k, device=self.device)
+        correct = torch.zeros(self.k, dtype=torch.long, device=self.device)
+        for s in range(n_steps):
+            width = int(counts[s].max())
+            full = bool((counts[s] == width).all())
+            mask = torch.arange(width, device=self.device)[None, :] < counts_t[s][:, None]  # (K, width)
+            loss, logits, y = self.step(
+                index[s, :, :width], thetas[s, :, :width], mask, counts[s].tolist(), vector_channels, full
+            )
+            with torch.no_grad():
+                loss_sum += loss.detach() * counts_t[s]
+                correct += ((logits.argmax(-1) == y) & mask).sum(1)
+            for k in np.flatnonzero(counts[s] == 0):
+                self.leaves[k].grad = None  # an idle fold: Adam leaves its parameters and state as they are
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        seen = np.maximum(counts.sum(0), 1)
+        losses, hits = (loss_sum.double().cpu().numpy() / seen), (correct.cpu().numpy() / seen)
+        return [(float(losses[k]), float(hits[k])) for k in range(self.k)]
 
     def step(
         self,
@@ -550,34 +534,17 @@ def fit_stacked(
     folds: Sequence[FoldSpec],
     *,
     on_epoch: StackedEpochCallback | None = None,
+    models: bool = True,
 ) -> list[FitResult]:
     """`fold.fit` for every fold of `folds`, trained together; results in the order of `folds`.
 
     Each result is what `fit(config, inputs, labels, num_classes, f.train_idx, f.test_idx, seed=f.seed)` returns
-    (to floating-point rounding; `seconds` is the stack's wall time divided among its folds).
+    (to floating-point rounding; `seconds` is the stack's wall time divided among its folds). Without `models` the
+    results hold no network (`model` None): the folds' predictions only.
     """
     start = time.perf_counter()
     stack = FoldStack(config, inputs, labels, num_classes, folds)
-    oracle = stack.train(on_epoch, oracle=config.oracle)
-    probs = stack.predict()
-    seconds = (time.perf_counter() - start) / stack.k
-    results = []
-    for k, fold in enumerate(folds):
-        epoch_preds = None
-        if config.oracle and probs[k] is not None:
-            epoch_preds = np.stack([*(oracle[k] if oracle[k] is not None else []), probs[k].argmax(1)])
-        results.append(
-            FitResult(
-                model=stack.model(k),
-                mean=stack.means[k],
-                std=stack.stds[k],
-                probs=probs[k] if fold.test_idx is not None else None,
-                epoch_preds=epoch_preds,
-                history=stack.history[k],
-                seconds=seconds,
-            )
-        )
-    return results
+    return train_learner(config, stack, start=start, on_epoch=on_epoch, models=models)
 
 
 def train_folds_stacked(
@@ -590,39 +557,12 @@ def train_folds_stacked(
     """`fold.train_fold` for each fold index of `folds`, trained as one stack."""
     plan = fold_plan(cache.subjects)
     specs = [FoldSpec(plan[f][1], plan[f][2], fold_seed(config.seed, f)) for f in folds]
-    start = time.perf_counter()
-    stack = FoldStack(config, inputs, np.asarray(cache.labels, dtype=np.int64), len(cache.classes), specs)
-    try:
-        oracle = stack.train(on_epoch, oracle=config.oracle)
-    except DivergedError as err:
-        named = ", ".join(f"fold {folds[k] + 1} (test subject {plan[folds[k]][0]})" for k in err.positions)
-        raise DivergedError(f"{named}: {err}") from None
-    probs = stack.predict()
-    seconds = (time.perf_counter() - start) / stack.k
-    outputs = []
-    for k, f in enumerate(folds):
-        if not np.isfinite(probs[k]).all():
-            raise DivergedError(
-                f"fold {f + 1} (test subject {plan[f][0]}): the trained network gives NaN or infinite class scores "
-                f"(train.lr = {config.train.lr:g}; try a smaller one)"
-            )
-        epoch_preds = None
-        if config.oracle:
-            epoch_preds = np.stack([*(oracle[k] if oracle[k] is not None else []), probs[k].argmax(1)])
-        outputs.append(
-            FoldOutput(
-                plan[f][0],
-                plan[f][2],
-                probs[k],
-                epoch_preds,
-                stack.history[k],
-                seconds,
-                device=device_name(inputs.device),
-                dtype=str(autocast_dtype(inputs.device)).removeprefix("torch."),
-                threads=torch.get_num_threads(),
-            )
-        )
-    return outputs
+    labels = np.asarray(cache.labels, dtype=np.int64)
+
+    def train() -> list[FitResult]:
+        return fit_stacked(config, inputs, labels, len(cache.classes), specs, on_epoch=on_epoch, models=False)
+
+    return fold_outputs(config, cache, folds, train, inputs.device)
 
 
 def fold_bytes(config: Config, in_chans: int, num_classes: int) -> int:

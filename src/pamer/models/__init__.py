@@ -11,15 +11,18 @@ from pamer.models._registry import (
     describe_model,
     list_models,
     model_input_size,
+    model_method,
     register_model,
 )
 from pamer.models.layers import MultiScaleConv, ProgressiveAttention
+from pamer.models.method import Method, cross_entropy_loss
 from pamer.models.pamnet import PAMNet
 from pamer.models.resnet import BasicBlock, load_torchvision_resnet18
 from pamer.models.stats import count_flops, count_parameters
 
 __all__ = [
     "BasicBlock",
+    "Method",
     "ModelConfigError",
     "MultiScaleConv",
     "PAMNet",
@@ -27,9 +30,11 @@ __all__ = [
     "count_flops",
     "count_parameters",
     "create_model",
+    "cross_entropy_loss",
     "describe_model",
     "list_models",
     "load_torchvision_resnet18",
     "model_input_size",
+    "model_method",
     "register_model",
 ]

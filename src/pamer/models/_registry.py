@@ -8,12 +8,16 @@ from typing import Any, TypeVar, overload
 
 from torch import nn
 
+from pamer.errors import PamerError
+from pamer.models.method import Method
+
 __all__ = [
     "ModelConfigError",
     "create_model",
     "describe_model",
     "list_models",
     "model_input_size",
+    "model_method",
     "register_model",
 ]
 
@@ -22,22 +26,27 @@ Builder = TypeVar("Builder", bound=Callable[..., nn.Module])
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 # name -> the one square input side the network accepts (a classifier sized for it); absent: any side
 _INPUT_SIZES: dict[str, int] = {}
+# name -> what the network declares beyond one input and cross-entropy (`pamer.models.method`); absent: nothing
+_METHODS: dict[str, Method] = {}
+PLAIN = Method()
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(PamerError):
     """A model name, option or input that the networks cannot accept (the message names the value)."""
 
 
 @overload
-def register_model(fn: Builder, *, input_size: int | None = None) -> Builder: ...
+def register_model(fn: Builder, *, input_size: int | None = None, method: Method | None = None) -> Builder: ...
 
 
 @overload
-def register_model(fn: None = None, *, input_size: int | None = None) -> Callable[[Builder], Builder]: ...
+def register_model(
+    fn: None = None, *, input_size: int | None = None, method: Method | None = None
+) -> Callable[[Builder], Builder]: ...
 
 
 def register_model(
-    fn: Builder | None = None, *, input_size: int | None = None
+    fn: Builder | None = None, *, input_size: int | None = None, method: Method | None = None
 ) -> Builder | Callable[[Builder], Builder]:
     """Register a builder function under its own name (use as `@register_model` or `@register_model(input_size=28)`).
 
@@ -45,6 +54,8 @@ def register_model(
         fn: the builder; it takes `num_classes` and the network's options as keywords.
         input_size: the only square input side the network accepts (e.g. a fully connected layer sized for a
             28 x 28 input); None for networks that take any side.
+        method: the network's inputs, loss and fold statistics (`pamer.models.method.Method`); None: one input
+            from `prepare_inputs` and cross-entropy.
 
     Raises:
         ModelConfigError: when a model of that name is registered already, or `input_size` is not a positive integer.
@@ -59,6 +70,8 @@ def register_model(
         _MODELS[name] = builder
         if input_size is not None:
             _INPUT_SIZES[name] = input_size
+        if method is not None:
+            _METHODS[name] = method
         return builder
 
     return register if fn is None else register(fn)
@@ -84,6 +97,12 @@ def model_input_size(name: str) -> int | None:
     """The only square input side model `name` accepts, or None when it takes any side (>= 16 pixels)."""
     _known(name)
     return _INPUT_SIZES.get(name)
+
+
+def model_method(name: str) -> Method:
+    """What model `name` declares beyond one input and cross-entropy: a plain `Method()` for any name that declares
+    nothing (`create_model` is what refuses an unknown name)."""
+    return _METHODS.get(name, PLAIN)
 
 
 def create_model(name: str, num_classes: int = 5, **overrides: Any) -> nn.Module:

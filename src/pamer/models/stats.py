@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from pamer.models._registry import create_model
+from pamer.models._registry import create_model, model_method
 
 __all__ = ["count_flops", "count_parameters"]
 
@@ -27,16 +27,18 @@ def count_flops(name: str, size: int = 224, *, batch: int = 1, backward: bool = 
 
     Args:
         name: a name from `list_models()`.
-        size: height and width of the square input image.
+        size: height and width of the square input image (a network that declares its own inputs,
+            `Method.input_shapes`, takes those instead).
         batch: batch size.
         backward: also count the backward pass of a scalar loss over the logits.
         **overrides: options passed on to `create_model`.
     """
+    shapes = model_method(name).input_shapes
     with torch.device("meta"):
         model = create_model(name, **overrides).train(backward)
-        x = torch.empty(batch, model.in_chans, size, size)
+        xs = [torch.empty(batch, *shape) for shape in shapes or [(model.in_chans, size, size)]]
     with FlopCounterMode(display=False) as counter:
-        logits = model(x)
+        logits = model(*xs)
         if backward:
             logits.sum().backward()
     return counter.get_total_flops()

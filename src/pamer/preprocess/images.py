@@ -11,9 +11,18 @@ STSTNet code resizes with `cv2.resize`, aspect not kept), and stored. The cache 
 - `--representation apex`: `apex` uint8 N x S x S x 3, the face crops.
 
 No onset is stored (`Cache.onset` is None): the inputs have none. Each clip's subject, clip, label and dataset of
-origin are kept. `manifest.csv` has one row per clip of the index with what happened to it (`face`: "given", never
-searched), and `problems.csv` every problem the reader found (files missing or unlisted, per-fold copy
-differences), so nothing it reported is lost with the terminal.
+origin are kept, and its action units where the csv has an `aus` column (`Cache.aus`, `au_names`).
+
+Landmarks (`Cache.landmarks`, N x 2 x 68 x 2): the onset's are NaN (no onset); the apex's are dlib's 68 points
+detected on the clip's apex crop when it has one (`--representation apex`, or the MEGC2019 folders' apex crop beside
+a flow image), scaled to the cached side. For a flow cache this takes the flow image and the apex crop to show the
+same face square, as the HTNet authors' code does (its `whole_face_block_coordinates` resizes the apex crop to
+28 x 28 and takes its landmarks as the flow image's). A clip without an apex crop, or whose crop shows no face, keeps
+NaN and says so in the manifest's `landmarks` column; it is cached all the same.
+
+`manifest.csv` has one row per clip of the index with what happened to it (`face`: "given", never aligned;
+`landmarks`: where the apex's were found, or why there are none), and `problems.csv` every problem the reader
+found (files missing or unlisted, per-fold copy differences), so nothing it reported is lost with the terminal.
 """
 
 from __future__ import annotations
@@ -25,12 +34,24 @@ import numpy as np
 
 from pamer.data.images import ImageIndex, ImageSample
 from pamer.frames import ImageError, read_rgb
-from pamer.preprocess.cache import FORMAT, cache_meta, digest, write_cache
+from pamer.preprocess.cache import FORMAT, au_table, cache_meta, digest, write_cache
+from pamer.preprocess.face import crop_landmarks, rescale_points
 
 REPRESENTATIONS = ("flow", "apex")
-MANIFEST_COLUMNS = ("subject", "clip", "dataset", "label", "status", "file", "source_size", "face", "problems")
+MANIFEST_COLUMNS = (
+    "subject",
+    "clip",
+    "dataset",
+    "label",
+    "status",
+    "file",
+    "source_size",
+    "face",
+    "landmarks",
+    "problems",
+)
 PROBLEM_COLUMNS = ("clip", "kind", "detail")
-FACE_NOTE = "given: the inputs are already cropped faces (or flow of them); no face detection, no alignment"
+FACE_NOTE = "given: the inputs are already cropped faces (or flow of them); no alignment"
 
 
 def prepare_images(
@@ -102,7 +123,7 @@ def prepare_images(
         return directory
     directory.mkdir(parents=True, exist_ok=True)
 
-    kept, labels, subjects, clips, origins, rows = [], [], [], [], [], []
+    kept, labels, subjects, clips, origins, rows, points, coded = [], [], [], [], [], [], [], []
     for sample, image, info in zip(index.samples, images, infos, strict=True):
         row = {
             "subject": sample.subject,
@@ -121,6 +142,9 @@ def prepare_images(
             if (height, width) != (size, size):
                 image = to_square(image, size)
                 row["problems"] = f"resized from {width}x{height} to {size}x{size}"
+            apex, row["landmarks"] = _apex_landmarks(sample, representation, image, size)
+            points.append(np.stack([np.full_like(apex, np.nan), apex]))
+            coded.append(sample.aus)
             kept.append(image)
             labels.append(index.classes.index(sample.label))
             subjects.append(sample.subject)
@@ -137,7 +161,11 @@ def prepare_images(
         "labels": np.asarray(labels, dtype=np.int64),
         representation: np.stack(kept).astype(dtype) if kept else np.zeros((0, size, size, 3), dtype),
     }
+    arrays["landmarks"] = np.stack(points) if points else np.zeros((0, 2, 68, 2), np.float32)
     meta = cache_meta(config, key, samples_digest, subjects, clips, origins if index.origins else None)
+    aus, au_names = au_table(coded)
+    if aus is not None:
+        arrays["aus"], meta["au_names"] = aus, list(au_names)
     problems = [{"clip": p.clip, "kind": p.kind, "detail": p.detail} for p in index.problems]
     tables = {"manifest.csv": (MANIFEST_COLUMNS, rows), "problems.csv": (PROBLEM_COLUMNS, problems)}
     write_cache(directory, arrays, meta, tables)
@@ -165,10 +193,30 @@ def _read(sample: ImageSample, representation: str) -> tuple[np.ndarray | None, 
         return None, {"file": str(path), "problems": str(error)}
 
 
+def _apex_landmarks(sample: ImageSample, representation: str, image: np.ndarray, size: int) -> tuple[np.ndarray, str]:
+    """The apex's 68 landmarks in the cached square's pixels, float32 (68, 2) (NaN when there is none), and the
+    manifest's note: found on the clip's apex crop (`image` itself for an apex cache)."""
+    nothing = np.full((68, 2), np.nan, dtype=np.float32)
+    if representation == "apex":
+        crop, path = image, sample.file_for("apex")
+    else:
+        path = sample.files.get("apex")
+        if path is None:
+            return nothing, "none: no apex crop"
+        try:
+            crop = read_rgb(path)
+        except ImageError as error:
+            return nothing, f"none: {error}"
+    found = crop_landmarks([crop])[0]
+    if np.isnan(found).any():
+        return nothing, f"none: no face found in {path}"
+    return rescale_points(found, crop.shape[:2], (size, size)).astype(np.float32), f"apex: {path}"
+
+
 def _facts(sample: ImageSample, representation: str) -> list:
     path = sample.file_for(representation)
     size = path.stat().st_size if path is not None and path.is_file() else -1
-    return [sample.uid, sample.label, str(path), size]
+    return [sample.uid, sample.label, str(path), size, sample.au_string]
 
 
 __all__ = ["REPRESENTATIONS", "prepare_images", "to_square"]

@@ -152,6 +152,8 @@ MODEL_ROWS: Mapping[str, list[tuple[str, str]]] = {
     "off_apexnet": [("MEGC2019", "OFF-ApexNet")],
     "dual_inception": [("MEGC2019", "Dual-Inception")],
     "ststnet": [("MEGC2019", "STSTNet")],
+    "dual_atme": [("Table 2", "Dual-ATME")],
+    "fgrmer": [("Table 2", "DConv+ETran+AUGCN+AUFusion")],
 }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pamer.errors import PamerError
 from pamer.report.published import (
     DATASETS,
     MEGC2019,
@@ -36,7 +37,7 @@ MEASURED = "pamer, last epoch"
 ORACLE = "pamer ORACLE: best epoch chosen on the test subject (optimistic, not a result)"
 
 
-class ReportError(ValueError):
+class ReportError(PamerError):
     """A run directory that cannot be reported (the message names it)."""
 
 

@@ -7,18 +7,25 @@ from pamer.models.peers.base import FLOW_CHANNELS, PeerNetwork
 
 # importing each network's module registers it
 from pamer.models.peers.dssn import DSSN
+from pamer.models.peers.dual_atme import DualATME
 from pamer.models.peers.dual_inception import DualInception, InceptionBlock
+from pamer.models.peers.fgrmer import FGRMER
 from pamer.models.peers.off_apexnet import OFFApexNet
 from pamer.models.peers.ststnet import STSTNet
 
-# the registered names of the peer networks
+# the registered names of the peer networks that read one flow image (u, v, strain)
 NAMES = ("dssn", "dual_inception", "off_apexnet", "ststnet")
+# the peers that declare their own inputs, loss or fold statistics (`pamer.models.method`)
+METHOD_NAMES = ("dual_atme", "fgrmer")
 
 __all__ = [
     "DSSN",
+    "FGRMER",
     "FLOW_CHANNELS",
+    "METHOD_NAMES",
     "NAMES",
     "OFFApexNet",
+    "DualATME",
     "DualInception",
     "InceptionBlock",
     "PeerNetwork",
