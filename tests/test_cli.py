@@ -35,6 +35,7 @@ def test_help_lists_commands() -> None:
         "predict",
         "demo",
         "configs",
+        "spot",
     ):
         assert command in listed, f"`pamer --help` does not list {command}"
 

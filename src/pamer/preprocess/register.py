@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pamer.errors import PamerError
 from pamer.preprocess.face import detect_faces, landmarks, to_gray
 
 # dlib's 68 points: inner eye corners and the nose bridge, which expressions barely move
@@ -52,7 +53,7 @@ MIN_CROP_SIZE = 128
 NOSE_GRID_STEP = 2
 
 
-class RegisterError(ValueError):
+class RegisterError(PamerError):
     """A frame that cannot be registered (no face in it, or in the reference); the message says which."""
 
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+from pamer.errors import PamerError
 from pamer.spot.intervals import TYPES, Interval
 
 __all__ = ["COLUMNS", "IntervalFileError", "read_intervals", "write_intervals"]
@@ -23,7 +24,7 @@ OPTIONAL = ("apex", "peak")  # read when present; written always (blank where un
 _WHOLE = re.compile(r"^\d+$")
 
 
-class IntervalFileError(ValueError):
+class IntervalFileError(PamerError):
     """A malformed interval file (the message names the file, the line and the value)."""
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pamer.errors import PamerError
 from pamer.frames import IMAGE_SUFFIXES, ImageError, file_frame_number, is_junk, read_rgb
 
 
-class SpotError(ValueError):
+class SpotError(PamerError):
     """A video, frame folder or option that spotting cannot use (the message names it and what was expected)."""
 
 
