@@ -13,9 +13,10 @@ run by default):
 
 For each workload, all in one run:
 
-- float32 vs bfloat16 (`train.precision`, `--precisions`): the bare model step of each, interleaved `--rounds`
-  times, and their ratio (issue 19's target: pamnet's step at 112 px at least 1.7x faster in bf16 on a CPU with
-  native bf16); then everything below once per precision, and the full-LOSO ratio of each executor;
+- float32 vs bfloat16 (`train.precision`, `--precisions`): the bare model step of each (steady: two untimed steps
+  of each new model first), interleaved `--rounds` times, and their ratio (issue 19's target: pamnet's step at
+  112 px at least 1.7x faster in bf16 on a CPU with native bf16); then everything below once per precision, and
+  the full-LOSO ratio of each executor;
 - the bare model step: forward + backward + Adam on ready batches of one fold's batch sizes (bf16 autocast and
   channels_last on CUDA, as `fit`), and one fold's `fit` over the same epochs: the engine's overhead per step
   (everything `fit` adds: shuffle, indexing, augmentation, normalisation, bookkeeping) as fit / bare - 1, the
@@ -126,9 +127,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_epochs(config: Config, batches: list[int], epochs: int, device: torch.device) -> float:
+def bare_epochs(config: Config, batches: list[int], epochs: int, device: torch.device, warmup: int = 0) -> float:
     """Seconds of `epochs` epochs of forward + backward + Adam alone on ready batches, as `fit` steps them (in the
-    dtype `train.precision` gives on `device`)."""
+    dtype `train.precision` gives on `device`); `warmup` untimed steps on the first batch go first (the new model's
+    first steps: the optimiser's state, oneDNN's choices for its tensors), so the time is that of a steady step."""
     torch.manual_seed(0)
     dtype = compute_dtype(config.train.precision, device)
     cuda = device.type == "cuda"
@@ -140,6 +142,12 @@ def bare_epochs(config: Config, batches: list[int], epochs: int, device: torch.d
     data = [(torch.randn(b, 3, s, s, device=device), torch.randint(0, 3, (b,), device=device)) for b in batches]
     if cuda:
         data = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in data]
+    for x, y in data[:1] * warmup:
+        with autocast(device, dtype):
+            logits = model(x)
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(logits.float(), y).backward()
+        optimizer.step()
     sync(device)
     start = time.perf_counter()
     for _ in range(epochs):
@@ -172,7 +180,7 @@ def precision_steps(w: Workload, args: argparse.Namespace, device: torch.device)
     times: dict[str, list[float]] = {p: [] for p in configs}
     for _ in range(max(args.rounds, 1)):
         for p, config in configs.items():
-            times[p].append(bare_epochs(config, batches, 1, device) / len(batches))
+            times[p].append(bare_epochs(config, batches, 1, device, warmup=2) / len(batches))
     return times
 
 
