@@ -390,8 +390,8 @@ def test_predict_sees_what_training_saw(trained: dict[str, Path]) -> None:
     """A training clip given to predict with its annotated onset and apex, unregistered as the cache's clips are,
     gives the cache's crops and the engine's input for them: prediction and training cannot drift apart."""
     from pamer.data import read
-    from pamer.engine.augment import model_input
     from pamer.preprocess import load_cache
+    from pamer.preprocess.network_input import model_input
 
     cache = load_cache(trained["cache"])
     recognizer = Recognizer.from_dir(trained["model"])

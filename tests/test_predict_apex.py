@@ -18,10 +18,10 @@ from pamer.cli import app
 from pamer.config import load_config
 from pamer.data import read
 from pamer.engine import train_final
-from pamer.engine.augment import model_input
 from pamer.predict import PredictError, Recognizer
 from pamer.preprocess import load_cache
 from pamer.preprocess.images import prepare_images
+from pamer.preprocess.network_input import model_input
 
 runner = CliRunner()
 TRAIN = ["model.name=pamnet_test", "data.representation=apex", "seed=0"]

@@ -683,7 +683,7 @@ class Recognizer:
     ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         import torch
 
-        from pamer.engine.augment import model_input
+        from pamer.preprocess.network_input import model_input
 
         card = self.card
         x = model_input(
