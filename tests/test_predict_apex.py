@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from _htnet import APEX, build_htnet_tree
 from _trees import prepare_synthetic
+from pamer.checkpoint import CheckpointError
 from pamer.cli import app
 from pamer.config import load_config
 from pamer.data import read
@@ -140,5 +141,5 @@ def test_a_flow_model_is_refused_by_name(tmp_path: Path) -> None:
         model = train_final(config, tmp_path / "model")
     finally:
         torch.set_num_threads(threads)
-    with pytest.raises(PredictError, match="representation 'flow' is not supported by predict .*'diff' or 'apex'"):
+    with pytest.raises(CheckpointError, match="representation 'flow' is not supported by predict .*'diff' or 'apex'"):
         Recognizer.from_dir(model)
