@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from pamer.config import load_config
-from pamer.engine.augment import normalize, random_affine, warp
+from pamer.engine.augment import random_affine, warp
 from pamer.engine.fold import fit, fold_plan, predict_probs
 from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.models import create_model
 from pamer.preprocess.cache import Cache
+from pamer.preprocess.network_input import normalize
 
 
 def synthetic_casme2(seed: int = 0, size: int = 256) -> Cache:

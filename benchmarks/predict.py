@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from pamer.clip import read_video
 from pamer.data import synthetic
 from pamer.models import create_model
-from pamer.predict import Recognizer, read_video
+from pamer.predict import Recognizer
 from pamer.preprocess.face import FaceAligner, detect_faces, landmarks
 
 WIDTH, HEIGHT, FPS, FRAMES = 640, 480, 100, 200

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pamer.engine.augment import channel_stats, motion_inputs, normalize, random_affine, warp
+from pamer.engine.augment import channel_stats, random_affine, warp
+from pamer.preprocess.network_input import motion_inputs, normalize
 
 
 def _pair(seed: int = 0, n: int = 4, size: int = 40) -> tuple[np.ndarray, np.ndarray]:

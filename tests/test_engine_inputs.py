@@ -13,10 +13,11 @@ import torch.nn.functional as F
 
 from pamer.config import load_config
 from pamer.engine import run_loso
-from pamer.engine.augment import motion_inputs, random_affine, warp
+from pamer.engine.augment import random_affine, warp
 from pamer.engine.inputs import prepare_inputs
 from pamer.engine.rundir import cache_fingerprint
 from pamer.preprocess.cache import Cache
+from pamer.preprocess.network_input import motion_inputs
 
 CLASSES = ("negative", "positive", "surprise")
 

@@ -182,8 +182,8 @@ def test_oracle_is_separate_and_never_replaces_the_headline(local_run: Path, cac
 def test_train_final_writes_a_loadable_checkpoint(cache: Cache, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from pamer.engine.augment import model_input
     from pamer.models import create_model
+    from pamer.preprocess.network_input import model_input
 
     out = train_final(tiny_config(), tmp_path / "model", cache=cache)
     card = json.loads((out / "model.json").read_text())

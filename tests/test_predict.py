@@ -6,6 +6,8 @@ import csv
 import json
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,20 +19,14 @@ from typer.testing import CliRunner
 
 from _spotting import Event, expression_frames, write_video
 from _trees import prepare_synthetic
+from pamer.checkpoint import CheckpointError, load_checkpoint
 from pamer.cli import app
+from pamer.clip import ClipError, frame_number, read_clip, read_frame_folder, read_video
 from pamer.data import synthetic
 from pamer.data._clips import list_frames
 from pamer.frames import read_rgb
 from pamer.models import create_model
-from pamer.predict import (
-    PredictError,
-    Recognizer,
-    frame_number,
-    load_checkpoint,
-    read_clip,
-    read_frame_folder,
-    read_video,
-)
+from pamer.predict import Recognizer
 
 runner = CliRunner()
 
@@ -136,40 +132,40 @@ def test_frame_folder_is_read_as_prepare_reads_a_dataset(tmp_path: Path) -> None
     ],
 )
 def test_bad_frame_folder(tmp_path: Path, make, message: str) -> None:
-    with pytest.raises(PredictError, match=message):
+    with pytest.raises(ClipError, match=message):
         read_frame_folder(make(tmp_path))
 
 
 def test_corrupt_frame_is_named(tmp_path: Path) -> None:
     folder = _write_frames(tmp_path / "clip", _random_frames(2), ["img1.png", "img2.png"])
     (folder / "img3.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    with pytest.raises(PredictError, match=r"img3\.jpg: not a readable image"):
+    with pytest.raises(ClipError, match=r"img3\.jpg: not a readable image"):
         read_frame_folder(folder)
 
 
 def test_frames_of_different_sizes_or_too_many(tmp_path: Path) -> None:
     mixed = _random_frames(1) + _random_frames(1, shape=(20, 32))
     folder = _write_frames(tmp_path / "mixed", mixed, ["1.png", "2.png"])
-    with pytest.raises(PredictError, match="frames differ in size"):
+    with pytest.raises(ClipError, match="frames differ in size"):
         read_frame_folder(folder)
     frames = _random_frames(6)  # 6 frames of 32x24x3 = 2304 bytes each
     folder = _write_frames(tmp_path / "long", frames, [f"{i}.png" for i in range(6)])
     assert len(read_frame_folder(folder, max_bytes=6 * 2304)) == 6
-    with pytest.raises(PredictError, match="too long to predict on: 6 frames of 32x24"):
+    with pytest.raises(ClipError, match="too long to predict on: 6 frames of 32x24"):
         read_frame_folder(folder, max_bytes=5 * 2304)
-    with pytest.raises(PredictError, match="frame 1 has shape"):
+    with pytest.raises(ClipError, match="frame 1 has shape"):
         read_clip(mixed)
     video = _write_video(tmp_path / "long.avi", frames)
-    with pytest.raises(PredictError, match="too long to predict on: 6 frames of 32x24"):
+    with pytest.raises(ClipError, match="too long to predict on: 6 frames of 32x24"):
         read_video(video, max_bytes=5 * 2304)
 
 
 def test_unreadable_video(tmp_path: Path) -> None:
     bad = tmp_path / "clip.mp4"
     bad.write_bytes(b"this is not a video" * 100)
-    with pytest.raises(PredictError, match=r"clip\.mp4 cannot be read"):
+    with pytest.raises(ClipError, match=r"clip\.mp4 cannot be read"):
         read_video(bad)
-    with pytest.raises(PredictError, match="does not exist"):
+    with pytest.raises(ClipError, match="does not exist"):
         read_video(tmp_path / "absent.mp4")
 
 
@@ -220,7 +216,7 @@ def test_pickled_checkpoint_is_refused(tmp_path: Path, writer: str) -> None:
         torch.save(state, model_dir / "model.safetensors")
     else:
         (model_dir / "model.safetensors").write_bytes(pickle.dumps({k: v.numpy() for k, v in state.items()}))
-    with pytest.raises(PredictError, match="pickled checkpoint"):
+    with pytest.raises(CheckpointError, match="pickled checkpoint"):
         Recognizer.from_dir(model_dir)
     assert "never loads pickle" in _fail(["predict", str(model_dir), "--frames", str(tmp_path)])
 
@@ -228,12 +224,12 @@ def test_pickled_checkpoint_is_refused(tmp_path: Path, writer: str) -> None:
 def test_tensors_that_do_not_match_the_model_are_refused(tmp_path: Path) -> None:
     # model.json says 5 classes, the tensors hold 3
     model_dir = _handmade_model_dir(tmp_path / "model", _card(num_classes=5, classes=list("abcde")))
-    with pytest.raises(PredictError, match=r"wrong shape: fc\.weight \(3, 64\) \(model has \(5, 64\)\)"):
+    with pytest.raises(CheckpointError, match=r"wrong shape: fc\.weight \(3, 64\) \(model has \(5, 64\)\)"):
         load_checkpoint(model_dir)
     # the tensors are another network's
     (model_dir / "model.json").write_text(json.dumps(_card(model="pamnet_backbone")))
     with pytest.raises(
-        PredictError, match="does not match model 'pamnet_backbone'.*missing: layer1.*unexpected: attention"
+        CheckpointError, match="does not match model 'pamnet_backbone'.*missing: layer1.*unexpected: attention"
     ):
         load_checkpoint(model_dir)
 
@@ -249,13 +245,13 @@ def test_model_json_missing_a_key_or_malformed(tmp_path: Path) -> None:
     card = _card()
     del card["classes"]
     model_dir = _handmade_model_dir(tmp_path / "model", card)
-    with pytest.raises(PredictError, match=r"model\.json lacks the keys \['classes'\]"):
+    with pytest.raises(CheckpointError, match=r"model\.json lacks the keys \['classes'\]"):
         load_checkpoint(model_dir)
     (model_dir / "model.json").write_text(json.dumps(_card(mean=0.5)))
-    with pytest.raises(PredictError, match=r"model\.json: a value has the wrong type"):
+    with pytest.raises(CheckpointError, match=r"model\.json: a value has the wrong type"):
         load_checkpoint(model_dir)
     (model_dir / "model.json").write_text("{model: pamnet_test")
-    with pytest.raises(PredictError, match=r"model\.json is not readable JSON"):
+    with pytest.raises(CheckpointError, match=r"model\.json is not readable JSON"):
         load_checkpoint(model_dir)
 
 
@@ -280,7 +276,7 @@ def test_model_json_checked_against_what_it_must_hold(tmp_path: Path, changes: d
     model_dir = _handmade_model_dir(tmp_path / "model", good)
     assert load_checkpoint(model_dir)[1].classes == ("negative", "positive", "surprise")
     (model_dir / "model.json").write_text(json.dumps({**good, **changes}))
-    with pytest.raises(PredictError, match=message):
+    with pytest.raises(CheckpointError, match=message):
         load_checkpoint(model_dir)
     assert re.search(message, _fail(["predict", str(model_dir), "--frames", str(tmp_path)]))
 
@@ -290,7 +286,7 @@ def test_non_finite_weights_are_refused(tmp_path: Path) -> None:
     state = create_model("pamnet_test", num_classes=3).state_dict()
     state["fc.weight"][0, 0] = float("nan")  # what a diverged training leaves
     save_file({k: v.contiguous() for k, v in state.items()}, str(model_dir / "model.safetensors"))
-    with pytest.raises(PredictError, match=r"fc\.weight hold NaN or infinite values.*retrain"):
+    with pytest.raises(CheckpointError, match=r"fc\.weight hold NaN or infinite values.*retrain"):
         load_checkpoint(model_dir)
     error = _fail(["predict", str(model_dir), "--frames", str(tmp_path), "--json"])
     assert "NaN or infinite" in error
@@ -300,6 +296,13 @@ def test_recognizer_is_exported_lazily() -> None:
     import pamer
 
     assert pamer.Recognizer is Recognizer
+
+
+def test_prediction_does_not_load_the_engine() -> None:
+    # the evaluation-time input lives below both (`pamer.preprocess.network_input`): predict needs no training code
+    code = "import sys, pamer.predict; print('pamer.engine' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "False"
 
 
 def test_cli_needs_exactly_one_input(tmp_path: Path) -> None:
@@ -390,8 +393,8 @@ def test_predict_sees_what_training_saw(trained: dict[str, Path]) -> None:
     """A training clip given to predict with its annotated onset and apex, unregistered as the cache's clips are,
     gives the cache's crops and the engine's input for them: prediction and training cannot drift apart."""
     from pamer.data import read
-    from pamer.engine.augment import model_input
     from pamer.preprocess import load_cache
+    from pamer.preprocess.network_input import model_input
 
     cache = load_cache(trained["cache"])
     recognizer = Recognizer.from_dir(trained["model"])

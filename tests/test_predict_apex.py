@@ -14,14 +14,15 @@ from typer.testing import CliRunner
 
 from _htnet import APEX, build_htnet_tree
 from _trees import prepare_synthetic
+from pamer.checkpoint import CheckpointError
 from pamer.cli import app
 from pamer.config import load_config
 from pamer.data import read
 from pamer.engine import train_final
-from pamer.engine.augment import model_input
 from pamer.predict import PredictError, Recognizer
 from pamer.preprocess import load_cache
 from pamer.preprocess.images import prepare_images
+from pamer.preprocess.network_input import model_input
 
 runner = CliRunner()
 TRAIN = ["model.name=pamnet_test", "data.representation=apex", "seed=0"]
@@ -140,5 +141,5 @@ def test_a_flow_model_is_refused_by_name(tmp_path: Path) -> None:
         model = train_final(config, tmp_path / "model")
     finally:
         torch.set_num_threads(threads)
-    with pytest.raises(PredictError, match="representation 'flow' is not supported by predict .*'diff' or 'apex'"):
+    with pytest.raises(CheckpointError, match="representation 'flow' is not supported by predict .*'diff' or 'apex'"):
         Recognizer.from_dir(model)

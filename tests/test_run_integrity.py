@@ -18,14 +18,13 @@ import torch
 from typer.testing import CliRunner
 
 import pamer.engine.executors as executors
-from pamer.checkpoint import CheckpointError
+from pamer.checkpoint import CheckpointError, load_checkpoint
 from pamer.cli import app
 from pamer.config import SHIPPED, ConfigError, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
 from pamer.engine.metrics import pooled_metrics
 from pamer.engine.rundir import fold_file, fold_text
-from pamer.predict import PredictError, load_checkpoint
 from pamer.preprocess import cache as cache_module
 from pamer.preprocess.cache import Cache
 from pamer.report.compare import compare_tables
@@ -365,7 +364,7 @@ def test_model_json_edited_after_training_is_refused(cache: Cache, tmp_path: Pat
     assert load_checkpoint(out)[1].input_size == 32
     for edit in ({"input_size": 64}, {"classes": ["negative", "surprise", "positive"]}, {"std": [1.0, 1.0, 1.0]}):
         (out / "model.json").write_text(json.dumps({**card, **edit}))
-        with pytest.raises(PredictError, match=r"model\.json does not describe .*model\.safetensors"):
+        with pytest.raises(CheckpointError, match=r"model\.json does not describe .*model\.safetensors"):
             load_checkpoint(out)
 
 

@@ -1,409 +1,47 @@
 """Recognise the micro-expression in a user's clip: `Recognizer.from_dir(MODEL_DIR).predict(video_or_frames)`.
 
-The clip goes through the same steps as training data: one face transform per clip fitted on the onset frame
-(`pamer.preprocess.face`), the apex spotted when not given (`pamer.preprocess.motion.spot_apex`), and the
-engine's own evaluation-time motion image (`pamer.engine`), so training and prediction cannot drift apart.
+The clip (`pamer.clip`) goes through the same steps as training data: one face transform per clip fitted on the
+onset frame (`pamer.preprocess.face`), the apex spotted when not given (`pamer.preprocess.motion.spot_apex`), and
+the network input computed as the engine computes it, without augmentation (`pamer.preprocess.network_input`),
+so training and prediction cannot drift apart. The model directory is read by `pamer.checkpoint`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import torch
 
-from pamer.checkpoint import CARD_DIGEST_KEY, CARD_KEYS, MODEL_FILES, card_digest
+from pamer.checkpoint import ModelCard, load_checkpoint
+from pamer.clip import Clip, read_clip
 from pamer.errors import PamerError
-
-# one decoder and one frame-number rule for training (pamer prepare) and prediction
-from pamer.frames import IMAGE_SUFFIXES, ImageError, is_junk, read_rgb
-from pamer.frames import file_frame_number as frame_number
 from pamer.outputs import os_error_text, write_problem
+from pamer.preprocess.face import FaceAligner, to_gray
+from pamer.preprocess.images import to_square
+from pamer.preprocess.motion import spot_apex
+from pamer.preprocess.network_input import model_input
+from pamer.preprocess.register import CROP_SIZE, Reference, RegisterError, register, register_pair
+from pamer.preprocess.track import FaceTracker
+from pamer.report.plots import plot_attention
+from pamer.spot.source import frames_source
+from pamer.spot.spotter import spot_video
 
-__all__ = [
-    "IMAGE_SUFFIXES",
-    "Clip",
-    "ModelCard",
-    "Prediction",
-    "PredictError",
-    "Recognizer",
-    "check_picture_path",
-    "frame_number",
-    "load_checkpoint",
-    "read_clip",
-    "read_frame_folder",
-    "read_video",
-]
+__all__ = ["Prediction", "PredictError", "Recognizer", "check_picture_path"]
 
-# the decoded frames of one clip are held in memory; a clip is seconds around one expression, not a whole film
-MAX_CLIP_BYTES = 2 * 2**30
-MIN_INPUT_SIZE = 16  # the smallest train.input_size a configuration accepts
 # a video longer than this (seconds) with no onset or apex given is spotted (`pamer.spot`) for its strongest
 # expression: a micro-expression with its onset and offset spans under a second
 LONG_CLIP_S = 2.0
-# what predict computes from a clip: apex - onset, or the apex crop alone
-PREDICT_REPRESENTATIONS = ("diff", "apex")
 
 
 class PredictError(PamerError):
-    """A model directory, clip or onset/apex that cannot be used for prediction (the message names it)."""
-
-
-# ---------------------------------------------------------------------------------------------------- clips
-
-
-@dataclass
-class Clip:
-    """The frames of a user's clip, in time order.
-
-    `numbers[i]` is the frame number of `frames[i]`: the number in the file name for a folder of frames, the
-    0-based position for a video. `onset`/`apex` given to `Recognizer.predict` are such frame numbers. `fps` is the
-    video's stated frame rate (None for frames, whose rate nothing states).
-    """
-
-    frames: list[np.ndarray]  # uint8 RGB, H x W x 3
-    numbers: list[int]
-    names: list[str]
-    source: str
-    decode_s: float = 0.0
-    fps: float | None = None
-
-    def __len__(self) -> int:
-        return len(self.frames)
-
-    def index(self, number: int, what: str) -> int:
-        """Position of frame `number` in the clip (a `PredictError` naming the clip and its range if absent)."""
-        if isinstance(number, bool) or not isinstance(number, (int, np.integer)):
-            raise PredictError(f"{what} must be an integer frame number, got {number!r}")
-        try:
-            return self.numbers.index(int(number))
-        except ValueError:
-            pass
-        first, last = self.numbers[0], self.numbers[-1]
-        if first <= number <= last:
-            raise PredictError(f"{what} {number} is not a frame of {self.source}: no frame numbered {number}")
-        raise PredictError(f"{what} {number} is out of range for {self.source}: its frames are {first}..{last}")
-
-
-def _video_rgb(image: np.ndarray, name: str) -> np.ndarray:
-    import cv2
-
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise PredictError(f"frame {name}: expected an 8-bit BGR video frame, got {image.dtype} {image.shape}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _too_long(source: str, frames: int, frame: np.ndarray, max_bytes: int) -> PredictError:
-    height, width = frame.shape[:2]
-    return PredictError(
-        f"{source} is too long to predict on: {frames} frames of {width}x{height} need more than "
-        f"{max_bytes / 2**30:.2g} GiB decoded; cut the clip to the seconds around the expression"
-    )
-
-
-def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
-    """Read a folder of frame images, sorted by the frame number in their names (not by listing order).
-
-    Frames are named, numbered and decoded exactly as `pamer prepare` reads a dataset's frames (`pamer.frames`):
-    the number ends the file name's stem, EXIF orientation is applied, 16-bit images are scaled to 8 bits. Files
-    that are not images (by suffix: .jpg, .png, .bmp, ...) and junk (`._img46.jpg`, `Thumbs.db`) are ignored.
-
-    Raises:
-        PredictError: missing folder, no image in it, a name without a number, two files with the same
-            number, an image that cannot be decoded (the message names the file), frames of different sizes,
-            or more than `max_bytes` of decoded frames.
-    """
-    start = time.perf_counter()
-    folder = Path(folder)
-    if not folder.is_dir():
-        what = "is a file, not a folder" if folder.exists() else "does not exist"
-        raise PredictError(f"frame folder {folder} {what}")
-    # junk beside copied frames (`._img46.jpg`, Thumbs.db) is left out by the dataset readers' rule
-    files = [p for p in folder.iterdir() if not is_junk(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise PredictError(f"frame folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    numbered = []
-    for path in files:
-        number = frame_number(path)
-        if number is None:
-            raise PredictError(
-                f"frame file {path} has no frame number ending its name (expected e.g. img46.jpg or 006_05562.png)"
-            )
-        numbered.append((number, path))
-    numbered.sort()
-    for (n1, p1), (n2, p2) in zip(numbered, numbered[1:], strict=False):
-        if n1 == n2:
-            raise PredictError(f"frame folder {folder}: {p1.name} and {p2.name} have the same frame number {n1}")
-    frames = []
-    for _, path in numbered:
-        if frames and len(numbered) * frames[0].nbytes > max_bytes:
-            raise _too_long(f"frame folder {folder}", len(numbered), frames[0], max_bytes)
-        try:
-            frames.append(read_rgb(path))
-        except ImageError as err:
-            raise PredictError(f"frame {err}") from None
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise PredictError(f"frame folder {folder}: frames differ in size ({sorted(shapes)}); expected one size")
-    return Clip(
-        frames=frames,
-        numbers=[n for n, _ in numbered],
-        names=[p.name for _, p in numbered],
-        source=str(folder),
-        decode_s=time.perf_counter() - start,
-    )
-
-
-def read_video(path: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Clip:
-    """Decode every frame of a video file with OpenCV; frame numbers are 0-based positions.
-
-    Raises:
-        PredictError: missing file, a file OpenCV cannot decode (no frame comes out), or more than `max_bytes`
-            of decoded frames.
-    """
-    import cv2
-
-    start = time.perf_counter()
-    path = Path(path)
-    if not path.is_file():
-        what = (
-            "is a folder, not a video file (use --frames for a folder of frames)" if path.is_dir() else "does not exist"
-        )
-        raise PredictError(f"video {path} {what}")
-    capture = cv2.VideoCapture(str(path))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames = []
-    try:
-        while capture.isOpened():
-            ok, image = capture.read()
-            if not ok:
-                break
-            frames.append(_video_rgb(image, f"{path}#{len(frames)}"))
-            if len(frames) * frames[0].nbytes > max_bytes:
-                raise _too_long(f"video {path}", len(frames), frames[0], max_bytes)
-    finally:
-        capture.release()
-    if not frames:
-        raise PredictError(f"video {path} cannot be read: OpenCV decoded no frame from it (corrupt or unsupported)")
-    return Clip(
-        frames=frames,
-        numbers=list(range(len(frames))),
-        names=[f"frame {i}" for i in range(len(frames))],
-        source=str(path),
-        decode_s=time.perf_counter() - start,
-        fps=float(fps) if math.isfinite(fps) and fps > 0 else None,
-    )
-
-
-def read_clip(source: str | Path | Clip | Sequence[np.ndarray]) -> Clip:
-    """A `Clip` from a video file, a folder of frames, or a sequence of uint8 RGB arrays (numbered 0..N-1)."""
-    if isinstance(source, Clip):
-        return source
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.exists():
-            raise PredictError(f"clip {path} does not exist (expected a video file or a folder of frames)")
-        return read_frame_folder(path) if path.is_dir() else read_video(path)
-    frames = [np.asarray(f) for f in source]
-    if not frames:
-        raise PredictError("the clip holds no frames")
-    for i, f in enumerate(frames):
-        if f.dtype != np.uint8 or f.ndim != 3 or f.shape[2] != 3:
-            raise PredictError(f"frame {i}: expected a uint8 RGB array H x W x 3, got {f.dtype} {f.shape}")
-        if f.shape != frames[0].shape:
-            raise PredictError(f"frame {i} has shape {f.shape}, frame 0 {frames[0].shape}: a clip has one frame size")
-    return Clip(frames, list(range(len(frames))), [f"frame {i}" for i in range(len(frames))], "the given frames")
-
-
-# --------------------------------------------------------------------------------------------- checkpoints
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    """What `model.json` says about a checkpoint: the network, its classes and the input it expects."""
-
-    model: str
-    classes: tuple[str, ...]
-    input_size: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    representation: str
-    preprocess: dict
-    model_args: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, path: Path) -> ModelCard:
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise PredictError(f"{path} is not readable JSON: {err}") from None
-        if not isinstance(meta, dict):
-            raise PredictError(f"{path}: expected a JSON object, got {type(meta).__name__}")
-        missing = [k for k in CARD_KEYS if k not in meta]
-        if missing:
-            raise PredictError(f"{path} lacks the keys {missing}; expected at least {list(CARD_KEYS)}")
-        try:
-            return cls._checked(meta, path)
-        except PredictError:
-            raise
-        except (TypeError, ValueError) as err:  # e.g. a number where a list belongs
-            raise PredictError(
-                f"{path}: a value has the wrong type ({err}); expected what `pamer train` writes"
-            ) from None
-
-    @classmethod
-    def _checked(cls, meta: dict, path: Path) -> ModelCard:
-        classes = meta["classes"]
-        if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
-            raise PredictError(f"{path}: classes must be a list of class names, got {classes!r}")
-        duplicated = sorted({c for c in classes if classes.count(c) > 1})
-        if duplicated:
-            raise PredictError(f"{path}: classes names {', '.join(duplicated)} more than once; each class once")
-        num_classes = meta["num_classes"]
-        if isinstance(num_classes, bool) or num_classes != len(classes) or not classes:
-            raise PredictError(f"{path}: num_classes is {num_classes!r} but classes lists {len(classes)} names")
-        size = meta["input_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_INPUT_SIZE:
-            raise PredictError(
-                f"{path}: input_size is {size!r}; expected an integer >= {MIN_INPUT_SIZE} (the network's input side "
-                "in pixels, as `pamer train` writes it)"
-            )
-        if meta["representation"] not in PREDICT_REPRESENTATIONS:
-            raise PredictError(
-                f"{path}: representation {meta['representation']!r} is not supported by predict (expected "
-                f"{' or '.join(map(repr, PREDICT_REPRESENTATIONS))}: predict computes no flow field from a clip)"
-            )
-        model_args = meta.get("model_args") or {}
-        if not isinstance(model_args, dict):
-            raise PredictError(f"{path}: model_args must be an object of model options, got {model_args!r}")
-        mean, std = [float(m) for m in meta["mean"]], [float(s) for s in meta["std"]]
-        if not (len(mean) == len(std) == 3 and all(math.isfinite(v) for v in mean + std) and min(std) > 0):
-            raise PredictError(
-                f"{path}: mean and std must be 3 finite numbers each, std positive; got {meta['mean']}, {meta['std']}"
-            )
-        preprocess = meta["preprocess"]
-        if not isinstance(preprocess, dict):
-            raise PredictError(f"{path}: preprocess must be the training cache's settings, got {preprocess!r}")
-        # `pamer train` copies the cache's settings, class list included: a renamed or reordered class shows here
-        trained = preprocess.get("classes")
-        if trained is not None and list(trained) != classes:
-            raise PredictError(
-                f"{path}: classes {classes} differ from the classes of the cache the model was trained on "
-                f"({list(trained)}, in preprocess.classes); the class names must be the training cache's, in its order"
-            )
-        rest = {k: v for k, v in meta.items() if k not in (*CARD_KEYS, "model_args")}
-        return cls(
-            model=str(meta["model"]),
-            classes=tuple(classes),
-            input_size=size,
-            mean=tuple(mean),
-            std=tuple(std),
-            representation=str(meta["representation"]),
-            preprocess=dict(preprocess),
-            model_args=model_args,
-            extra=rest,
-        )
-
-
-def _check_safetensors(path: Path) -> None:
-    """Refuse anything that is not a safetensors file before a loader sees it (a pickle can run code)."""
-    with path.open("rb") as f:
-        head = f.read(9)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        raise PredictError(
-            f"{path} is a pickled checkpoint (torch.save / pickle format), not safetensors; pamer never loads "
-            "pickle because it can run arbitrary code. Save the weights with safetensors (`pamer train` does)."
-        )
-    if len(head) < 9:
-        raise PredictError(f"{path} is not a safetensors file: only {len(head)} bytes long")
-    (header_len,) = struct.unpack("<Q", head[:8])
-    if head[8:9] != b"{" or header_len > path.stat().st_size:
-        raise PredictError(f"{path} is not a safetensors file (no safetensors header at its start)")
-
-
-def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, ModelCard]:
-    """Build the network named in `model.json` and fill it with `model.safetensors`, in eval mode.
-
-    Raises:
-        PredictError: missing folder or file, a pickled or malformed weights file, an incomplete model.json,
-            or tensors that do not match the named model (missing, unexpected or wrong-shaped keys, named).
-    """
-    import torch
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
-
-    from pamer.models import create_model
-
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise PredictError(f"device {device!r} is not a torch device (expected e.g. cpu, cuda, cuda:1)") from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise PredictError(f"device {device!r} asked for, but torch sees no CUDA device here")
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise PredictError(f"model directory {model_dir} does not exist (make one with `pamer train`)")
-    missing = [name for name in MODEL_FILES if not (model_dir / name).is_file()]
-    if missing:
-        raise PredictError(
-            f"model directory {model_dir} lacks {' and '.join(missing)}; expected {' + '.join(MODEL_FILES)}"
-        )
-    card = ModelCard.from_json(model_dir / "model.json")
-    weights = model_dir / "model.safetensors"
-    _check_safetensors(weights)
-    try:
-        state = load_file(str(weights), device="cpu")
-        with safe_open(str(weights), framework="pt") as f:
-            saved_digest = (f.metadata() or {}).get(CARD_DIGEST_KEY)
-    except (SafetensorError, OSError) as err:
-        raise PredictError(f"{weights} cannot be read as safetensors: {err}") from None
-    # `pamer train` binds model.json to the weights; a hand-made checkpoint without the digest is checked by shape
-    if saved_digest is not None and saved_digest != card_digest(json.loads((model_dir / "model.json").read_text())):
-        raise PredictError(
-            f"{model_dir / 'model.json'} does not describe {weights}: its classes, input_size, mean, std, model or "
-            "preprocess differ from those the weights were saved with (edited by hand?); restore the model.json "
-            "`pamer train` wrote, or train again"
-        )
-    try:
-        model = create_model(card.model, num_classes=len(card.classes), **card.model_args)
-    except ValueError as err:
-        raise PredictError(f"{model_dir / 'model.json'}: {err}") from None
-    expected = model.state_dict()
-    absent = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k} {tuple(state[k].shape)} (model has {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if absent or unexpected or wrong:
-        parts = [
-            f"{label}: {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''} ({len(keys)})"
-            for label, keys in (("missing", absent), ("unexpected", unexpected), ("wrong shape", wrong))
-            if keys
-        ]
-        raise PredictError(
-            f"{weights} does not match model {card.model!r} with {len(card.classes)} classes named in model.json: "
-            + "; ".join(parts)
-        )
-    broken = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if broken:
-        raise PredictError(
-            f"{weights}: {', '.join(broken[:3])}{' ...' if len(broken) > 3 else ''} hold NaN or infinite values "
-            "(the training diverged); retrain it, e.g. with a smaller train.lr"
-        )
-    model.load_state_dict(state, strict=True)
-    return model.to(target).eval(), card
-
-
-# -------------------------------------------------------------------------------------------- prediction
+    """A model, clip or onset/apex that prediction cannot use (the message names it); reading the clip and the
+    model directory refuse with `pamer.clip.ClipError` and `pamer.checkpoint.CheckpointError`."""
 
 
 @dataclass
@@ -457,8 +95,6 @@ class Prediction:
         Raises:
             PredictError: a path `check_picture_path` refuses, or a write that fails (e.g. a full disk).
         """
-        from pamer.report.plots import plot_attention
-
         path = check_picture_path(path)
         if self.onset_crop is None:  # a model of the apex alone: its input is the picture's second panel
             motion = self.motion
@@ -499,8 +135,6 @@ class Recognizer:
     """
 
     def __init__(self, model: Any, card: ModelCard, device: str = "cpu") -> None:
-        from pamer.preprocess.face import FaceAligner
-
         self.model = model
         self.card = card
         self.device = device
@@ -515,7 +149,7 @@ class Recognizer:
 
     @classmethod
     def from_dir(cls, model_dir: str | Path, device: str = "cpu") -> Recognizer:
-        """Load `model.safetensors` + `model.json` from `model_dir` (see `load_checkpoint`)."""
+        """Load `model.safetensors` + `model.json` from `model_dir` (see `pamer.checkpoint.load_checkpoint`)."""
         model, card = load_checkpoint(model_dir, device)
         return cls(model, card, device)
 
@@ -551,14 +185,9 @@ class Recognizer:
         those `pamer prepare` makes of a dataset's clip, whose cache aligns each clip with one transform.
 
         Raises:
-            PredictError: an unreadable clip, onset/apex out of range or in the wrong order, a clip too short
-                to spot an apex in, or no face found.
+            ClipError: an unreadable clip, or an onset/apex that is not one of its frame numbers.
+            PredictError: onset/apex in the wrong order, a clip too short to spot an apex in, or no face found.
         """
-        from pamer.preprocess.face import to_gray
-        from pamer.preprocess.images import to_square
-        from pamer.preprocess.motion import spot_apex
-        from pamer.preprocess.register import RegisterError, register_pair
-
         clip = read_clip(clip)
         timings = {"decode": clip.decode_s}
         from_interval = False
@@ -670,9 +299,6 @@ class Recognizer:
     def _strongest_interval(self, clip: Clip) -> Any:
         """The strongest micro-expression `pamer.spot` finds in a long clip (else its strongest expression; None
         when it finds none)."""
-        from pamer.spot.source import frames_source
-        from pamer.spot.spotter import spot_video
-
         result = spot_video(frames_source(clip.frames, clip.numbers, clip.fps, clip.source))
         usable = [i for i in result.intervals if i.apex is not None and i.apex > i.onset]
         micro = [i for i in usable if i.type == "micro"]
@@ -681,10 +307,6 @@ class Recognizer:
     def _infer(
         self, onset_crop: np.ndarray | None, apex_crop: np.ndarray
     ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-        import torch
-
-        from pamer.engine.augment import model_input
-
         card = self.card
         x = model_input(
             None if onset_crop is None else onset_crop[None],
@@ -712,12 +334,6 @@ def _registered_grey(frames: Sequence[np.ndarray]) -> list[np.ndarray] | None:
     """Grey face crops of `frames`, each registered onto the first (`pamer.preprocess.register`; the face followed
     with `pamer.preprocess.track`), or None when no face is found in the first. A frame where the face is lost is
     cropped unregistered."""
-    import cv2
-
-    from pamer.preprocess.face import to_gray
-    from pamer.preprocess.register import CROP_SIZE, Reference, RegisterError, register
-    from pamer.preprocess.track import FaceTracker
-
     tracker = FaceTracker()
     first = to_gray(frames[0])
     points = tracker.update(first)

@@ -80,11 +80,11 @@ def attention_picture(config, cache, run_dir: Path, path: Path, quiet: bool = Fa
     import pandas as pd
     import torch
 
-    from pamer.engine.augment import normalize
     from pamer.engine.executors import ExecutorChoice
     from pamer.engine.fold import fit, fold_plan, fold_seed
     from pamer.engine.inputs import device_for, prepare_inputs
     from pamer.engine.rundir import EXECUTION_RECORD, fold_file, recorded_execution
+    from pamer.preprocess.network_input import normalize
     from pamer.report.plots import plot_attention
 
     device = device_for(config)

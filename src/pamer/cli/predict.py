@@ -43,7 +43,8 @@ def predict(
     """Recognise the micro-expression in a video or a folder of frames."""
     if (video is None) == (frames is None):
         raise fail("give exactly one of --video FILE or --frames DIR")
-    from pamer.predict import PredictError, Recognizer, check_picture_path, read_frame_folder, read_video
+    from pamer.clip import read_frame_folder, read_video
+    from pamer.predict import PredictError, Recognizer, check_picture_path
 
     try:
         if picture is not None:

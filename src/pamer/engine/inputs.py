@@ -8,9 +8,9 @@ import torch
 from torch import Tensor
 
 from pamer.config import Config, ConfigError
-from pamer.engine.augment import motion_inputs
 from pamer.models import model_method
 from pamer.preprocess.cache import Cache, flow_kind, load_cache
+from pamer.preprocess.network_input import motion_inputs
 
 __all__ = ["Inputs", "as_inputs", "cache_path", "device_for", "load_cache_for", "network_inputs", "prepare_inputs"]
 
