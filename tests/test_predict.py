@@ -21,10 +21,10 @@ from _spotting import Event, expression_frames, write_video
 from _trees import prepare_synthetic
 from pamer.checkpoint import CheckpointError, load_checkpoint
 from pamer.cli import app
-from pamer.clip import ClipError, frame_number, read_clip, read_frame_folder, read_video
+from pamer.clip import ClipError, read_clip, read_frame_folder, read_video
 from pamer.data import synthetic
 from pamer.data._clips import list_frames
-from pamer.frames import read_rgb
+from pamer.frames import file_frame_number, read_rgb
 from pamer.models import create_model
 from pamer.predict import Recognizer
 
@@ -72,7 +72,7 @@ def _fail(args: list[str]) -> str:
     [("img46.jpg", 46), ("reg_img46.jpg", 46), ("006_05562.jpg", 5562), ("image17581039.jpg", 17581039), ("7.png", 7)],
 )
 def test_frame_number_from_any_prefix_and_padding(name: str, number: int) -> None:
-    assert frame_number(Path(name)) == number
+    assert file_frame_number(Path(name)) == number
 
 
 def test_frame_folder_is_sorted_numerically(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
+from pamer.config import MIN_INPUT_SIZE
 from pamer.errors import PamerError
 from pamer.models import create_model
 from pamer.outputs import os_error_text
@@ -42,7 +43,6 @@ MODEL_FILES = ("model.safetensors", "model.json")
 # what `pamer train` writes into model.json and predict needs: together they say what the weights compute
 CARD_KEYS = ("model", "num_classes", "classes", "input_size", "mean", "std", "representation", "preprocess")
 CARD_DIGEST_KEY = "pamer_card"  # the safetensors metadata key of `card_digest`
-MIN_INPUT_SIZE = 16  # the smallest train.input_size a configuration accepts
 # what predict computes from a clip: apex - onset, or the apex crop alone
 PREDICT_REPRESENTATIONS = ("diff", "apex")
 

@@ -18,15 +18,12 @@ import numpy as np
 from pamer.errors import PamerError
 
 # one decoder and one frame-number rule for training (pamer prepare) and prediction
-from pamer.frames import IMAGE_SUFFIXES, ImageError, is_junk, read_rgb
-from pamer.frames import file_frame_number as frame_number
+from pamer.frames import ImageError, frame_files, read_rgb
 
 __all__ = [
-    "IMAGE_SUFFIXES",
     "MAX_CLIP_BYTES",
     "Clip",
     "ClipError",
-    "frame_number",
     "read_clip",
     "read_frame_folder",
     "read_video",
@@ -104,22 +101,10 @@ def read_frame_folder(folder: str | Path, max_bytes: int = MAX_CLIP_BYTES) -> Cl
     if not folder.is_dir():
         what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise ClipError(f"frame folder {folder} {what}")
-    # junk beside copied frames (`._img46.jpg`, Thumbs.db) is left out by the dataset readers' rule
-    files = [p for p in folder.iterdir() if not is_junk(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    if not files:
-        raise ClipError(f"frame folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    numbered = []
-    for path in files:
-        number = frame_number(path)
-        if number is None:
-            raise ClipError(
-                f"frame file {path} has no frame number ending its name (expected e.g. img46.jpg or 006_05562.png)"
-            )
-        numbered.append((number, path))
-    numbered.sort()
-    for (n1, p1), (n2, p2) in zip(numbered, numbered[1:], strict=False):
-        if n1 == n2:
-            raise ClipError(f"frame folder {folder}: {p1.name} and {p2.name} have the same frame number {n1}")
+    try:
+        numbered = frame_files(folder)
+    except ImageError as err:
+        raise ClipError(str(err)) from None
     frames = []
     for _, path in numbered:
         if frames and len(numbered) * frames[0].nbytes > max_bytes:

@@ -33,6 +33,7 @@ SHIPPED = Path(__file__).resolve().parent / "configs"
 REPRESENTATIONS = ("diff", "flow", "apex")
 # what a network computes in (`engine.fold.compute_dtype`)
 PRECISIONS = ("auto", "float32", "bfloat16")
+MIN_INPUT_SIZE = 16  # the smallest train.input_size (a checkpoint's card is held to it too)
 
 
 class ConfigError(PamerError):
@@ -160,7 +161,7 @@ class Config:
             # Adam's float32 step overflows near 3e37 (a traceback); any rate near the bound diverges anyway
             (0 < self.train.lr <= 1e30, "train.lr", "a positive finite number <= 1e30"),
             (0 <= self.train.weight_decay < math.inf, "train.weight_decay", "a finite number >= 0"),
-            (self.train.input_size >= 16, "train.input_size", "an integer >= 16"),
+            (self.train.input_size >= MIN_INPUT_SIZE, "train.input_size", f"an integer >= {MIN_INPUT_SIZE}"),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
             (self.train.precision in PRECISIONS, "train.precision", "'auto', 'float32' or 'bfloat16'"),
             # torch.manual_seed takes 64-bit seeds; a negative one fails deep inside the first fold

@@ -20,7 +20,7 @@ import numpy as np
 
 from pamer.errors import PamerError
 
-__all__ = ["IMAGE_SUFFIXES", "JUNK_NAMES", "ImageError", "file_frame_number", "is_junk", "read_rgb"]
+__all__ = ["IMAGE_SUFFIXES", "JUNK_NAMES", "ImageError", "file_frame_number", "frame_files", "is_junk", "read_rgb"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # file and folder names that copies carry and no dataset ships (compared in lower case); hidden names too
@@ -51,6 +51,28 @@ def file_frame_number(name: str | Path) -> int | None:
         return None
     match = _NUMBER.search(stem)
     return None if match is None else int(match.group(1))
+
+
+def frame_files(folder: Path) -> list[tuple[int, Path]]:
+    """A folder's frame files as (frame number, path), sorted by number (not by listing order); junk and non-image
+    files left out. `ImageError` when the folder holds no image, a name has no number ending it, or two files
+    have the same number."""
+    files = [p for p in folder.iterdir() if not is_junk(p.name) and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise ImageError(f"frame folder {folder} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
+    numbered = []
+    for path in files:
+        number = file_frame_number(path)
+        if number is None:
+            raise ImageError(
+                f"frame file {path} has no frame number ending its name (expected e.g. img46.jpg or 006_05562.png)"
+            )
+        numbered.append((number, path))
+    numbered.sort()
+    for (n1, p1), (n2, p2) in zip(numbered, numbered[1:], strict=False):
+        if n1 == n2:
+            raise ImageError(f"frame folder {folder}: {p1.name} and {p2.name} have the same frame number {n1}")
+    return numbered
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

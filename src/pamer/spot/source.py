@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from pamer.errors import PamerError
-from pamer.frames import IMAGE_SUFFIXES, ImageError, file_frame_number, is_junk, read_rgb
+from pamer.frames import ImageError, frame_files, read_rgb
 
 
 class SpotError(PamerError):
@@ -121,20 +121,10 @@ def open_source(path: str | Path, fps: float | None = None) -> Source:
 
 
 def _folder(path: Path, fps: float | None) -> Source:
-    files = []
-    for p in path.iterdir():
-        if is_junk(p.name) or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        number = file_frame_number(p)
-        if number is None:
-            raise SpotError(f"frame file {p} has no frame number ending its name (expected e.g. img46.jpg)")
-        files.append((number, p))
-    if not files:
-        raise SpotError(f"frame folder {path} holds no image files ({', '.join(IMAGE_SUFFIXES)})")
-    files.sort()
-    for (n1, p1), (n2, p2) in zip(files, files[1:], strict=False):
-        if n1 == n2:
-            raise SpotError(f"frame folder {path}: {p1.name} and {p2.name} have the same frame number {n1}")
+    try:
+        files = frame_files(path)
+    except ImageError as err:
+        raise SpotError(str(err)) from None
     if fps is None:
         raise SpotError(f"frame folder {path}: give its frame rate with --fps (a folder of images does not state it)")
     return Source(path, float(fps), len(files), tuple(files))
