@@ -198,7 +198,7 @@ def test_cli_spot_writes_the_table_csv_json_and_timeline(rendered: dict[str, Pat
     assert "micro" in result.stdout and "macro" in result.stdout
     with (out / "intervals.csv").open() as f:
         rows = list(csv.reader(f))
-    assert rows[0][:4] == ["video", "onset", "offset", "type"]
+    assert rows[0] == ["video", "onset", "offset", "type", "apex", "peak", "onset_s", "apex_s", "offset_s"]
     assert {r[3] for r in rows[1:]} <= {"micro", "macro"} and len(rows) == 3
     summary = json.loads((out / "spot.json").read_text())
     assert [i["onset"] for i in summary["intervals"]] == [int(r[1]) for r in rows[1:]]

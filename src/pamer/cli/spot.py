@@ -8,7 +8,6 @@ other first argument (a video or a folder) runs the default sub-command `video` 
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Annotated
@@ -137,11 +136,12 @@ def _print_table(result, recognised: dict) -> None:
 
 
 def _write_outputs(result, recognised: dict, out: Path) -> list[Path]:
+    from pamer.spot.intervals_csv import write_intervals
     from pamer.spot.spotter import interval_dict
     from pamer.spot.timeline import plot_timeline
 
     classes = sorted({c for p in recognised.values() for c in p.probabilities})
-    rows = []
+    rows, extra = [], []
     for interval in result.intervals:
         row = interval_dict(interval, result.fps)
         prediction = recognised.get(interval.apex)
@@ -149,14 +149,10 @@ def _write_outputs(result, recognised: dict, out: Path) -> list[Path]:
         for c in classes:
             row[f"p_{c}"] = "" if prediction is None else round(prediction.probabilities[c], 4)
         rows.append(row)
-    header = ["video", "onset", "offset", "type", "apex", "peak_px", "onset_s", "apex_s", "offset_s"]
-    if recognised:
-        header += ["class", *(f"p_{c}" for c in classes)]
-    csv_path = out / "intervals.csv"
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        # the CSV: the interval file's columns, then seconds, and the class columns where a model was given
+        keep = ("onset_s", "apex_s", "offset_s", *(("class", *(f"p_{c}" for c in classes)) if recognised else ()))
+        extra.append({key: row[key] for key in keep})
+    csv_path = write_intervals(out / "intervals.csv", result.intervals, extra)
     summary = result.to_dict()
     summary["intervals"] = rows
     summary["warnings"] = result.gap_messages()
