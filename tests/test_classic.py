@@ -273,6 +273,8 @@ def test_features_of_a_clip_do_not_depend_on_the_others(cache: Cache) -> None:
         (["model.name=lbptop", "model.args={frames: 8}"], {}, "cache holds 10 per clip: prepare one with --clip-fr"),
         (["model.name=biwoof"], {"flow": None}, r"biwoof reads the onset -> apex flow.*--representation flow"),
         (["model.name=biwoof"], {"config": {"flow_kind": "normalised"}}, "biwoof needs metric flow"),
+        (["model.name=lbptop", "model.args={blocks: 23}"], {}, "need frames of at least 25 px a side, the cache's"),
+        (["model.name=biwoof", "model.args={blocks: 25}"], {}, "flow field of at least 25 px a side, the cache's"),
         (["model.name=biwoof", "model.args={c_grid: [1]}"], {"subjects": ["a"] * 9 + ["b"] * 9}, "at least 3 subj"),
     ],
 )

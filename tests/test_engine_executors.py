@@ -11,7 +11,7 @@ import torch
 import pamer.engine.executors as executors
 from pamer.config import load_config
 from pamer.engine import run_loso
-from pamer.engine.executors import choose_executor
+from pamer.engine.executors import ExecutorError, choose_executor
 from test_engine_loso import make_cache, tiny_config
 
 
@@ -47,7 +47,8 @@ def test_auto_stacks_the_folds_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_executor_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"unknown executor 'gpu'; expected one of auto, local, process, ray, stacked"):
+    expected = r"unknown executor 'gpu'; expected one of auto, local, process, ray, stacked"
+    with pytest.raises(ExecutorError, match=expected):
         choose_executor("gpu", tiny_config(), 3, 3)
 
 

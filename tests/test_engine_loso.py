@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from pamer.config import SHIPPED, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import fold_plan
-from pamer.preprocess.cache import Cache
+from pamer.preprocess.cache import Cache, CacheError
 
 CLASSES = ("negative", "positive", "surprise")
 
@@ -258,7 +258,7 @@ def test_flow_representation_and_class_weights(cache: Cache) -> None:
     from pamer.engine.inputs import prepare_inputs
 
     config = tiny_config("data.representation=flow", "train.class_weights=true", "train.epochs=1")
-    with pytest.raises(ValueError, match="has no flow field"):
+    with pytest.raises(CacheError, match="has no flow field"):
         prepare_inputs(cache, config, torch.device("cpu"))
     rng = np.random.default_rng(0)
     flow_cache = Cache(**{**cache.__dict__, "flow": rng.normal(size=cache.onset.shape).astype(np.float32)})

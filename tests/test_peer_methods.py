@@ -18,7 +18,7 @@ from pamer.data.labels import CASME2_5CLASS
 from pamer.engine.fold import fold_arguments, fold_plan
 from pamer.engine.inputs import network_inputs
 from pamer.engine.loso import run_loso
-from pamer.models import count_parameters, create_model, model_input_size, model_method
+from pamer.models import ModelConfigError, count_parameters, create_model, model_input_size, model_method
 from pamer.models.peers import METHOD_NAMES
 from pamer.models.peers.dual_atme import FIXED_BOXES, dual_atme_loss, focal_loss, hars_images
 from pamer.models.peers.fgrmer import AUS, au_adjacency, fgrmer_fold_args, landmark_patches
@@ -269,7 +269,7 @@ def test_patches_are_cut_around_each_landmark_rows_by_y() -> None:
     torch.testing.assert_close(patches[0, 1], scaled[17:24, 37:44])  # point 18 at (x 40, y 20): rows 17-23
     torch.testing.assert_close(patches[0, 0, :, 3], scaled[2:9, 0])  # point 17 at (x 0, y 5): rows 2-8
     torch.testing.assert_close(patches[0, 0, :, 0], scaled[2:9, 0])
-    with pytest.raises(ValueError, match=r"1 clip\(s\) have none .*: c9"):
+    with pytest.raises(ModelConfigError, match=r"1 clip\(s\) have none .*: c9"):
         landmark_patches(motion, np.full((1, 2, 68, 2), np.nan), crop_side=64, clips=["c9"])
 
 
@@ -339,7 +339,7 @@ def test_a_cache_without_landmarks_is_refused(name: str) -> None:
     cache = _cache("casme2", CASME2_5CLASS.classes)
     cache.landmarks = None
     config = load_config(CONFIGS / f"{name}_casme2.yaml")
-    with pytest.raises(ValueError, match=f"{name} cuts .* at the cache's landmarks, but this cache holds none"):
+    with pytest.raises(ModelConfigError, match=f"{name} cuts .* at the cache's landmarks, but this cache holds none"):
         network_inputs(cache, config, torch.device("cpu"))
 
 

@@ -265,7 +265,7 @@ def test_lbp_attention_inputs_are_the_apex_and_its_lbp_image() -> None:
     rgb, lbp = lbp_attention_inputs(cache, lambda side: sides.append(side) or base)
     assert rgb is base and sides == [SIDE]
     np.testing.assert_array_equal(lbp.numpy(), lbp_images(base.numpy()))
-    with pytest.raises(ValueError, match=r"not the cache's apex crops .*set data.representation: apex"):
+    with pytest.raises(ModelConfigError, match=r"not the cache's apex crops .*set data.representation: apex"):
         lbp_attention_inputs(cache, lambda side: base - 0.4)  # a motion image: mean near 0
 
 
@@ -275,7 +275,9 @@ def test_madfn_inputs_add_the_au_rows_and_refuse_a_cache_without_aus() -> None:
     image, table = madfn_inputs(_cache(2, aus, ("4", "12")), lambda side: base)
     assert image is base and table.shape == (2, NUM_AUS, 1, 1)
     np.testing.assert_array_equal(table[:, :, 0, 0].numpy(), au_table(aus, ("4", "12"), 2))
-    with pytest.raises(ValueError, match=r"madfn fuses each clip's action units, but casme2 codes none.*madfn_image"):
+    with pytest.raises(
+        ModelConfigError, match=r"madfn fuses each clip's action units, but casme2 codes none.*madfn_image"
+    ):
         madfn_inputs(_cache(2, None, None), lambda side: base)
 
 
@@ -342,13 +344,13 @@ def test_loso_runs_each_config(name: str, tmp_path: Path) -> None:
 
 def test_madfn_refuses_a_cache_without_aus_by_name(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "madfn_casme2.yaml", ["train.epochs=1", "train.device=cpu"])
-    with pytest.raises(ValueError, match="synthetic codes none.*madfn_image"):
+    with pytest.raises(ModelConfigError, match="synthetic codes none.*madfn_image"):
         run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=False), quiet=True)
 
 
 def test_lbp_attention_refuses_a_motion_image(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "lbp_attention_casme2.yaml", ["train.epochs=1", "data.representation=diff"])
-    with pytest.raises(ValueError, match="set data.representation: apex"):
+    with pytest.raises(ModelConfigError, match="set data.representation: apex"):
         run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=True), quiet=True)
 
 
