@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pamer.config import ConfigError
-from pamer.data.samples import DatasetError
 from pamer.errors import PamerError
 from pamer.outputs import os_error_text, write_problem
 from pamer.workers import WorkerPool
@@ -565,9 +564,9 @@ def prepare(
 
     Raises:
         ConfigError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`.
-        DatasetError: an index with no clips.
         NotInstalledError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
-        CacheError: `out` cannot be written (read-only, a file, the disk full: the message says which).
+        CacheError: an index with no clips, or `out` cannot be written (read-only, a file, the disk full: the
+            message says which).
     """
     from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, dlib_models
 
@@ -578,7 +577,7 @@ def prepare(
     if clip_frames < 0 or clip_frames == 1:
         raise ConfigError(f"clip_frames must be 0 (none) or at least 2, got {clip_frames}")
     if not index.samples:
-        raise DatasetError(f"dataset {index.name} has no clips to prepare")
+        raise CacheError(f"dataset {index.name} has no clips to prepare")
     aligner = FaceAligner(size=size, margin=margin)  # checks size and margin
     dlib_models()  # fail before any work when dlib or its model is missing
     if representation == "flow":
