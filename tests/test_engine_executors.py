@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import pamer.engine.executors as executors
+from _engine import make_cache, tiny_config
 from pamer.config import load_config
 from pamer.engine import run_loso
 from pamer.engine.executors import ExecutorError, choose_executor
-from test_engine_loso import make_cache, tiny_config
 
 
 def test_auto_runs_a_tiny_network_one_fold_per_core(monkeypatch: pytest.MonkeyPatch) -> None:

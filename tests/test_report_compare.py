@@ -17,7 +17,8 @@ import pytest
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
-from _runs import config_for, full_size_clips, tiny_cache, write_run
+from _engine import make_cache
+from _runs import config_for, full_size_clips, write_run
 from pamer.cli import app
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC
 from pamer.engine.loso import label_protocol
@@ -30,6 +31,7 @@ from pamer.report.tables import ReportError, compare_runs, run_report
 MEGC = MEGC2019_SMIC.classes
 CASME = CASME2_5CLASS.classes
 CASME_CLIPS = 246  # CASME II under the 5-class protocol, in full: what the paper's column stands for
+COMPOSITE = {"dataset": "composite", "protocol": "megc2019"}
 
 
 def _clips(subjects: int, n: int, classes: int, correct: float, seed: int) -> tuple[list, np.ndarray, np.ndarray]:
@@ -61,7 +63,7 @@ def _run(
         _, _, pred = _clips(subjects, clips, len(classes), correct, 1000 + pred_seed)
         rng = np.random.default_rng(1000 + pred_seed)
         pred = np.where(rng.random(len(true)) < correct, true, pred)
-    cache = tiny_cache(names, true, classes, dataset, protocol)
+    cache = make_cache(names, labels=true, classes=classes, size=4, config={"dataset": dataset, "protocol": protocol})
     return write_run(out, cache, pred, config_for(*sets))
 
 
@@ -102,7 +104,7 @@ def _cell(frame: pd.DataFrame, method_prefix: str, column: str, metric: str) -> 
 
 def test_label_protocol_names_the_readers_default_only_for_its_classes() -> None:
     def cache(dataset: str | None, protocol: str | None, classes: tuple[str, ...]):
-        return tiny_cache(["a"], [0], classes, dataset, protocol)
+        return make_cache(["a"], labels=[0], classes=classes, size=4, config={"dataset": dataset, "protocol": protocol})
 
     assert label_protocol(cache("casme2", None, CASME)) == {
         "dataset": "casme2",
@@ -125,7 +127,7 @@ def _composite(out: Path, model: str = "ststnet", seed: int = 0) -> tuple[dict, 
     rng = np.random.default_rng(seed)
     true = rng.integers(0, 3, len(subjects))
     pred = np.where(rng.random(len(true)) < 0.6, true, rng.integers(0, 3, len(true)))
-    cache = tiny_cache(subjects, true, MEGC, "composite", "megc2019", datasets)
+    cache = make_cache(subjects, labels=true, classes=MEGC, size=4, config=COMPOSITE, datasets=datasets)
     metrics = write_run(out, cache, pred, config_for(f"model.name={model}", f"seed={seed}"))
     return metrics, pd.DataFrame({"subject": subjects, "dataset": datasets, "true": true, "pred": pred})
 
@@ -363,9 +365,8 @@ def test_loso_on_a_composite_cache_writes_by_dataset_and_its_report(tmp_path: Pa
     parts = ["casme2", "samm", "smic"]
     subjects = [f"{p}_0" for p in parts for _ in range(8)]  # one subject per part: three folds
     datasets = [name.split("_")[0] for name in subjects]
-    cache = tiny_cache(subjects, rng.integers(0, 3, len(subjects)), MEGC, "composite", "megc2019", datasets)
-    cache.onset = rng.integers(0, 255, (len(subjects), 16, 16, 3), dtype=np.uint8)
-    cache.apex = cache.onset.copy()
+    labels = rng.integers(0, 3, len(subjects))
+    cache = make_cache(subjects, labels=labels, classes=MEGC, size=16, config=COMPOSITE, datasets=datasets)
     config = config_for("train.input_size=16", "train.batch_size=8", "train.threads=1", "train.device=cpu")
     metrics = run_loso(config, tmp_path / "run", cache=cache, quiet=True)
     folds = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
@@ -392,7 +393,9 @@ def test_a_subset_or_the_synthetic_set_never_fills_a_published_column(tmp_path: 
     _run(tmp_path / "half", subjects=4, clips=123, sets=("model.name=pamnet",))
     subjects = [f"{p}_{i}" for p in ("casme2", "samm", "smic") for i in range(2) for _ in range(2)][:11]
     rng = np.random.default_rng(0)
-    cache = tiny_cache(subjects, rng.integers(0, 3, 11), MEGC, "htnet", "megc2019", [s[:-2] for s in subjects])
+    htnet = {"dataset": "htnet", "protocol": "megc2019"}
+    labels = rng.integers(0, 3, 11)
+    cache = make_cache(subjects, labels=labels, classes=MEGC, size=4, config=htnet, datasets=[s[:-2] for s in subjects])
     write_run(tmp_path / "htnet", cache, rng.integers(0, 3, 11), config_for("model.name=ststnet"))
     runs = [tmp_path / name for name in ("demo", "big-demo", "half", "htnet")]
     frame = _csv(runs)
