@@ -53,6 +53,7 @@ from pamer.engine.executors import choose_executor, clear_inputs, run_folds
 from pamer.engine.fold import autocast, compute_dtype, cpu_has_native_bf16, dtype_name, fit, fold_plan
 from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.engine.progress import LosoProgress
+from pamer.errors import PamerError
 from pamer.models import count_flops, create_model
 from pamer.preprocess.cache import Cache
 
@@ -222,7 +223,7 @@ def run_executor(
     device = device_for(config)
     try:
         choice = choose_executor(name, config, len(CLASSES), len(folds), stack=args.stack or None)
-    except ValueError as err:
+    except PamerError as err:  # an executor that cannot run this workload here
         print(f"  {name}: not run ({err})", file=sys.stderr)
         return None
     threads = torch.get_num_threads()

@@ -1,8 +1,8 @@
 """Run directories for report tests, written by the engine's own functions from chosen predictions.
 
 `write_run` builds what `pamer loso` leaves behind (config.yaml, provenance.json, one fold file per subject,
-metrics.json from `collect_metrics`) without training, so a test knows every prediction; `tiny_cache` gives
-a cache whose reader name, protocol and clips' datasets are chosen by the test.
+metrics.json from `collect_metrics`) without training, so a test knows every prediction, on a cache from
+`_engine.make_cache` whose subjects, labels, reader name, protocol and clips' datasets the test chooses.
 """
 
 from __future__ import annotations
@@ -17,29 +17,6 @@ from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.loso import collect_metrics
 from pamer.engine.rundir import fold_frame, open_run_dir, provenance, run_stamp, write_atomic, write_fold
 from pamer.preprocess.cache import Cache
-
-
-def tiny_cache(
-    subjects: list[str],
-    labels: np.ndarray,
-    classes: tuple[str, ...],
-    dataset: str | None,
-    protocol: str | None,
-    datasets: list[str] | None = None,
-) -> Cache:
-    """A cache of 4 x 4 blank frames with the given clips' subjects and labels, as `prepare` would describe it."""
-    n = len(subjects)
-    frames = np.zeros((n, 4, 4, 3), dtype=np.uint8)
-    return Cache(
-        onset=frames,
-        apex=frames,
-        labels=np.asarray(labels, dtype=np.int64),
-        subjects=list(subjects),
-        clips=[f"clip{i:04d}" for i in range(n)],
-        classes=tuple(classes),
-        config={"dataset": dataset, "protocol": protocol, "size": 4, "representation": "diff"},
-        datasets=datasets,
-    )
 
 
 def full_size_clips(subjects: int, clips: int) -> list[str]:

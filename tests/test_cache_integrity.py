@@ -3,6 +3,7 @@ prepare that caches nothing fails, one prepare at a time writes a cache, and its
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -206,3 +207,22 @@ def test_fold_workers_die_with_a_killed_loso(prepared: Path, tmp_path: Path) -> 
         return bool(started) and time.monotonic() - started[0] > 2
 
     _kill_parent_and_check(command, ready)
+
+
+def test_prepare_into_a_folder_that_cannot_take_it(index, read_only_dir: Path) -> None:
+    with pytest.raises(CacheError, match=f"cannot write the cache under {read_only_dir}: cannot write into"):
+        prepare(index, read_only_dir, size=48, progress=False)
+
+
+def test_a_prepare_write_that_fails_is_named(index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(CacheError, match=f"cannot write the cache under .*: {tmp_path / 'file'} is a file, not a"):
+        prepare(index, tmp_path / "file" / "caches", size=48, progress=False)
+
+    def disk_full(*args) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)  # the rename that ends every write of the cache
+    with pytest.raises(CacheError, match=r"cannot write .*/parts/0+\.safetensors: no space left on the disk"):
+        prepare(index, tmp_path / "full", size=48, progress=False)
+    assert not list((tmp_path / "full").rglob("*.tmp"))  # no half-written file left behind

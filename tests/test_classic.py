@@ -15,6 +15,7 @@ from skimage.feature import local_binary_pattern
 from typer.testing import CliRunner
 
 import pamer.data
+from _engine import CLASSES, make_cache
 from pamer.classic import check_classic, classic_features, is_classic, list_classic
 from pamer.classic.biwoof import biwoof_histogram, orientation_bin
 from pamer.classic.lbptop import lbptop_histogram, plane_codes, uniform_table
@@ -28,7 +29,6 @@ from pamer.preprocess.cache import Cache, prepare
 from pamer.preprocess.motion import optical_strain
 
 CONFIGS = SHIPPED / "peers"
-CLASSES = ("negative", "positive", "surprise")
 
 # ---------------------------------------------------------------------------------------------------------------
 # LBP-TOP features
@@ -192,9 +192,9 @@ def test_scores_predict_like_the_svm_and_softmax_keeps_the_argmax() -> None:
 # through the engine
 
 
-def make_cache(subjects: int = 3, per_subject: int = 6, size: int = 24, frames: int = 10, seed: int = 0) -> Cache:
+def drift_cache(subjects: int = 3, per_subject: int = 6, size: int = 24, frames: int = 10, seed: int = 0) -> Cache:
     """Noise clips whose texture drifts one pixel per frame in a class's direction (right, down, left), with the
-    matching flow field and a strain of 1."""
+    matching flow field and a strain of 1; each subject's clips cycle through the classes."""
     rng = np.random.default_rng(seed)
     n = subjects * per_subject
     labels = np.arange(n) % 3
@@ -210,14 +210,13 @@ def make_cache(subjects: int = 3, per_subject: int = 6, size: int = 24, frames: 
         flow[i, ..., 0], flow[i, ..., 1] = dx + rng.normal(0, 0.3, (size, size)), dy + rng.normal(0, 0.3, (size, size))
         flow[i, ..., 2] = 1.0
     onset = np.repeat(clips[:, 0, :, :, None], 3, axis=3)
-    return Cache(
+    return make_cache(
+        [f"sub{i // per_subject:02d}" for i in range(n)],
+        labels=labels,
+        size=size,
+        config={"representation": "flow", "frames": frames},
         onset=onset,
         apex=onset.copy(),
-        labels=labels.astype(np.int64),
-        subjects=[f"sub{i // per_subject:02d}" for i in range(n)],
-        clips=[f"clip{i:03d}" for i in range(n)],
-        classes=CLASSES,
-        config={"dataset": "synthetic", "size": size, "representation": "flow", "frames": frames},
         flow=flow,
         frames=clips,
     )
@@ -225,7 +224,7 @@ def make_cache(subjects: int = 3, per_subject: int = 6, size: int = 24, frames: 
 
 @pytest.fixture(scope="module")
 def cache() -> Cache:
-    return make_cache()
+    return drift_cache()
 
 
 @pytest.mark.parametrize("method", ["lbptop", "biwoof"])
@@ -273,6 +272,8 @@ def test_features_of_a_clip_do_not_depend_on_the_others(cache: Cache) -> None:
         (["model.name=lbptop", "model.args={frames: 8}"], {}, "cache holds 10 per clip: prepare one with --clip-fr"),
         (["model.name=biwoof"], {"flow": None}, r"biwoof reads the onset -> apex flow.*--representation flow"),
         (["model.name=biwoof"], {"config": {"flow_kind": "normalised"}}, "biwoof needs metric flow"),
+        (["model.name=lbptop", "model.args={blocks: 23}"], {}, "need frames of at least 25 px a side, the cache's"),
+        (["model.name=biwoof", "model.args={blocks: 25}"], {}, "flow field of at least 25 px a side, the cache's"),
         (["model.name=biwoof", "model.args={c_grid: [1]}"], {"subjects": ["a"] * 9 + ["b"] * 9}, "at least 3 subj"),
     ],
 )

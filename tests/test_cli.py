@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 import pamer
@@ -20,24 +23,25 @@ def test_version() -> None:
     assert result.output.strip() == f"pamer {pamer.__version__}"
 
 
-def test_help_lists_commands() -> None:
-    result = runner.invoke(app, ["--help"])
+# every command and sub-command: a new one must be added here, and each must be listed by its group's --help
+COMMANDS = {
+    (): {"models", "datasets", "prepare", "loso", "train", "report", "compare", "predict", "demo", "configs", "spot"},
+    ("datasets",): {"check"},
+    ("spot",): {"video", "score", "evaluate"},
+}
+
+
+@pytest.mark.parametrize("group", list(COMMANDS), ids=lambda group: " ".join(("pamer", *group)))
+def test_help_lists_every_command(group: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*group, "--help"])
     assert result.exit_code == 0
-    listed = {line.split()[1] for line in result.output.splitlines() if line.startswith("│ ") and len(line.split()) > 2}
-    for command in (
-        "models",
-        "datasets",
-        "prepare",
-        "loso",
-        "train",
-        "report",
-        "compare",
-        "predict",
-        "demo",
-        "configs",
-        "spot",
-    ):
-        assert command in listed, f"`pamer --help` does not list {command}"
+    # a command's row starts at the panel's border; its wrapped help and the options' rows do not
+    rows = [line for line in result.output.splitlines() if line.startswith("│ ") and line[2] not in " -"]
+    listed = {line.split()[1] for line in rows}
+    registered = typer.main.get_command(app)
+    for name in group:
+        registered = registered.commands[name]
+    assert listed == COMMANDS[group] == set(registered.commands)
 
 
 def test_a_refusal_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,6 +58,72 @@ def test_a_refusal_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch: pytest
     monkeypatch.setattr(configs_cli, "shipped_configs", broken)
     result = runner.invoke(app, ["configs"])
     assert isinstance(result.exception, KeyError) and "error:" not in result.output
+
+
+# each command that once caught ValueError, ImportError or OSError itself: the library function it calls there, and
+# arguments that reach that call (prepare reads an empty index first)
+CALLS = {
+    "datasets check": ("pamer.data:read", ["datasets", "check", "casme2", "--root", "root"]),
+    "prepare": ("pamer.preprocess.cache:prepare", ["prepare", "casme2", "--root", "root", "--out", "out"]),
+    "prepare htnet": (
+        "pamer.preprocess.images:prepare_images",
+        ["prepare", "htnet", "--root", "root", "--out", "out", "--representation", "flow"],
+    ),
+    "loso": ("pamer.engine:run_loso", ["loso", str(SHIPPED / "paper" / "casme2.yaml"), "--out", "run"]),
+    "train": ("pamer.engine:train_final", ["train", str(SHIPPED / "paper" / "casme2.yaml"), "--out", "m", "-q"]),
+    "report": ("pamer.report.tables:compare_runs", ["report", "run"]),
+    "compare": ("pamer.report.compare:compare_tables", ["compare", "run"]),
+    "predict": ("pamer.predict:check_picture_path", ["predict", "m", "--frames", "f", "--picture", "p.png"]),
+    "spot video": ("pamer.spot.source:open_source", ["spot", "video", "clip.mp4"]),
+    "spot score": ("pamer.spot.intervals_csv:read_intervals", ["spot", "score", "truth.csv", "predicted.csv"]),
+    "spot evaluate": ("pamer.spot.evaluate:read_spotting", ["spot", "evaluate", "casme-sq", "--root", "root"]),
+}
+
+
+@pytest.mark.parametrize("command", list(CALLS))
+@pytest.mark.parametrize("bug", [ValueError, ImportError, OSError, KeyError])
+def test_a_bug_in_any_command_keeps_its_traceback(
+    command: str, bug: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No command turns an exception other than a `PamerError` into a message: a bug propagates (the installed
+    `pamer` prints its traceback), a refusal is one line."""
+    import importlib
+
+    import pamer.data
+    from pamer.data.images import ImageIndex
+    from pamer.errors import PamerError
+
+    target, args = CALLS[command]
+    module, name = target.split(":")
+    if command.startswith("prepare"):
+        index = ImageIndex("htnet", ("a",)) if command == "prepare htnet" else pamer.data.DatasetIndex("casme2", ("a",))
+        monkeypatch.setattr(pamer.data, "read", lambda *args, **kwargs: index)
+
+    def raises(error: Exception):
+        def call(*args, **kwargs):
+            raise error
+
+        return call
+
+    monkeypatch.setattr(importlib.import_module(module), name, raises(bug("a bug")))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and type(result.exception) is bug, result.output
+    assert "error:" not in result.output
+
+    monkeypatch.setattr(importlib.import_module(module), name, raises(PamerError("a refusal")))
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stderr == "error: a refusal\n"
+
+
+def test_the_installed_command_prints_a_bugs_traceback(tmp_path: Path) -> None:
+    code = (
+        "import pamer.report.compare as compare; compare.compare_tables = lambda *a, **k: {}['a bug']; "
+        "from pamer.cli import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code, "compare", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr and "KeyError: 'a bug'" in result.stderr
+    assert "error:" not in result.stderr
 
 
 def test_every_error_class_is_a_pamer_error() -> None:

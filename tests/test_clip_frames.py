@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import pamer.data
 from pamer.cli import app
+from pamer.config import ConfigError
 from pamer.data.synthetic import SyntheticConfig, generate
 from pamer.preprocess.cache import CacheError, load_cache, prepare, read_manifest
 from pamer.preprocess.face import FaceAligner, read_rgb, to_gray
@@ -90,7 +91,7 @@ def test_unreadable_middle_frame_is_left_out(demo_index, tmp_path: Path) -> None
 
 
 def test_bad_clip_frames_and_damaged_frames_array(demo_index, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="clip_frames must be 0 .none. or at least 2, got 1"):
+    with pytest.raises(ConfigError, match="clip_frames must be 0 .none. or at least 2, got 1"):
         prepare(demo_index, tmp_path, clip_frames=1)
     small = pamer.data.DatasetIndex("casme2", demo_index.classes, demo_index.samples[:1])
     directory = prepare(small, tmp_path, size=32, progress=False, clip_frames=4)

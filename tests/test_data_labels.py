@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pamer.data import DATASETS, DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol, normalise_emotion
+from pamer.data import DATASETS, DEFAULT_PROTOCOL, PROTOCOLS, DatasetError, Protocol, get_protocol, normalise_emotion
 from pamer.data.labels import EMOTIONS
 
 
@@ -61,9 +61,9 @@ def test_labels_case_insensitive() -> None:
 
 
 def test_bad_names_list_the_allowed_ones() -> None:
-    with pytest.raises(ValueError, match="unknown protocol 'five' for samm; expected one of 5class, megc2019, all"):
+    with pytest.raises(DatasetError, match="unknown protocol 'five' for samm; expected one of 5class, megc2019, all"):
         get_protocol("samm", "five")
-    with pytest.raises(ValueError, match="unknown dataset 'casme'"):
+    with pytest.raises(DatasetError, match="unknown dataset 'casme'"):
         get_protocol("casme")
     with pytest.raises(ValueError, match=r"mapping targets \['joy'\] are not classes"):
         Protocol("bad", ("a",), {"happiness": "joy"})

@@ -184,9 +184,9 @@ def test_no_clip_folder_at_all_is_one_error(casme2_root: Path, tmp_path: Path) -
 
 
 def test_unknown_dataset_and_protocol(casme2_root: Path) -> None:
-    with pytest.raises(ValueError, match="unknown dataset 'casme'.*casme2, samm"):
+    with pytest.raises(DatasetError, match="unknown dataset 'casme'.*casme2, samm"):
         read("casme", casme2_root)
-    with pytest.raises(ValueError, match="unknown protocol '3class' for casme2; expected one of 5class"):
+    with pytest.raises(DatasetError, match="unknown protocol '3class' for casme2; expected one of 5class"):
         read("casme2", casme2_root, "3class")
 
 

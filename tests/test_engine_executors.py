@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import pamer.engine.executors as executors
+from _engine import make_cache, tiny_config
 from pamer.config import load_config
 from pamer.engine import run_loso
-from pamer.engine.executors import choose_executor
-from test_engine_loso import make_cache, tiny_config
+from pamer.engine.executors import ExecutorError, choose_executor
 
 
 def test_auto_runs_a_tiny_network_one_fold_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,7 +47,8 @@ def test_auto_stacks_the_folds_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_executor_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"unknown executor 'gpu'; expected one of auto, local, process, ray, stacked"):
+    expected = r"unknown executor 'gpu'; expected one of auto, local, process, ray, stacked"
+    with pytest.raises(ExecutorError, match=expected):
         choose_executor("gpu", tiny_config(), 3, 3)
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import pamer.engine.fold as fold
+from _engine import make_cache
 from pamer.config import ConfigError, load_config
 from pamer.engine.final import train_final
 from pamer.engine.fold import (
@@ -25,7 +26,6 @@ from pamer.engine.fold import (
 )
 from pamer.engine.inputs import prepare_inputs
 from pamer.engine.rundir import config_hash
-from test_engine_loso import make_cache
 
 
 class ScriptedLearner:

@@ -11,15 +11,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from _engine import make_cache
 from pamer.config import load_config
 from pamer.engine import run_loso
 from pamer.engine.augment import random_affine, warp
 from pamer.engine.inputs import prepare_inputs
 from pamer.engine.rundir import cache_fingerprint
-from pamer.preprocess.cache import Cache
+from pamer.preprocess.cache import CacheError
 from pamer.preprocess.network_input import motion_inputs
 
-CLASSES = ("negative", "positive", "surprise")
+# 3 subjects x 3 clips of 24 px
+SMALL = {"per_subject": 3, "size": 24, "labels": "every class"}
 
 
 def _config(*extra: str):
@@ -27,26 +29,6 @@ def _config(*extra: str):
         None,
         ["model.name=pamnet_test", "train.epochs=1", "train.input_size=24", "train.batch_size=4"]
         + ["train.threads=1", "train.device=cpu", *extra],
-    )
-
-
-def _cache(arrays: tuple[str, ...] = ("onset", "apex"), n: int = 9, size: int = 24, datasets=None) -> Cache:
-    rng = np.random.default_rng(0)
-    frames = {name: rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8) for name in ("onset", "apex")}
-    flow = rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32)
-    config = {"dataset": "test", "size": size, "representation": "flow" if "flow" in arrays else "apex"}
-    if arrays != ("onset", "apex"):
-        config["arrays"] = list(arrays)
-    return Cache(
-        onset=frames["onset"] if "onset" in arrays else None,
-        apex=frames["apex"] if "apex" in arrays else None,
-        labels=np.arange(n, dtype=np.int64) % 3,
-        subjects=[f"s{i % 3}" for i in range(n)],
-        clips=[f"c{i}" for i in range(n)],
-        classes=CLASSES,
-        config=config,
-        flow=flow if "flow" in arrays else None,
-        datasets=datasets,
     )
 
 
@@ -86,11 +68,11 @@ def test_normalised_centring_leaves_the_cache_untouched() -> None:
 
 
 def test_apex_input_is_the_apex_crop_alone() -> None:
-    cache = _cache()
+    cache = make_cache(**SMALL)
     x = prepare_inputs(cache, _config("data.representation=apex"), torch.device("cpu"))
     want = torch.as_tensor(cache.apex).permute(0, 3, 1, 2).float() / 255
     torch.testing.assert_close(x, want, rtol=0, atol=0)
-    apex_only = _cache(("apex",))
+    apex_only = make_cache(**SMALL, arrays=("apex",))
     torch.testing.assert_close(prepare_inputs(apex_only, _config("data.representation=apex"), "cpu"), want)
     resized = prepare_inputs(apex_only, _config("data.representation=apex", "train.input_size=16"), "cpu")
     want16 = F.interpolate(want, size=(16, 16), mode="bilinear", align_corners=False, antialias=True)
@@ -108,21 +90,21 @@ def test_apex_input_is_the_apex_crop_alone() -> None:
 )
 def test_a_cache_without_the_input_asked_for_is_named(arrays, representation: str, message: str) -> None:
     config = _config(f"data.representation={representation}", "data.cache=caches/x")
-    with pytest.raises(ValueError, match=message):
-        prepare_inputs(_cache(arrays), config, torch.device("cpu"))
+    with pytest.raises(CacheError, match=message):
+        prepare_inputs(make_cache(**SMALL, arrays=arrays), config, torch.device("cpu"))
 
 
 def test_fingerprint_covers_origins_and_absent_arrays() -> None:
-    full = _cache()
-    apex_only = _cache(("apex",))
+    full = make_cache(**SMALL)
+    apex_only = make_cache(**SMALL, arrays=("apex",))
     assert cache_fingerprint(full) != cache_fingerprint(apex_only)
-    mixed = _cache(datasets=["casme2", "samm", "smic"] * 3)
-    relabelled = _cache(datasets=["casme2", "smic", "samm"] * 3)
+    mixed = make_cache(**SMALL, datasets=["casme2", "samm", "smic"] * 3)
+    relabelled = make_cache(**SMALL, datasets=["casme2", "smic", "samm"] * 3)
     assert len({cache_fingerprint(full), cache_fingerprint(mixed), cache_fingerprint(relabelled)}) == 3
 
 
 def test_fingerprint_covers_aus_and_landmarks() -> None:
-    base = _cache()
+    base = make_cache(**SMALL)
     aus = np.eye(9, 3, dtype=np.float32)
     landmarks = np.random.default_rng(1).uniform(0, 24, (9, 2, 68, 2)).astype(np.float32)
     coded = dataclasses.replace(base, aus=aus, au_names=("1", "4", "12"))
@@ -135,7 +117,7 @@ def test_fingerprint_covers_aus_and_landmarks() -> None:
 
 
 def test_loso_on_apex_crops_alone_writes_the_origins(tmp_path) -> None:
-    cache = _cache(("apex",), datasets=["casme2", "samm", "smic"] * 3)
+    cache = make_cache(**SMALL, arrays=("apex",), datasets=["casme2", "samm", "smic"] * 3)
     metrics = run_loso(_config("data.representation=apex"), tmp_path, "local", cache=cache, quiet=True)
     assert metrics["clips"] == 9 and metrics["folds"] == 3
     folds = pd.concat([pd.read_csv(p) for p in sorted((tmp_path / "folds").glob("*.csv"))])

@@ -13,48 +13,11 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
-from pamer.config import SHIPPED, load_config
+from _engine import CLASSES, make_cache, tiny_config, write_cache
+from pamer.config import SHIPPED
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import fold_plan
-from pamer.preprocess.cache import Cache
-
-CLASSES = ("negative", "positive", "surprise")
-
-
-def make_cache(subjects: int = 3, per_subject: int = 6, size: int = 36, seed: int = 0) -> Cache:
-    """Random frames whose apex carries a class-dependent bright patch, so the network can learn something."""
-    rng = np.random.default_rng(seed)
-    n = subjects * per_subject
-    onset = rng.integers(0, 200, (n, size, size, 3), dtype=np.uint8)
-    apex = onset.copy()
-    labels = rng.integers(0, len(CLASSES), n)
-    for i, label in enumerate(labels):
-        apex[i, 4 + 8 * label : 12 + 8 * label, 6:30] += 50
-    return Cache(
-        onset=onset,
-        apex=apex,
-        labels=labels.astype(np.int64),
-        subjects=[f"sub{i % subjects:02d}" for i in range(n)],
-        clips=[f"clip{i:03d}" for i in range(n)],
-        classes=CLASSES,
-        config={"dataset": "synthetic", "size": size, "representation": "diff"},
-    )
-
-
-def tiny_config(*extra: str):
-    return load_config(
-        None,
-        [
-            "model.name=pamnet_test",
-            "train.epochs=2",
-            "train.input_size=32",
-            "train.batch_size=8",
-            "train.threads=1",
-            "train.device=cpu",
-            "seed=3",
-            *extra,
-        ],
-    )
+from pamer.preprocess.cache import Cache, CacheError
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +77,7 @@ def test_run_directory_and_metrics_match_sklearn(local_run: Path, cache: Cache) 
 
 
 def test_process_executor_gives_the_same_predictions(local_run: Path, cache: Cache, tmp_path: Path) -> None:
-    cache_dir = _write_cache(cache, tmp_path / "cache")  # workers load it from disk themselves
+    cache_dir = write_cache(cache, tmp_path / "cache")  # workers load it from disk themselves
     run_loso(tiny_config(f"data.cache={cache_dir}"), tmp_path, "process", workers=2, quiet=True)
     for path in sorted((local_run / "folds").glob("*.csv")):
         assert (tmp_path / "folds" / path.name).read_text() == path.read_text(), path.name
@@ -202,30 +165,10 @@ def test_train_final_writes_a_loadable_checkpoint(cache: Cache, tmp_path: Path) 
     assert (again / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
 
 
-def _write_cache(cache: Cache, path: Path) -> Path:
-    """A cache directory in `pamer prepare`'s format (arrays.safetensors + cache.json)."""
-    from pamer.preprocess import cache as cache_module
-
-    path.mkdir(parents=True)
-    arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
-    samples_digest = "synthetic"
-    meta = {
-        "format": cache_module.FORMAT,
-        "key": cache_module.digest([cache.config, samples_digest]),
-        "samples_digest": samples_digest,
-        "config": cache.config,
-        "classes": list(cache.classes),
-        "subjects": cache.subjects,
-        "clips": cache.clips,
-    }
-    cache_module.write_cache(path, arrays, meta, {})
-    return path
-
-
 def test_cli_loso_report_and_errors(cache: Cache, tmp_path: Path) -> None:
     from pamer.cli import app
 
-    cache_dir = _write_cache(cache, tmp_path / "caches" / "synthetic-abc")
+    cache_dir = write_cache(cache, tmp_path / "caches" / "synthetic-abc")
     config = SHIPPED / "paper" / "smic.yaml"
     sets = ["model.name=pamnet_test", "train.epochs=1", "train.input_size=32", "train.batch_size=8"]
     sets += ["train.threads=1", f"data.cache={cache_dir.parent}"]  # the prepare --out folder of one cache
@@ -258,7 +201,7 @@ def test_flow_representation_and_class_weights(cache: Cache) -> None:
     from pamer.engine.inputs import prepare_inputs
 
     config = tiny_config("data.representation=flow", "train.class_weights=true", "train.epochs=1")
-    with pytest.raises(ValueError, match="has no flow field"):
+    with pytest.raises(CacheError, match="has no flow field"):
         prepare_inputs(cache, config, torch.device("cpu"))
     rng = np.random.default_rng(0)
     flow_cache = Cache(**{**cache.__dict__, "flow": rng.normal(size=cache.onset.shape).astype(np.float32)})

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _runs import config_for, full_size_clips, tiny_cache, write_run
+from _engine import make_cache
+from _runs import config_for, full_size_clips, write_run
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC, PROTOCOLS, get_protocol
 from pamer.report.plots import plot_attention, plot_confusion
 from pamer.report.published import PAPER_COLUMNS
@@ -28,7 +29,8 @@ def _run(
     true = rng.integers(0, len(classes), clips)
     guess = rng.integers(0, len(classes), clips)
     pred = np.where(rng.random(clips) < correct, true, guess)
-    cache = tiny_cache(full_size_clips(8, clips), true, classes, dataset if label else None, label and label.name)
+    labelled = {"dataset": dataset if label else None, "protocol": label and label.name}
+    cache = make_cache(full_size_clips(8, clips), labels=true, classes=classes, size=4, config=labelled)
     sets = [f"model.name={model}", f"data.dataset={dataset}"]
     oracle_preds = None
     if oracle is not None:
@@ -88,7 +90,9 @@ def _engine_run(out: Path, classes: tuple[str, ...], protocol: str | None, *sets
     rng = np.random.default_rng(0)
     subjects = full_size_clips(4, 246)  # CASME II in full under the 5-class protocol
     labels = rng.integers(0, len(classes), 246)
-    cache = tiny_cache(subjects, labels, classes, "casme2", protocol)
+    cache = make_cache(
+        subjects, labels=labels, classes=classes, size=4, config={"dataset": "casme2", "protocol": protocol}
+    )
     return write_run(out, cache, rng.integers(0, len(classes), 246), config_for("model.name=pamnet", *sets))
 
 

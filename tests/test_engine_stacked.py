@@ -13,12 +13,12 @@ from torch import nn
 
 import pamer.engine.fold as fold
 import pamer.engine.stacked as stacked
+from _engine import make_cache, tiny_config
 from pamer.config import load_config
 from pamer.engine import run_loso
 from pamer.engine.fold import fit
 from pamer.engine.stacked import FoldSpec, StackedError, fit_stacked, stack_size
 from pamer.models import create_model
-from test_engine_loso import make_cache, tiny_config
 
 
 class MomentumFreeNet(nn.Module):

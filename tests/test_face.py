@@ -11,6 +11,8 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 
+from pamer.config import ConfigError
+from pamer.errors import NotInstalledError
 from pamer.preprocess import face
 from pamer.preprocess.face import (
     FaceAligner,
@@ -74,7 +76,7 @@ def test_model_file_is_found_without_importing_its_package() -> None:
 
 def test_missing_model_package_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ImportError, match="face-recognition-models"):
+    with pytest.raises(NotInstalledError, match="face-recognition-models"):
         model_path()
 
 
@@ -211,9 +213,9 @@ def test_face_box_lies_inside_the_margin(grace: np.ndarray) -> None:
 
 
 def test_bad_arguments_and_files(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="crop size"):
+    with pytest.raises(ConfigError, match="crop size"):
         FaceAligner(size=0)
-    with pytest.raises(ValueError, match="margin"):
+    with pytest.raises(ConfigError, match="margin"):
         FaceAligner(margin=-1)
     with pytest.raises(ValueError, match="no frames"):
         FaceAligner().fit([])

@@ -21,6 +21,7 @@ from pamer.cli import app
 from pamer.data import DatasetError, read
 from pamer.data.images import ImageIndex
 from pamer.preprocess import load_cache, read_manifest
+from pamer.preprocess.cache import CacheError
 from pamer.preprocess.images import prepare_images
 
 runner = CliRunner()
@@ -204,7 +205,7 @@ def test_wrong_roots_are_explained(tmp_path: Path) -> None:
     )
     with pytest.raises(DatasetError, match="neither .*STSNet_whole_norm_u_v_os nor"):
         read("htnet", empty)
-    with pytest.raises(ValueError, match="unknown protocol '5class' for htnet"):
+    with pytest.raises(DatasetError, match="unknown protocol '5class' for htnet"):
         read("htnet", root, "5class")
 
 
@@ -215,7 +216,7 @@ def test_a_missing_folder_is_one_problem_and_its_cache_is_refused(tmp_path: Path
     assert len(index) == 11 and [(p.kind, p.clip) for p in index.problems] == [
         ("missing-folder", "'datasets/STSNet_whole_norm_u_v_os'")
     ]
-    with pytest.raises(ValueError, match="none of the 11 clips of htnet has a readable flow image"):
+    with pytest.raises(CacheError, match="none of the 11 clips of htnet has a readable flow image"):
         prepare_images(index, tmp_path / "caches", "flow")
     assert len(load_cache(prepare_images(index, tmp_path / "caches", "apex"))) == 11
 

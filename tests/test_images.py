@@ -91,7 +91,7 @@ def test_bad_csvs_are_explained(tmp_path: Path) -> None:
         read("images", root)
     with pytest.raises(DatasetError, match="names sad more than once"):
         read("images", root, classes="sad,happy,sad")
-    with pytest.raises(ValueError, match="unknown protocol 'megc2019' for images"):
+    with pytest.raises(DatasetError, match="unknown protocol 'megc2019' for images"):
         read("images", root, "megc2019")
 
 

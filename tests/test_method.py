@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from _engine import make_cache
 from pamer.config import ConfigError, load_config
 from pamer.engine.executors import ExecutorError, choose_executor
 from pamer.engine.fold import check_model, fit, fold_arguments, fold_plan, fold_seed, train_fold
@@ -80,27 +81,8 @@ def probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield "method_probe"
 
 
-def _cache(seed: int = 0, subjects: int = 3, per_subject: int = 6) -> Cache:
-    rng = np.random.default_rng(seed)
-    n = subjects * per_subject
-    frames = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
-    apex = frames.copy()
-    labels = np.arange(n) % 3
-    apex[:, :16] = np.clip(apex[:, :16].astype(int) + 20 * labels[:, None, None, None], 0, 255).astype(np.uint8)
-    aus = (rng.random((n, 4)) < 0.4).astype(np.float32)
-    aus[1] = np.nan  # a clip without AU coding
-    return Cache(
-        onset=frames,
-        apex=apex,
-        labels=labels.astype(np.int64),
-        subjects=[f"s{i // per_subject}" for i in range(n)],
-        clips=[f"c{i:03d}" for i in range(n)],
-        classes=("a", "b", "c"),
-        config={"dataset": "probe", "size": 32, "representation": "diff"},
-        aus=aus,
-        au_names=("1", "2", "4", "12"),
-        landmarks=np.full((n, 2, 68, 2), np.nan, dtype=np.float32),
-    )
+# 3 subjects x 6 clips, each subject every class, AU-coded: what a probe's fold statistics read
+CACHE = {"size": 32, "labels": "every class", "classes": ("a", "b", "c"), "au_names": ("1", "2", "4", "12")}
 
 
 def _config(name: str):
@@ -136,7 +118,7 @@ def _weights(config, cache: Cache, fold: int) -> dict[str, Tensor]:
 
 
 def test_the_test_subjects_aus_and_labels_do_not_reach_the_weights(probe: str) -> None:
-    config, cache = _config(probe), _cache()
+    config, cache = _config(probe), make_cache(**CACHE)
     fold = 0
     test = np.flatnonzero(np.asarray(cache.subjects) == fold_plan(cache.subjects)[fold][0])
     changed = cache.subset(np.arange(len(cache)))
@@ -149,7 +131,7 @@ def test_the_test_subjects_aus_and_labels_do_not_reach_the_weights(probe: str) -
     for name in before:
         assert torch.equal(before[name], after[name]), name
     # the same change on a training subject does reach them (the statistics are used at all)
-    train = np.flatnonzero(np.asarray(cache.subjects) == "s2")
+    train = np.flatnonzero(np.asarray(cache.subjects) == "sub02")
     other = cache.subset(np.arange(len(cache)))
     other.aus = cache.aus.copy()
     other.aus[train] = 1 - np.nan_to_num(other.aus[train])
@@ -157,22 +139,22 @@ def test_the_test_subjects_aus_and_labels_do_not_reach_the_weights(probe: str) -
 
 
 def test_fold_statistics_see_the_training_clips_only(probe: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    cache, seen = _cache(), []
+    cache, seen = make_cache(**CACHE), []
     monkeypatch.setitem(
         _registry._METHODS, probe, Method(fold_args=lambda train: seen.append(sorted(set(train.subjects))) or {})
     )
     config = _config(probe)
     for fold, (subject, train_idx, _) in enumerate(fold_plan(cache.subjects)):
         fold_arguments(config, cache, train_idx)
-        assert seen[fold] == sorted({"s0", "s1", "s2"} - {subject})
+        assert seen[fold] == sorted({"sub00", "sub01", "sub02"} - {subject})
 
 
 def test_declared_inputs_loss_and_fold_run_through_train_fold(probe: str) -> None:
-    config, cache = _config(probe), _cache()
+    config, cache = _config(probe), make_cache(**CACHE)
     inputs = network_inputs(cache, config, torch.device("cpu"))
     assert [tuple(x.shape) for x in inputs] == [(18, 3, SIDE, SIDE), (18, 1, SIDE, 1)]
     out = train_fold(config, cache, inputs, 1)
-    assert out.subject == "s1" and out.probs.shape == (6, 3)
+    assert out.subject == "sub01" and out.probs.shape == (6, 3)
     np.testing.assert_allclose(out.probs.sum(1), 1, atol=1e-9)
     assert len(out.history) == 3 and all(np.isfinite(loss) for loss, _ in out.history)
 
@@ -206,7 +188,7 @@ def test_inputs_of_another_shape_are_named(probe: str, monkeypatch: pytest.Monke
         Method(inputs=lambda cache, standard: (standard(SIDE),), input_shapes=((3, SIDE, SIDE), (1,))),
     )
     with pytest.raises(ValueError, match=r"built inputs of per-clip shapes \(\(3, 16, 16\),\) for 18 clips"):
-        network_inputs(_cache(), _config(probe), torch.device("cpu"))
+        network_inputs(make_cache(**CACHE), _config(probe), torch.device("cpu"))
 
 
 def test_flops_count_the_declared_inputs(probe: str) -> None:

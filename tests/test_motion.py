@@ -9,6 +9,7 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 
+from pamer.errors import NotInstalledError
 from pamer.preprocess.face import read_rgb
 from pamer.preprocess.motion import difference, flow_image, optical_strain, spot_apex, tvl1_flow
 
@@ -47,7 +48,7 @@ def test_strain_of_known_flows() -> None:
 
 def test_flow_without_contrib_names_the_extra(monkeypatch: pytest.MonkeyPatch, face_crop: np.ndarray) -> None:
     monkeypatch.delattr(cv2, "optflow", raising=False)
-    with pytest.raises(ImportError, match="opencv-contrib-python-headless"):
+    with pytest.raises(NotInstalledError, match="opencv-contrib-python-headless"):
         flow_image(face_crop, face_crop)
 
 

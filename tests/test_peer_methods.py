@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _engine import make_cache
 from pamer.config import SHIPPED, load_config
 from pamer.data.labels import CASME2_5CLASS
 from pamer.engine.fold import fold_arguments, fold_plan
 from pamer.engine.inputs import network_inputs
 from pamer.engine.loso import run_loso
-from pamer.models import count_parameters, create_model, model_input_size, model_method
+from pamer.models import ModelConfigError, count_parameters, create_model, model_input_size, model_method
 from pamer.models.peers import METHOD_NAMES
 from pamer.models.peers.dual_atme import FIXED_BOXES, dual_atme_loss, focal_loss, hars_images
 from pamer.models.peers.fgrmer import AUS, au_adjacency, fgrmer_fold_args, landmark_patches
-from pamer.preprocess.cache import Cache
 from pamer.report.compare import compare_tables
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -269,7 +269,7 @@ def test_patches_are_cut_around_each_landmark_rows_by_y() -> None:
     torch.testing.assert_close(patches[0, 1], scaled[17:24, 37:44])  # point 18 at (x 40, y 20): rows 17-23
     torch.testing.assert_close(patches[0, 0, :, 3], scaled[2:9, 0])  # point 17 at (x 0, y 5): rows 2-8
     torch.testing.assert_close(patches[0, 0, :, 0], scaled[2:9, 0])
-    with pytest.raises(ValueError, match=r"1 clip\(s\) have none .*: c9"):
+    with pytest.raises(ModelConfigError, match=r"1 clip\(s\) have none .*: c9"):
         landmark_patches(motion, np.full((1, 2, 68, 2), np.nan), crop_side=64, clips=["c9"])
 
 
@@ -295,51 +295,42 @@ def test_au_adjacency_is_the_conditional_co_occurrence() -> None:
     torch.testing.assert_close(create_model("fgrmer").graph.adjacency, torch.eye(9))
 
 
-def _cache(dataset: str, classes: tuple[str, ...], subjects: int = 3, per_subject: int = 5, aus: bool = True) -> Cache:
-    """An in-memory flow cache of 32-pixel crops with landmarks and (optionally) AU coding."""
-    rng = np.random.default_rng(0)
-    n = subjects * per_subject
-    labels = np.arange(n) % len(classes)
-    flow = rng.normal(0, 0.3, (n, 32, 32, 3)).astype(np.float32)
-    for i, label in enumerate(labels):
-        flow[i, 18:26, 4 + 5 * label : 9 + 5 * label] += 1.0
-    frames = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
+# a flow cache of CASME II's five classes at 32 px, AU-coded, each subject with every class (add `_landmarks`)
+FLOW_CACHE = {
+    "size": 32,
+    "labels": "every class",
+    "classes": CASME2_5CLASS.classes,
+    "arrays": ("onset", "apex", "flow"),
+    "au_names": AUS,
+    "config": {"dataset": "casme2", "protocol": "5class"},
+}
+
+
+def _landmarks(n: int) -> np.ndarray:
+    """`_face_points` for the onset and apex of `n` clips, but clip 1's onset had no face (its apex's are used)."""
     landmarks = np.broadcast_to(_face_points(), (n, 2, 68, 2)).astype(np.float32).copy()
-    landmarks[1, 0] = np.nan  # a clip whose onset had no face: its apex landmarks are used
-    table = (rng.random((n, len(AUS))) < 0.4).astype(np.float32)
-    table[2] = np.nan  # a clip without AU coding
-    return Cache(
-        onset=frames,
-        apex=frames,
-        labels=labels.astype(np.int64),
-        subjects=[f"sub{i % subjects:02d}" for i in range(n)],
-        clips=[f"clip{i:03d}" for i in range(n)],
-        classes=classes,
-        config={"dataset": dataset, "protocol": "5class", "size": 32, "representation": "flow"},
-        flow=flow,
-        aus=table if aus else None,
-        au_names=AUS if aus else None,
-        landmarks=landmarks,
-    )
+    landmarks[1, 0] = np.nan
+    return landmarks
 
 
 def test_fgrmer_graph_comes_from_the_training_clips_only() -> None:
-    cache = _cache("casme2", CASME2_5CLASS.classes)
+    cache = make_cache(3, 5, **FLOW_CACHE, landmarks=_landmarks(15))
     config = load_config(CONFIGS / "fgrmer_casme2.yaml")
     subject, train_idx, test_idx = fold_plan(cache.subjects)[0]
     before = fold_arguments(config, cache, train_idx)["adjacency"]
     cache.aus[test_idx] = 1.0  # every AU on every test clip
     torch.testing.assert_close(fold_arguments(config, cache, train_idx)["adjacency"], before)
     torch.testing.assert_close(before, torch.from_numpy(au_adjacency(cache.aus[train_idx], AUS)))
-    assert fgrmer_fold_args(_cache("smic", CASME2_5CLASS.classes, aus=False)) == {}  # SMIC: the identity graph
+    smic = make_cache(3, 5, **{**FLOW_CACHE, "au_names": None, "config": {"dataset": "smic"}})  # no AU coding
+    assert fgrmer_fold_args(smic) == {}  # SMIC: the identity graph
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_a_cache_without_landmarks_is_refused(name: str) -> None:
-    cache = _cache("casme2", CASME2_5CLASS.classes)
+    cache = make_cache(3, 5, **FLOW_CACHE, landmarks=_landmarks(15))
     cache.landmarks = None
     config = load_config(CONFIGS / f"{name}_casme2.yaml")
-    with pytest.raises(ValueError, match=f"{name} cuts .* at the cache's landmarks, but this cache holds none"):
+    with pytest.raises(ModelConfigError, match=f"{name} cuts .* at the cache's landmarks, but this cache holds none"):
         network_inputs(cache, config, torch.device("cpu"))
 
 
@@ -348,9 +339,8 @@ def test_loso_runs_each_config_and_compare_places_it(name: str, tmp_path: Path) 
     config_path = CONFIGS / f"{name}_casme2.yaml"
     sets = ["train.epochs=1", "train.batch_size=8", "train.device=cpu", "train.threads=1"]
     config = load_config(config_path, sets)
-    cache = _cache(
-        "casme2", CASME2_5CLASS.classes, per_subject=82
-    )  # 246: the whole of CASME II 5-class, so compare places the run in its column
+    # 246 clips: the whole of CASME II 5-class, so compare places the run in its column
+    cache = make_cache(3, 82, **FLOW_CACHE, landmarks=_landmarks(246))
     metrics = run_loso(config, tmp_path / "run", "local", cache=cache, quiet=True)
     assert metrics["model"] == name and metrics["folds"] == 3
     assert len(list((tmp_path / "run" / "folds").glob("*.csv"))) == 3
@@ -389,5 +379,7 @@ def test_trains_on_cuda_with_bf16(name: str, tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast; channels_last for image inputs) trains with the declared inputs and loss."""
     sets = ["train.epochs=2", "train.batch_size=8", "train.device=cuda"]
     config = load_config(CONFIGS / f"{name}_casme2.yaml", sets)
-    metrics = run_loso(config, tmp_path / "run", "auto", cache=_cache("casme2", CASME2_5CLASS.classes), quiet=True)
+    metrics = run_loso(
+        config, tmp_path / "run", "auto", cache=make_cache(3, 5, **FLOW_CACHE, landmarks=_landmarks(15)), quiet=True
+    )
     assert metrics["folds"] == 3 and np.isfinite(metrics["f1_macro"])

@@ -13,6 +13,7 @@ import torch
 from skimage.feature import local_binary_pattern
 from torch import nn
 
+from _engine import make_cache
 from pamer.config import SHIPPED, load_config
 from pamer.engine import run_loso
 from pamer.models import ModelConfigError, create_model, list_models, model_input_size, model_method
@@ -25,7 +26,6 @@ from pamer.models.peers.lbp_attention import (
     lbp_images,
 )
 from pamer.models.peers.madfn import AU_VOCABULARY, au_table, madfn_inputs
-from pamer.preprocess.cache import Cache
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -242,41 +242,32 @@ def test_wrong_inputs_are_named() -> None:
 # ---- the inputs each network builds from a cache ------------------------------------------------------------
 
 
-def _cache(n: int, aus: np.ndarray | None, au_names: tuple[str, ...] | None) -> Cache:
-    frames = np.zeros((n, 4, 4, 3), dtype=np.uint8)
-    return Cache(
-        onset=frames,
-        apex=frames,
-        labels=np.zeros(n, dtype=np.int64),
-        subjects=[f"s{i}" for i in range(n)],
-        clips=[f"c{i}" for i in range(n)],
-        classes=("a", "b"),
-        config={"dataset": "casme2"},
-        aus=aus,
-        au_names=au_names,
-    )
+# two clips of 4 px from casme2 (each test sets what it reads)
+TWO_CLIPS = {"subjects": 2, "per_subject": 1, "size": 4, "config": {"dataset": "casme2"}}
 
 
 def test_lbp_attention_inputs_are_the_apex_and_its_lbp_image() -> None:
-    cache = _cache(2, None, None)
+    cache = make_cache(**TWO_CLIPS)
     cache.apex = np.full((2, 4, 4, 3), 102, dtype=np.uint8)  # brightness 0.4
     base = torch.rand(2, 3, SIDE, SIDE) * 0.2 + 0.3
     sides = []
     rgb, lbp = lbp_attention_inputs(cache, lambda side: sides.append(side) or base)
     assert rgb is base and sides == [SIDE]
     np.testing.assert_array_equal(lbp.numpy(), lbp_images(base.numpy()))
-    with pytest.raises(ValueError, match=r"not the cache's apex crops .*set data.representation: apex"):
+    with pytest.raises(ModelConfigError, match=r"not the cache's apex crops .*set data.representation: apex"):
         lbp_attention_inputs(cache, lambda side: base - 0.4)  # a motion image: mean near 0
 
 
 def test_madfn_inputs_add_the_au_rows_and_refuse_a_cache_without_aus() -> None:
     aus = np.array([[1, 0], [np.nan, np.nan]], dtype=np.float32)
     base = torch.rand(2, 3, SIDE, SIDE)
-    image, table = madfn_inputs(_cache(2, aus, ("4", "12")), lambda side: base)
+    image, table = madfn_inputs(make_cache(**TWO_CLIPS, aus=aus, au_names=("4", "12")), lambda side: base)
     assert image is base and table.shape == (2, NUM_AUS, 1, 1)
     np.testing.assert_array_equal(table[:, :, 0, 0].numpy(), au_table(aus, ("4", "12"), 2))
-    with pytest.raises(ValueError, match=r"madfn fuses each clip's action units, but casme2 codes none.*madfn_image"):
-        madfn_inputs(_cache(2, None, None), lambda side: base)
+    with pytest.raises(
+        ModelConfigError, match=r"madfn fuses each clip's action units, but casme2 codes none.*madfn_image"
+    ):
+        madfn_inputs(make_cache(**TWO_CLIPS), lambda side: base)
 
 
 def test_declared_input_shapes() -> None:
@@ -287,29 +278,9 @@ def test_declared_input_shapes() -> None:
 
 # ---- a tiny LOSO run of every shipped config ----------------------------------------------------------------
 
-
-def _loso_cache(with_aus: bool) -> Cache:
-    """3 subjects x 4 clips of 16 x 16 faces, 3 classes; the label is drawn in the apex; AUs of CASME II's sheet."""
-    rng = np.random.default_rng(0)
-    n = 12
-    labels = np.arange(n) % 3
-    onset = rng.integers(60, 200, (n, 16, 16, 3), dtype=np.uint8)
-    apex = onset.copy()
-    for i, label in enumerate(labels):
-        apex[i, 4 * label : 4 * label + 4] = onset[i, 4 * label : 4 * label + 4] // 2  # a darker band
-    aus = rng.integers(0, 2, (n, 3)).astype(np.float32)
-    aus[0] = np.nan  # one clip without coding
-    return Cache(
-        onset=onset,
-        apex=apex,
-        labels=labels.astype(np.int64),
-        subjects=[f"sub{i % 3}" for i in range(n)],
-        clips=[f"clip{i:02d}" for i in range(n)],
-        classes=("negative", "positive", "surprise"),
-        config={"dataset": "synthetic", "size": 16, "representation": "diff"},
-        aus=aus if with_aus else None,
-        au_names=("1", "4", "12") if with_aus else None,
-    )
+# 3 subjects x 4 clips of 16 px faces, each subject with every class; AUs of CASME II's sheet where coded
+LOSO = {"subjects": 3, "per_subject": 4, "size": 16, "labels": "every class"}
+LOSO_AUS = ("1", "4", "12")
 
 
 CONFIG_NAMES = sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem.startswith(("lbp_attention", "madfn")))
@@ -333,7 +304,9 @@ def test_loso_runs_each_config(name: str, tmp_path: Path) -> None:
     )
     if name.startswith("madfn"):
         assert "pretrained" in header and ("WITHOUT ITS AU FUSION" in header) == smic
-    metrics = run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=not smic), quiet=True)
+    metrics = run_loso(
+        config, tmp_path / "run", "local", cache=make_cache(**LOSO, au_names=None if smic else LOSO_AUS), quiet=True
+    )
     assert metrics["model"] == config.model.name and metrics["folds"] == 3
     table = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
     probs = table[[f"prob_{c}" for c in ("negative", "positive", "surprise")]].to_numpy()
@@ -342,14 +315,14 @@ def test_loso_runs_each_config(name: str, tmp_path: Path) -> None:
 
 def test_madfn_refuses_a_cache_without_aus_by_name(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "madfn_casme2.yaml", ["train.epochs=1", "train.device=cpu"])
-    with pytest.raises(ValueError, match="synthetic codes none.*madfn_image"):
-        run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=False), quiet=True)
+    with pytest.raises(ModelConfigError, match="synthetic codes none.*madfn_image"):
+        run_loso(config, tmp_path / "run", "local", cache=make_cache(**LOSO), quiet=True)
 
 
 def test_lbp_attention_refuses_a_motion_image(tmp_path: Path) -> None:
     config = load_config(CONFIGS / "lbp_attention_casme2.yaml", ["train.epochs=1", "data.representation=diff"])
-    with pytest.raises(ValueError, match="set data.representation: apex"):
-        run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=True), quiet=True)
+    with pytest.raises(ModelConfigError, match="set data.representation: apex"):
+        run_loso(config, tmp_path / "run", "local", cache=make_cache(**LOSO, au_names=LOSO_AUS), quiet=True)
 
 
 @pytest.mark.gpu
@@ -357,7 +330,13 @@ def test_lbp_attention_refuses_a_motion_image(tmp_path: Path) -> None:
 def test_designed_peer_trains_on_cuda_with_bf16(name: str, tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast, channels_last images, the AU row as (B, A, 1, 1) channels) trains and predicts."""
     config = load_config(CONFIGS / f"{name}.yaml", ["train.epochs=2", "train.device=cuda"])
-    run_loso(config, tmp_path / "run", "local", cache=_loso_cache(with_aus=name != "madfn_smic"), quiet=True)
+    run_loso(
+        config,
+        tmp_path / "run",
+        "local",
+        cache=make_cache(**LOSO, au_names=None if name == "madfn_smic" else LOSO_AUS),
+        quiet=True,
+    )
     table = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "run" / "folds").glob("*.csv")))
     probs = table[[f"prob_{c}" for c in ("negative", "positive", "surprise")]].to_numpy()
     assert probs.shape == (12, 3) and np.isfinite(probs).all()

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 import pamer.engine.executors as executors
+from _engine import make_cache, write_cache
 from pamer.config import SHIPPED, load_config
 from pamer.engine import RunDirError, run_loso
 from pamer.engine.executors import choose_executor
 from pamer.workers import WorkerError, WorkerPool
-from test_run_integrity import make_cache, write_cache
 
 CONFIG = SHIPPED / "paper" / "smic.yaml"
 CLI = [sys.executable, "-c", "from pamer.cli import main; main()"]
@@ -52,7 +52,7 @@ def test_auto_run_resumes_a_lost_fold_as_it_began(tmp_path: Path, monkeypatch: p
     """Two cores: `auto` takes two processes of one thread for three folds. With one fold left it used to take this
     process on both cores and refuse to mix; now the rerun adopts the record and gives identical metrics."""
     monkeypatch.setattr(executors, "available_cores", lambda: 2)
-    cache = make_cache()
+    cache = make_cache(per_subject=4, labels="every class")
     out = tmp_path / "run"
     first = run_loso(config(), out, cache=cache, quiet=True)
     record = _record(out)
@@ -66,7 +66,7 @@ def test_auto_run_resumes_a_lost_fold_as_it_began(tmp_path: Path, monkeypatch: p
 
 
 def test_explicit_options_against_the_record_are_refused_with_advice_that_works(tmp_path: Path, restore_threads):
-    cache = make_cache()
+    cache = make_cache(per_subject=4, labels="every class")
     out = tmp_path / "run"
     run_loso(config(), out, "local", cache=cache, quiet=True)
     threads = _record(out)["threads"]
@@ -138,7 +138,7 @@ def _loso_command(cache_dir: Path, out: Path, *extra: str) -> list[str]:
 def test_sigkill_during_start_up_leaves_no_semaphore_files(tmp_path: Path) -> None:
     """The whole process group (the resource tracker too) killed while the fold workers start: nothing of the run
     stays in /dev/shm. A process pool of concurrent.futures held five named semaphores there, left for good."""
-    cache_dir = write_cache(make_cache(), tmp_path / "cache")
+    cache_dir = write_cache(make_cache(per_subject=4, labels="every class"), tmp_path / "cache")
     command = _loso_command(cache_dir, tmp_path / "run", "train.epochs=10000")
     run = subprocess.Popen([*command, "--executor", "process", "--workers", "2"], start_new_session=True)
     held: set[str] = set()
@@ -176,7 +176,7 @@ def _kill_with_one_fold_left(command: list[str], folds: Path, total: int) -> Non
 def test_sigkilled_loso_resumes_with_one_fold_left(tmp_path: Path, executor: str, restore_threads) -> None:
     """`pamer loso` on the defaults, SIGKILLed with one fold left, rerun: it finishes, as an uninterrupted run with
     the recorded threads does."""
-    cache = make_cache(per_subject=4)
+    cache = make_cache(per_subject=4, labels="every class")
     cache_dir = write_cache(cache, tmp_path / "cache")
     out = tmp_path / "run"
     command = [*_loso_command(cache_dir, out, "train.epochs=10"), "--executor", executor]

@@ -18,6 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 import pamer.engine.executors as executors
+from _engine import CLASSES, make_cache, write_cache
 from pamer.checkpoint import CheckpointError, load_checkpoint
 from pamer.cli import app
 from pamer.config import SHIPPED, ConfigError, load_config
@@ -25,52 +26,13 @@ from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
 from pamer.engine.metrics import pooled_metrics
 from pamer.engine.rundir import fold_file, fold_text
-from pamer.preprocess import cache as cache_module
 from pamer.preprocess.cache import Cache
 from pamer.report.compare import compare_tables
 from pamer.report.tables import ReportError, compare_runs
 
-CLASSES = ("negative", "positive", "surprise")
 NEXT = {c: CLASSES[(i + 1) % len(CLASSES)] for i, c in enumerate(CLASSES)}
 CONFIG = SHIPPED / "paper" / "smic.yaml"
 runner = CliRunner()
-
-
-def make_cache(seed: int = 0, subjects: int = 3, per_subject: int = 4, size: int = 36) -> Cache:
-    """Random frames whose apex carries a class-dependent bright patch."""
-    rng = np.random.default_rng(seed)
-    n = subjects * per_subject
-    onset = rng.integers(0, 200, (n, size, size, 3), dtype=np.uint8)
-    apex = onset.copy()
-    labels = (np.arange(n) // subjects) % len(CLASSES)  # each subject has every class
-    for i, label in enumerate(labels):
-        apex[i, 4 + 8 * label : 12 + 8 * label, 6:30] += 50
-    return Cache(
-        onset=onset,
-        apex=apex,
-        labels=labels.astype(np.int64),
-        subjects=[f"sub{i % subjects:02d}" for i in range(n)],
-        clips=[f"clip{i:03d}" for i in range(n)],
-        classes=CLASSES,
-        config={"dataset": "synthetic", "size": size, "representation": "diff"},
-    )
-
-
-def write_cache(cache: Cache, path: Path) -> Path:
-    """`cache` as a cache directory in `pamer prepare`'s format, content digests included."""
-    path.mkdir(parents=True)
-    arrays = {"onset": cache.onset, "apex": cache.apex, "labels": cache.labels}
-    meta = {
-        "format": cache_module.FORMAT,
-        "key": cache_module.digest([cache.config, "handmade"]),
-        "samples_digest": "handmade",
-        "config": cache.config,
-        "classes": list(cache.classes),
-        "subjects": cache.subjects,
-        "clips": cache.clips,
-    }
-    cache_module.write_cache(path, arrays, meta, {})
-    return path
 
 
 SETTINGS = [
@@ -94,7 +56,7 @@ def cli_sets(cache_dir: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cache() -> Cache:
-    return make_cache()
+    return make_cache(per_subject=4, labels="every class")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +107,7 @@ def test_resume_on_a_reprepared_cache_is_refused(cache: Cache, tmp_path: Path, o
     first = json.loads((out / "provenance.json").read_text())["cache_fingerprint"]  # written before the first fold
     (fold,) = (out / "folds").glob("*.csv")
     assert set(pd.read_csv(fold)["cache_fingerprint"]) == {first}
-    other = make_cache(seed=1)  # the same clips, subjects and labels; other pixels
+    other = make_cache(per_subject=4, labels="every class", seed=1)  # the same clips, subjects and labels; other pixels
     with pytest.raises(RunDirError, match=rf"other contents \(fingerprint {first}\).*\(fingerprint [0-9a-f]{{32}}\)"):
         run_loso(config(), out, "local", cache=other, quiet=True)
     # even without provenance.json, each fold file says which cache it was computed from
@@ -176,7 +138,7 @@ def test_resume_takes_the_same_cache_under_another_spelling(
         fold_file(out, "sub01").unlink()
         again = run_loso(config(f"data.cache={spelling}"), out, "local", quiet=True)
         assert again["per_fold"] == first["per_fold"] and again["accuracy"] == first["accuracy"], spelling
-    other = write_cache(make_cache(seed=1), tmp_path / "other")
+    other = write_cache(make_cache(per_subject=4, labels="every class", seed=1), tmp_path / "other")
     with pytest.raises(RunDirError, match="was run on a cache with other contents"):
         run_loso(config(f"data.cache={other}"), out, "local", quiet=True)
 

@@ -169,6 +169,11 @@ def test_generate_keeps_a_complete_set_and_refuses_foreign_folders(tmp_path: Pat
     with pytest.raises(syn.SyntheticError, match="not a synthetic set"):
         syn.generate(foreign, config)
     assert (foreign / "notes.txt").read_text() == "keep me"
+    (tmp_path / "file").write_text("a file")
+    with pytest.raises(
+        syn.SyntheticError, match="cannot write the synthetic set .*/set: .*file is a file, not a folder"
+    ):
+        syn.generate(tmp_path / "file" / "set", config)
 
 
 def test_faces_folder(tmp_path: Path, faces_dir: Path) -> None:

@@ -1,8 +1,8 @@
-"""The one base class of every refusal pamer makes."""
+"""The base class of every refusal pamer makes, and the refusal no one module owns: a package that is not installed."""
 
 from __future__ import annotations
 
-__all__ = ["PamerError"]
+__all__ = ["NotInstalledError", "PamerError"]
 
 
 class PamerError(ValueError):
@@ -13,3 +13,8 @@ class PamerError(ValueError):
     The command line prints a `PamerError` as one line (`error: ...`, exit status 2); any other exception is a
     bug and shows its traceback.
     """
+
+
+class NotInstalledError(PamerError):
+    """A package that a step needs and that is not installed (dlib, its landmark model, OpenCV's contrib modules):
+    the message names it and the `pip install` that adds it."""

@@ -80,6 +80,14 @@ def _check_lbptop(cache: Cache, options: dict[str, Any]) -> str:
         )
     if have <= 2 * math.ceil(options["radius_t"]):
         return f"lbptop with radius_t={options['radius_t']} needs more than {2 * math.ceil(options['radius_t'])} frames"
+    height, width = cache.frames.shape[2:]
+    blocks, border = options["blocks"], math.ceil(options["radius_xy"])
+    if min(height, width) - 2 * border < blocks:
+        return (
+            f"lbptop's {blocks} x {blocks} blocks with radius_xy={options['radius_xy']} need frames of at least "
+            f"{blocks + 2 * border} px a side, the cache's are {height} x {width}: set model.args.blocks or "
+            "model.args.radius_xy, or prepare larger crops (--size)"
+        )
     return ""
 
 
@@ -89,6 +97,13 @@ def _check_biwoof(cache: Cache, options: dict[str, Any]) -> str:
         return (
             f"biwoof needs metric flow (orientation and magnitude in pixels); this cache's flow is {kind!r} "
             "(min-max stretched images have no zero and no sign): prepare the raw frames with --representation flow"
+        )
+    height, width = cache.flow.shape[1:3]
+    if min(height, width) < options["blocks"]:
+        return (
+            f"biwoof's {options['blocks']} x {options['blocks']} blocks need a flow field of at least "
+            f"{options['blocks']} px a side, the cache's is {height} x {width}: set model.args.blocks, or prepare "
+            "larger crops (--size)"
         )
     return ""
 

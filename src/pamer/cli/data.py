@@ -88,7 +88,7 @@ def read_dataset(
 
     `sheets` and `frames` are the values of the repeatable options: one PATH, or for composite `PART=PATH`.
     """
-    from pamer.data import DATASETS, DatasetError, read
+    from pamer.data import DATASETS, read
 
     if name not in DATASETS:
         raise fail(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
@@ -97,10 +97,7 @@ def read_dataset(
         options.update(labels=labels, classes=classes)
     elif labels is not None or classes is not None:
         raise fail(f"--labels and --classes apply to images only, not {name}")
-    try:
-        return read(name, _roots(name, roots), protocol, **options)
-    except (DatasetError, ValueError) as exc:
-        raise fail(str(exc)) from None
+    return read(name, _roots(name, roots), protocol, **options)
 
 
 def frame_tree_lines(index: DatasetIndex) -> list[str]:

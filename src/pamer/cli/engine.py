@@ -20,12 +20,9 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="One log line p
 
 
 def _config(path: Path, overrides: list[str] | None):
-    from pamer.config import ConfigError, load_config
+    from pamer.config import load_config
 
-    try:
-        return load_config(path, overrides or [])
-    except ConfigError as err:
-        raise fail(str(err)) from None
+    return load_config(path, overrides or [])
 
 
 @app.command("loso")
@@ -72,21 +69,18 @@ def loso(
     from pamer.engine import run_loso
 
     run_dir = out if out is not None else Path("runs") / config_path.stem
-    try:
-        metrics = run_loso(
-            config,
-            run_dir,
-            executor,
-            workers=workers,
-            stack=stack,
-            address=address,
-            cpus_per_fold=cpus_per_fold,
-            gpus_per_fold=gpus_per_fold,
-            quiet=quiet,
-            allow_mixed_devices=allow_mixed_devices,
-        )
-    except ValueError as err:
-        raise fail(str(err)) from None
+    metrics = run_loso(
+        config,
+        run_dir,
+        executor,
+        workers=workers,
+        stack=stack,
+        address=address,
+        cpus_per_fold=cpus_per_fold,
+        gpus_per_fold=gpus_per_fold,
+        quiet=quiet,
+        allow_mixed_devices=allow_mixed_devices,
+    )
     line = (
         f"{metrics['model']} on {metrics['dataset'] or config.data.cache}: accuracy {metrics['accuracy']:.4f}, "
         f"macro-F1 (UF1) {metrics['f1_macro']:.4f}, UAR {metrics['uar']:.4f} over {metrics['folds']} folds"
@@ -113,21 +107,18 @@ def train(
         if quiet:
             typer.echo(f"epoch {epoch}/{config.train.epochs}: loss {loss:.4f}, train accuracy {acc:.3f}", err=True)
 
-    try:
-        if quiet:
-            path = train_final(config, out, on_epoch=log, force=force)
-        else:
-            from rich.progress import Progress
+    if quiet:
+        path = train_final(config, out, on_epoch=log, force=force)
+    else:
+        from rich.progress import Progress
 
-            with Progress() as bar:
-                task = bar.add_task("training", total=config.train.epochs)
+        with Progress() as bar:
+            task = bar.add_task("training", total=config.train.epochs)
 
-                def show(epoch: int, loss: float, acc: float) -> None:
-                    bar.update(task, completed=epoch, description=f"loss {loss:.3f} acc {acc:.3f}")
+            def show(epoch: int, loss: float, acc: float) -> None:
+                bar.update(task, completed=epoch, description=f"loss {loss:.3f} acc {acc:.3f}")
 
-                path = train_final(config, out, on_epoch=show, force=force)
-    except ValueError as err:
-        raise fail(str(err)) from None
+            path = train_final(config, out, on_epoch=show, force=force)
     typer.echo(f"model written to {path / 'model.safetensors'} and {path / 'model.json'}")
 
 
@@ -137,13 +128,10 @@ def report(
     fmt: Annotated[str, typer.Option("--format", help="md (Markdown) or csv.")] = "md",
 ) -> None:
     """Tables shaped like the paper's Tables 2-4, the paper's numbers beside the measured ones."""
-    from pamer.report.tables import ReportError, compare_runs
+    from pamer.report.tables import compare_runs
 
     notes: list[str] = []
-    try:
-        text = compare_runs(run_dirs, fmt, notes)
-    except ReportError as err:
-        raise fail(str(err)) from None
+    text = compare_runs(run_dirs, fmt, notes)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(text)
@@ -156,21 +144,14 @@ def compare(
     out: Annotated[Path | None, typer.Option("--out", help="Write the table to this file instead of stdout.")] = None,
 ) -> None:
     """Methods in rows, datasets in columns: bootstrap intervals, seeds pooled, differences, published numbers."""
-    from pamer.report.compare import compare_tables
-    from pamer.report.tables import ReportError
+    from pamer.report.compare import compare_tables, write_comparison
 
     notes: list[str] = []
-    try:
-        text = compare_tables(run_dirs, fmt, notes)
-    except ReportError as err:
-        raise fail(str(err)) from None
+    text = compare_tables(run_dirs, fmt, notes)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if out is None:
         typer.echo(text)
         return
-    try:
-        out.write_text(text)
-    except OSError as err:
-        raise fail(f"cannot write {out}: {err.strerror or err}") from None
+    write_comparison(out, text)
     typer.echo(f"comparison written to {out}")

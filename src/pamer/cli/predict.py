@@ -44,18 +44,15 @@ def predict(
     if (video is None) == (frames is None):
         raise fail("give exactly one of --video FILE or --frames DIR")
     from pamer.clip import read_frame_folder, read_video
-    from pamer.predict import PredictError, Recognizer, check_picture_path
+    from pamer.predict import Recognizer, check_picture_path
 
-    try:
-        if picture is not None:
-            check_picture_path(picture)
-        recognizer = Recognizer.from_dir(model_dir, device=device)
-        clip = read_video(video) if video is not None else read_frame_folder(frames)
-        result = recognizer.predict(clip, onset=onset, apex=apex, register=register)
-        if picture is not None:
-            result.picture(picture)
-    except PredictError as err:
-        raise fail(str(err)) from None
+    if picture is not None:
+        check_picture_path(picture)
+    recognizer = Recognizer.from_dir(model_dir, device=device)
+    clip = read_video(video) if video is not None else read_frame_folder(frames)
+    result = recognizer.predict(clip, onset=onset, apex=apex, register=register)
+    if picture is not None:
+        result.picture(picture)
 
     if as_json:
         summary = result.to_dict()

@@ -65,7 +65,7 @@ def prepare_command(
     """
     if workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}")
-    from pamer.data import DatasetError, get_protocol
+    from pamer.data import get_protocol
     from pamer.data.images import ImageIndex
     from pamer.preprocess.cache import prepare, read_manifest
 
@@ -80,22 +80,17 @@ def prepare_command(
         )
     for line in frame_tree_lines(index):
         typer.echo(line, err=True)
-    try:
-        directory = prepare(
-            index,
-            out,
-            size=256 if size is None else size,
-            workers=workers,
-            representation=representation or "diff",
-            margin=margin,
-            progress=not quiet,
-            protocol=get_protocol(name, protocol).name,  # the default named, so both spellings share a cache
-            clip_frames=clip_frames,
-        )
-    except (DatasetError, ValueError, ImportError) as exc:
-        raise fail(str(exc)) from None
-    except OSError as exc:  # e.g. --out on a read-only or full disk
-        raise fail(f"cannot write the cache under {out}: {exc}") from None
+    directory = prepare(
+        index,
+        out,
+        size=256 if size is None else size,
+        workers=workers,
+        representation=representation or "diff",
+        margin=margin,
+        progress=not quiet,
+        protocol=get_protocol(name, protocol).name,  # the default named, so both spellings share a cache
+        clip_frames=clip_frames,
+    )
     rows = read_manifest(directory)
     cached = [r for r in rows if r["status"] == "cached"]
     no_face = [r for r in cached if r["face"] == "none"]
@@ -126,12 +121,7 @@ def _prepare_images(index, out: Path, representation: str | None, size: int | No
 
     if representation not in REPRESENTATIONS:
         raise fail(f"{index.name} needs --representation {' or '.join(REPRESENTATIONS)} (which images to cache)")
-    try:
-        directory = prepare_images(index, out, representation, size=size, protocol=protocol)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"cannot write the cache under {out}: {exc}") from None
+    directory = prepare_images(index, out, representation, size=size, protocol=protocol)
     rows = read_manifest(directory)
     skipped = [r for r in rows if r["status"] != "cached"]
     for problem in index.problems:

@@ -59,31 +59,28 @@ def spot_command(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from pamer.outputs import write_problem
-    from pamer.predict import PredictError, Recognizer
+    from pamer.predict import Recognizer
     from pamer.spot.recognise import recognise
-    from pamer.spot.source import SpotError, open_source
+    from pamer.spot.source import open_source
     from pamer.spot.spotter import spot_video
 
-    try:
-        source = open_source(video, fps)
-        if out is not None:
-            problem = write_problem(out, create=True)
-            if problem is not None:
-                raise fail(f"--out {out}: {problem}")
-        recognizer = None if model is None else Recognizer.from_dir(model, device=device)
-        columns = (
-            TextColumn("spotting"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("frames"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, transient=True) as progress:
-            task = progress.add_task("spot", total=source.frames or None)
-            result = spot_video(source, progress=lambda done: progress.update(task, completed=done))
-        recognised = {} if recognizer is None else recognise(result, recognizer, source)
-    except (SpotError, PredictError) as err:
-        raise fail(str(err)) from None
+    source = open_source(video, fps)
+    if out is not None:
+        problem = write_problem(out, create=True)
+        if problem is not None:
+            raise fail(f"--out {out}: {problem}")
+    recognizer = None if model is None else Recognizer.from_dir(model, device=device)
+    columns = (
+        TextColumn("spotting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("spot", total=source.frames or None)
+        result = spot_video(source, progress=lambda done: progress.update(task, completed=done))
+    recognised = {} if recognizer is None else recognise(result, recognizer, source)
 
     for line in result.gap_messages():
         typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)

@@ -65,15 +65,12 @@ def score_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """The MEGC spotting score: TP, FP, FN, precision, recall and F1 for micro, macro and both."""
-    from pamer.spot.intervals_csv import IntervalFileError, read_intervals
+    from pamer.spot.intervals_csv import read_intervals
     from pamer.spot.score import score
 
     _check_iou(iou)
-    try:
-        truths, predictions = read_intervals(truth), read_intervals(predicted)
-        result = score(truths, predictions, iou)
-    except IntervalFileError as error:
-        raise fail(str(error)) from None
+    truths, predictions = read_intervals(truth), read_intervals(predicted)
+    result = score(truths, predictions, iou)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -93,7 +90,6 @@ def evaluate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Spot every video of a spotting dataset with pamer's defaults, then print the MEGC score."""
-    from pamer.data.samples import DatasetError
     from pamer.outputs import write_problem
     from pamer.spot.evaluate import SPOTTING_DATASETS, evaluate, read_spotting
     from pamer.spot.intervals_csv import write_intervals
@@ -103,10 +99,7 @@ def evaluate_command(
     _check_iou(iou)
     if out is not None and (problem := write_problem(out, create=True)) is not None:
         raise fail(f"cannot write into --out {out}: {problem}")
-    try:
-        index = read_spotting(name, root, sheet)
-    except DatasetError as error:
-        raise fail(str(error)) from None
+    index = read_spotting(name, root, sheet)
     counts = index.counts()
     typer.echo(
         f"{name}: {len(index.videos)} videos, {counts.get('micro', 0)} micro and {counts.get('macro', 0)} macro "

@@ -41,12 +41,12 @@ def read(name: str, root: Path | Mapping[str, Path], protocol: str | None = None
             composite `sheets={"casme2": PATH}`, `frames={"samm": DIR}`; for images `labels=CSV`, `classes="a,b,c"`.
 
     Raises:
-        ValueError: an unknown dataset or protocol (the message lists the allowed names).
-        DatasetError: a missing root, a missing or unreadable sheet, a sheet without the expected columns, no
-            clip folder under the root (the message names the folders searched).
+        DatasetError: an unknown dataset or protocol (the message lists the allowed names), a missing root, a
+            missing or unreadable sheet, a sheet without the expected columns, no clip folder under the root (the
+            message names the folders searched).
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+        raise DatasetError(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
     get_protocol(name, protocol)  # an unknown protocol fails before any file is read
     return DATASETS[name](root, protocol, **options)
 

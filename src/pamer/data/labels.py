@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from pamer.data.samples import DatasetError
+
 # spellings that differ between the sheets (CAS(ME)^3 writes `happy`, SAMM `Other`, CASME II `others`)
 _ALIASES = {"happy": "happiness", "sad": "sadness", "surprised": "surprise", "angry": "anger", "other": "others"}
 
@@ -137,12 +139,12 @@ DEFAULT_PROTOCOL: Mapping[str, str] = MappingProxyType(
 
 
 def get_protocol(dataset: str, name: str | None = None) -> Protocol:
-    """The protocol `name` of `dataset` (its default when None); a ValueError lists the allowed names."""
+    """The protocol `name` of `dataset` (its default when None); a `DatasetError` lists the allowed names."""
     if dataset not in PROTOCOLS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(PROTOCOLS)}")
+        raise DatasetError(f"unknown dataset {dataset!r}; expected one of {', '.join(PROTOCOLS)}")
     name = DEFAULT_PROTOCOL[dataset] if name is None else name
     try:
         return PROTOCOLS[dataset][name]
     except KeyError:
         allowed = ", ".join(PROTOCOLS[dataset])
-        raise ValueError(f"unknown protocol {name!r} for {dataset}; expected one of {allowed}") from None
+        raise DatasetError(f"unknown protocol {name!r} for {dataset}; expected one of {allowed}") from None

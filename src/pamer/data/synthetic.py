@@ -27,6 +27,7 @@ import numpy as np
 
 from pamer.data import casme2
 from pamer.errors import PamerError
+from pamer.outputs import write_problem
 
 SHEET_NAME = "CASME2-coding-synthetic.xlsx"
 MANIFEST_NAME = "synthetic.json"
@@ -35,7 +36,7 @@ REFERENCE_FACE_PX = 256  # displacements are given in pixels on a face this wide
 
 
 class SyntheticError(PamerError):
-    """A bad generator setting or faces folder (the message names the value or path)."""
+    """A bad generator setting, faces folder or output folder (the message names the value or path)."""
 
 
 @dataclass(frozen=True)
@@ -485,6 +486,10 @@ def generate(
 
     Returns:
         `root`, ready for `pamer.data.read("casme2", root, ...)`.
+
+    Raises:
+        SyntheticError: a faces folder without a usable face, or a `root` that holds something else or cannot be
+            written.
     """
     config = config or SyntheticConfig()
     root = Path(root)
@@ -501,6 +506,9 @@ def generate(
             return root
     if root.exists() and any(root.iterdir()) and not manifest.is_file():
         raise SyntheticError(f"{root} exists and is not a synthetic set made by pamer: choose an empty or new folder")
+    problem = write_problem(root.parent, create=True)
+    if problem is not None:
+        raise SyntheticError(f"cannot write the synthetic set {root}: {problem}")
 
     subjects = make_subjects(faces, config.subjects, config.seed)
     tmp = root.with_name(root.name + ".partial")

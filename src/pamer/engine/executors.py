@@ -39,6 +39,7 @@ __all__ = [
     "ExecutorError",
     "adopt",
     "available_cores",
+    "check_executor",
     "choose_executor",
     "clear_inputs",
     "execution_dtype",
@@ -59,6 +60,12 @@ IN_CHANS = 3  # prepare_inputs: every representation is a 3-channel image
 
 class ExecutorError(PamerError):
     """An executor that cannot run here (the message says what to install or change)."""
+
+
+def check_executor(executor: str) -> None:
+    """Refuse an executor name that is not one of `EXECUTORS` (an `ExecutorError` listing them)."""
+    if executor not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
 
 
 @dataclass
@@ -178,10 +185,9 @@ def choose_executor(
     cannot reproduce) falls back to `local`.
 
     Raises:
-        ValueError: an unknown executor.
+        ExecutorError: an unknown executor.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    check_executor(executor)
     threads = config.train.threads
     if is_classic(config.model.name):  # features + SVM in numpy float64: no device, no torch threads recorded
         if executor == "stacked":

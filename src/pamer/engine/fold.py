@@ -31,7 +31,7 @@ from pamer.engine.augment import channel_stats, random_affine, warp
 from pamer.engine.inputs import Inputs, as_inputs
 from pamer.errors import PamerError
 from pamer.models import create_model, model_input_size, model_method
-from pamer.preprocess.cache import Cache
+from pamer.preprocess.cache import Cache, CacheError
 
 __all__ = [
     "AUTO_CPU_BF16",
@@ -316,10 +316,13 @@ def setup_fold(
     normalisation statistics, the network, the class weights. `fit` and the stack both start a fold here, so a seed
     gives a fold the same initial weights and draws on either path. `fold_args` (from `fold_arguments`) go to the
     network's builder.
+
+    Raises:
+        CacheError: fewer than 2 training clips (a cache too small for the fold).
     """
     train_idx = np.asarray(train_idx, dtype=np.int64)
     if len(train_idx) < 2:
-        raise ValueError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
+        raise CacheError(f"a fold needs at least 2 training clips, got {len(train_idx)}")
     xs = as_inputs(inputs)
     device = xs[0].device
     torch.manual_seed(seed)

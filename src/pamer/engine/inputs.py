@@ -9,7 +9,7 @@ from torch import Tensor
 
 from pamer.config import Config, ConfigError
 from pamer.models import model_method
-from pamer.preprocess.cache import Cache, flow_kind, load_cache
+from pamer.preprocess.cache import Cache, CacheError, flow_kind, load_cache
 from pamer.preprocess.network_input import motion_inputs
 
 __all__ = ["Inputs", "as_inputs", "cache_path", "device_for", "load_cache_for", "network_inputs", "prepare_inputs"]
@@ -57,14 +57,17 @@ def prepare_inputs(cache: Cache, config: Config, device: torch.device, size: int
 
     Shape:
         - Output: (N, 3, size, size) float32.
+
+    Raises:
+        CacheError: the cache holds no clips, or not the arrays `data.representation` reads.
     """
     name = config.data.cache or "(in memory)"
     if len(cache) == 0:
-        raise ValueError(f"cache {name} holds no clips")
+        raise CacheError(f"cache {name} holds no clips")
     representation, size = config.data.representation, size or config.train.input_size
     if representation == "flow":
         if cache.flow is None:
-            raise ValueError(
+            raise CacheError(
                 f"data.representation is 'flow' but cache {name} has no flow field; "
                 "prepare it with --representation flow"
             )
@@ -72,7 +75,7 @@ def prepare_inputs(cache: Cache, config: Config, device: torch.device, size: int
         return motion_inputs(cache.flow, None, size, representation="flow", flow_kind=kind, device=device)
     if representation == "apex":
         if cache.apex is None:
-            raise ValueError(
+            raise CacheError(
                 f"data.representation is 'apex' but cache {name} holds no apex crops (it holds flow images only); "
                 "prepare it with --representation apex"
             )
@@ -80,7 +83,7 @@ def prepare_inputs(cache: Cache, config: Config, device: torch.device, size: int
     if cache.onset is None or cache.apex is None:
         held = "apex crops" if cache.apex is not None else "flow images"
         use = "apex" if cache.apex is not None else "flow"
-        raise ValueError(
+        raise CacheError(
             f"data.representation is 'diff' (apex - onset) but cache {name} holds {held} only, no onset; "
             f"set data.representation={use}"
         )

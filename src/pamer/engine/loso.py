@@ -22,9 +22,9 @@ from pamer.classic import describe_fit, is_classic
 from pamer.config import Config, ConfigError
 from pamer.data.labels import DEFAULT_PROTOCOL, get_protocol
 from pamer.engine.executors import (
-    EXECUTORS,
     ExecutorChoice,
     adopt,
+    check_executor,
     choose_executor,
     clear_inputs,
     execution_conflicts,
@@ -53,12 +53,11 @@ from pamer.engine.rundir import (
     write_atomic,
     write_fold,
 )
-from pamer.preprocess.cache import Cache
+from pamer.preprocess.cache import Cache, CacheError
 from pamer.report.plots import plot_confusion
 from pamer.report.tables import run_report
 
 __all__ = [
-    "EXECUTORS",
     "ORACLE_NOTE",
     "RunDirError",
     "collect_metrics",
@@ -116,22 +115,22 @@ def run_loso(
     Raises:
         RunDirError: `out_dir` cannot be written, holds a run with another configuration or cache, a fold file
             that is not what the fold plan and run say, folds that would mix devices, or explicit options that
-            differ from the run's recorded execution.
-        ValueError: an empty cache, fewer than two subjects, an unknown executor.
+            differ from the run's recorded execution, or subjects whose names collide as file names.
+        CacheError: an empty cache, fewer than two subjects.
+        ExecutorError: an unknown executor.
     """
-    if executor not in EXECUTORS:
-        raise ValueError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
+    check_executor(executor)
     # process workers load the cache from disk themselves rather than receive a pickled copy each
     cache_source: Cache | str = cache if cache is not None else str(cache_path(config))
     cache = load_cache_for(config) if cache is None else cache
     subjects = sorted(set(cache.subjects))
     if len(subjects) < 2:
-        raise ValueError(f"LOSO needs at least 2 subjects; cache {config.data.cache or '(in memory)'} has {subjects}")
+        raise CacheError(f"LOSO needs at least 2 subjects; cache {config.data.cache or '(in memory)'} has {subjects}")
     check_model(config, len(cache.classes), cache)
     device = device_for(config)  # a device that is not here is refused before anything is written
     names = [safe_name(s) for s in subjects]
     if len(set(names)) != len(names):
-        raise ValueError(f"subject names collide as file names: {subjects}")
+        raise RunDirError(f"subject names collide as file names: {subjects}")
     out_dir = Path(out_dir)
     run_provenance = provenance(config, cache, executor, device)
     stamp = {k: run_provenance[k] for k in ("cache_fingerprint", "config_hash")}

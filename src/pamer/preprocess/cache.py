@@ -50,7 +50,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pamer.config import ConfigError
 from pamer.errors import PamerError
+from pamer.outputs import os_error_text, write_problem
 from pamer.workers import WorkerPool
 
 if TYPE_CHECKING:
@@ -83,7 +85,7 @@ MANIFEST_COLUMNS = (
 
 
 class CacheError(PamerError):
-    """A cache directory that cannot be loaded as asked (the message names the path and what to do)."""
+    """A cache that cannot be written, loaded or used as asked (the message names the path and what to do)."""
 
 
 @dataclass
@@ -202,11 +204,15 @@ def content_digests(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, str]
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as error:  # e.g. the disk filled up
+        tmp.unlink(missing_ok=True)
+        raise CacheError(f"cannot write {path}: {os_error_text(error)}") from None
 
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
@@ -557,20 +563,21 @@ def prepare(
     replacing frame files delete the cache directory to rebuild it.
 
     Raises:
-        ValueError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`, or an index with no
-            clips.
-        ImportError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
+        ConfigError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`.
+        NotInstalledError: dlib, its model file, or (for flow) OpenCV's contrib modules are not installed.
+        CacheError: an index with no clips, or `out` cannot be written (read-only, a file, the disk full: the
+            message says which).
     """
     from pamer.preprocess.face import ALIGNER_VERSION, MODEL_FILE, FaceAligner, dlib_models
 
     if representation not in REPRESENTATIONS:
-        raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
+        raise ConfigError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
     if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+        raise ConfigError(f"workers must be at least 1, got {workers}")
     if clip_frames < 0 or clip_frames == 1:
-        raise ValueError(f"clip_frames must be 0 (none) or at least 2, got {clip_frames}")
+        raise ConfigError(f"clip_frames must be 0 (none) or at least 2, got {clip_frames}")
     if not index.samples:
-        raise ValueError(f"dataset {index.name} has no clips to prepare")
+        raise CacheError(f"dataset {index.name} has no clips to prepare")
     aligner = FaceAligner(size=size, margin=margin)  # checks size and margin
     dlib_models()  # fail before any work when dlib or its model is missing
     if representation == "flow":
@@ -596,6 +603,7 @@ def prepare(
     directory = Path(out) / name
     if (directory / "cache.json").is_file():
         return directory
+    check_writable(out)
     (directory / "parts").mkdir(parents=True, exist_ok=True)
     with _sole_writer(directory):
         if (directory / "cache.json").is_file():  # finished by another prepare just before this one got the lock
@@ -615,6 +623,17 @@ def prepare(
                     _write_parts(directory, pool.run(_run, [(task,) for task in todo]), advance)
         _assemble(directory, index, config, key, samples_digest)
     return directory
+
+
+def check_writable(out: str | Path) -> None:
+    """Refuse, before any work, a folder of caches that cannot be written (created when missing).
+
+    Raises:
+        CacheError: `out` is read-only, a file, or cannot be created; the message says which.
+    """
+    problem = write_problem(out, create=True)
+    if problem is not None:
+        raise CacheError(f"cannot write the cache under {out}: {problem}")
 
 
 @contextmanager

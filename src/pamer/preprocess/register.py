@@ -54,7 +54,8 @@ NOSE_GRID_STEP = 2
 
 
 class RegisterError(PamerError):
-    """A frame that cannot be registered (no face in it, or in the reference); the message says which."""
+    """A frame that cannot be registered (no face in it or in the reference, a face crop too small); the message
+    says which."""
 
 
 def similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -162,7 +163,7 @@ class Reference:
         """The reference of a frame (RGB or grey uint8) whose landmarks are `points` (68 x 2, frame pixels), with a
         face crop of `size` pixels (at least `MIN_CROP_SIZE`)."""
         if size < MIN_CROP_SIZE:
-            raise ValueError(f"registration needs a face crop of at least {MIN_CROP_SIZE} px, got {size}")
+            raise RegisterError(f"registration needs a face crop of at least {MIN_CROP_SIZE} px, got {size}")
         matrix = crop_matrix(points, size)
         crop = cv2.warpAffine(to_gray(frame), matrix, (size, size), flags=cv2.INTER_LINEAR)
         return cls(points, matrix, size, crop, nose_box(map_points(matrix, points), size))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pamer.outputs import os_error_text
 from pamer.report.bootstrap import DRAWS, LEVEL, SEED, draw_counts, interval, metric_values, subject_confusions
 from pamer.report.published import (
     MEGC2019,
@@ -42,7 +43,7 @@ from pamer.report.published import (
 )
 from pamer.report.runs import ReportError, RunData, load_run_data
 
-__all__ = ["CSV_COLUMNS", "METHOD_IGNORES", "compare_tables"]
+__all__ = ["CSV_COLUMNS", "METHOD_IGNORES", "compare_tables", "write_comparison"]
 
 # configuration keys that say where a run ran or which data file it read, not which method it is: runs that
 # differ only in these and `seed` are seeds of one method (the column is fixed by the label protocol)
@@ -458,3 +459,15 @@ def compare_tables(run_dirs: list[str | Path], fmt: str = "md", notes: list[str]
         pd.DataFrame(records, columns=list(CSV_COLUMNS)).to_csv(buffer, index=False)
         return buffer.getvalue()
     return _markdown(tables, records)
+
+
+def write_comparison(path: str | Path, text: str) -> None:
+    """Write a comparison (`compare_tables`' text) to the file `path`.
+
+    Raises:
+        ReportError: the file cannot be written (the message names it and why: read-only, a folder, disk full).
+    """
+    try:
+        Path(path).write_text(text)
+    except OSError as error:
+        raise ReportError(f"cannot write {path}: {os_error_text(error)}") from None

@@ -22,7 +22,7 @@ from types import MappingProxyType
 import pamer.spot
 from pamer.data import casme_sq, samm_lv
 from pamer.data.longvideos import LongVideo, SpottingIndex
-from pamer.data.samples import Problem
+from pamer.data.samples import DatasetError, Problem
 from pamer.spot.intervals import Interval
 from pamer.spot.score import DEFAULT_IOU, Score, score
 from pamer.spot.source import SpotError
@@ -39,9 +39,13 @@ SPOTTING_DATASETS: Mapping[str, Callable[..., SpottingIndex]] = MappingProxyType
 
 
 def read_spotting(name: str, root: str | Path, sheet: str | Path | None = None) -> SpottingIndex:
-    """Read spotting dataset `name` (one of `SPOTTING_DATASETS`) from `root`, its sheet there or at `sheet`."""
+    """Read spotting dataset `name` (one of `SPOTTING_DATASETS`) from `root`, its sheet there or at `sheet`.
+
+    Raises:
+        DatasetError: an unknown name, or a root or sheet that cannot be read (the message names it).
+    """
     if name not in SPOTTING_DATASETS:
-        raise ValueError(f"unknown spotting dataset {name!r}; expected one of {', '.join(SPOTTING_DATASETS)}")
+        raise DatasetError(f"unknown spotting dataset {name!r}; expected one of {', '.join(SPOTTING_DATASETS)}")
     return SPOTTING_DATASETS[name](Path(root), sheet=None if sheet is None else Path(sheet))
 
 

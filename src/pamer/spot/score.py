@@ -33,6 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pamer.spot.intervals import TYPES, Interval
+from pamer.spot.source import SpotError
 
 __all__ = ["DEFAULT_IOU", "Counts", "Score", "iou", "match", "score"]
 
@@ -146,7 +147,7 @@ class Score:
 
 def _checked(interval: Interval) -> str:
     if interval.type not in TYPES:
-        raise ValueError(f"{interval}: type {interval.type!r} is not one of {', '.join(TYPES)}")
+        raise SpotError(f"{interval}: type {interval.type!r} is not one of {', '.join(TYPES)}")
     return interval.type
 
 
@@ -164,9 +165,12 @@ def score(
         threshold: the IoU at or above which a prediction finds a truth interval, in (0, 1].
         videos: every video the truth covers, those without any annotated interval included (a dataset's video
             list); None: the videos `truth` names. Predictions in other videos are reported in `unknown_videos`.
+
+    Raises:
+        SpotError: a threshold outside (0, 1], or an interval whose type is not micro or macro.
     """
     if not 0 < threshold <= 1:
-        raise ValueError(f"the IoU threshold must be in (0, 1], got {threshold}")
+        raise SpotError(f"the IoU threshold must be in (0, 1], got {threshold}")
     by_key: dict[tuple[str, str], tuple[list[Interval], list[Interval]]] = defaultdict(lambda: ([], []))
     truth = list(truth)
     known = {t.video for t in truth} if videos is None else set(videos)

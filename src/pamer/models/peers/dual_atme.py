@@ -263,9 +263,9 @@ def dual_atme_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[T
     """The face flow at 28 x 28 and the HARS image cut from the flow at the crop's own side."""
     crop_side = int(cache.config.get("size") or 0)
     if crop_side < SIDE:
-        raise ValueError(f"dual_atme needs a cache whose config names its crop size (got size={crop_side!r})")
+        raise ModelConfigError(f"dual_atme needs a cache whose config names its crop size (got size={crop_side!r})")
     if cache.landmarks is None:
-        raise ValueError(
+        raise ModelConfigError(
             "dual_atme cuts its HARS image at the cache's landmarks, but this cache holds none (made by a pamer "
             "before caches kept them): prepare it again with `pamer prepare`"
         )

@@ -277,7 +277,7 @@ def landmark_patches(motion: Tensor, landmarks: np.ndarray | None, crop_side: in
         for k, (x, y) in enumerate(xy):
             out[i, k] = padded[i, y : y + PATCH, x : x + PATCH]  # centred on (x, y) in the padded map
     if missing:
-        raise ValueError(
+        raise ModelConfigError(
             f"fgrmer cuts its patches around each clip's landmarks, but {len(missing)} clip(s) have none (no face "
             f"found in onset or apex): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}; prepare the "
             "dataset with pamer's own alignment, or leave those clips out"
@@ -289,9 +289,9 @@ def fgrmer_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[Tens
     """The landmark patches cut from the configured motion at 128 x 128."""
     crop_side = int(cache.config.get("size") or 0)
     if crop_side < 1:
-        raise ValueError(f"fgrmer needs a cache whose config names its crop size (got size={crop_side!r})")
+        raise ModelConfigError(f"fgrmer needs a cache whose config names its crop size (got size={crop_side!r})")
     if cache.landmarks is None:
-        raise ValueError(
+        raise ModelConfigError(
             "fgrmer cuts its patches at the cache's landmarks, but this cache holds none (made by a pamer "
             "before caches kept them): prepare it again with `pamer prepare`"
         )

@@ -102,7 +102,7 @@ def lbp_attention_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tup
     # the apex representation is apex / 255 resized: each clip's mean brightness is its crop's (a resize keeps it)
     apex_means = None if cache.apex is None else cache.apex.reshape(len(cache), -1).mean(axis=1) / 255
     if apex_means is None or np.abs(base.mean(dim=(1, 2, 3)).cpu().numpy() - apex_means).max() > 0.02:
-        raise ValueError(
+        raise ModelConfigError(
             "lbp_attention reads the apex face image and computes its LBP image, but the engine's input is not the "
             "cache's apex crops (a motion image or flow): set data.representation: apex"
         )

@@ -110,8 +110,8 @@ def madfn_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[Tenso
     """MADFN's two inputs of every clip (its `Method.inputs`): the engine's image and the clip's AU row (`au_table`).
 
     Raises:
-        ValueError: when the cache codes no AU at all (SMIC): the fusion would read nothing but the "not coded" flag,
-            so such a run is refused and pointed at `madfn_image`.
+        ModelConfigError: when the cache codes no AU at all (SMIC): the fusion would read nothing but the "not
+            coded" flag, so such a run is refused and pointed at `madfn_image`.
 
     Shape:
         - output: (N, 3, 112, 112), (N, len(AU_VOCABULARY) + 1, 1, 1) float32 on the engine's device (the AU row
@@ -119,7 +119,7 @@ def madfn_inputs(cache: Cache, standard: Callable[[int], Tensor]) -> tuple[Tenso
     """
     name = cache.config.get("dataset") or "this cache"
     if cache.aus is None:
-        raise ValueError(
+        raise ModelConfigError(
             f"madfn fuses each clip's action units, but {name} codes none (SMIC has no AU coding, and caches made "
             "before AUs were recorded hold none): run madfn_image (configs/peers/madfn_smic.yaml), MADFN without "
             "its AU fusion, or prepare the cache again"
