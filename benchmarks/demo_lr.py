@@ -29,7 +29,8 @@ from pamer.cli.demo import (
 from pamer.data import read
 from pamer.data.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso
-from pamer.preprocess.cache import load_cache, prepare
+from pamer.preprocess.cache import load_cache
+from pamer.preprocess.pipeline import prepare
 
 
 def main() -> None:

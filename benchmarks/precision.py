@@ -44,7 +44,8 @@ from pamer.data import read
 from pamer.data.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso
 from pamer.engine.fold import cpu_has_native_bf16
-from pamer.preprocess.cache import Cache, load_cache, prepare
+from pamer.preprocess.cache import Cache, load_cache
+from pamer.preprocess.pipeline import prepare
 
 PRECISIONS = ("float32", "bfloat16")
 

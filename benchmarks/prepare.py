@@ -6,7 +6,7 @@ each clip tilted by a different angle; onset and apex are two JPEG files. Measur
 
 - per clip, in this process (wall and CPU time, the latter less sensitive to other jobs): read 2 JPEGs,
   detect + landmarks + level (with its re-detection pass) + crop both frames + the cached onset/apex landmarks
-  (`cache._align`), the fit alone, and the cached landmarks alone (`cache._landmarks`, cache format 3);
+  (`pipeline.align_clip`), the fit alone, and the cached landmarks alone (`pipeline.clip_landmarks`, cache format 3);
 - `prepare()` end to end (parts, progress off, final arrays and manifest) with 1 and with N worker processes;
   the N-worker time includes starting the processes and loading dlib's model in each (about 2 s).
 
@@ -26,7 +26,7 @@ import matplotlib.cbook
 import numpy as np
 
 from pamer.data import DatasetIndex, Sample
-from pamer.preprocess import cache, prepare
+from pamer.preprocess import pipeline, prepare
 from pamer.preprocess.face import FaceAligner, detect_faces, dlib_models, read_rgb
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "faces"
@@ -99,9 +99,9 @@ def main() -> None:
         aligner = FaceAligner(size=args.size)
         per_clip, cpu, fit_only, passes, marks = [], [], [], [], []
         for i, sample in enumerate(index.samples):
-            task = cache._task(i, sample, aligner.max_frames)
+            task = pipeline.clip_task(i, sample, aligner.max_frames)
             start, start_cpu = time.perf_counter(), time.process_time()
-            _, info = cache._align(task, config)
+            _, info = pipeline.align_clip(task, config)
             per_clip.append(time.perf_counter() - start)
             cpu.append(time.process_time() - start_cpu)
             assert info["face"] == "found", sample.clip
@@ -112,7 +112,7 @@ def main() -> None:
             transform = aligner.fit([onset])
             fit_only.append(time.perf_counter() - start)
             start = time.perf_counter()
-            cache._landmarks(transform, onset, apex, task)
+            pipeline.clip_landmarks(transform, onset, apex, task)
             marks.append(time.perf_counter() - start)
         ms = 1000 * statistics.median(per_clip)
         print(

@@ -15,7 +15,8 @@ import numpy as np
 from pamer.config import Config, load_config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.loso import collect_metrics
-from pamer.engine.rundir import fold_frame, open_run_dir, provenance, run_stamp, write_atomic, write_fold
+from pamer.engine.rundir import fold_frame, open_run_dir, provenance, run_stamp, write_fold
+from pamer.outputs import write_atomic
 from pamer.preprocess.cache import Cache
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import pamer.data
 from _trees import FrameSpec, build_tree
 from pamer.cli import app
-from pamer.preprocess import CacheError, cache, load_cache, prepare, read_manifest
+from pamer.preprocess import CacheError, load_cache, pipeline, prepare, read_manifest
 from pamer.preprocess.face import FaceAligner, detect_faces, read_rgb
 
 # two subjects, six clips of the real CASME II sheet, each showing one case
@@ -160,15 +160,15 @@ def test_crops_use_the_clip_transform(tree, prepared: Path) -> None:
 
 def test_interrupted_prepare_resumes_to_the_same_cache(tree, prepared: Path, tmp_path: Path, monkeypatch) -> None:
     _, index = tree
-    real_run, calls = cache._run, []
+    real_align, calls = pipeline.align_clip, []
 
-    def dies_on_third_clip(args):
-        calls.append(args)
+    def dies_on_third_clip(task, config):
+        calls.append(task)
         if len(calls) == 3:
             raise KeyboardInterrupt  # what Ctrl-C or a kill does between two clips
-        return real_run(args)
+        return real_align(task, config)
 
-    monkeypatch.setattr(cache, "_run", dies_on_third_clip)
+    monkeypatch.setattr(pipeline, "align_clip", dies_on_third_clip)
     with pytest.raises(KeyboardInterrupt):
         prepare(index, tmp_path, size=128, progress=False)
     directory = tmp_path / prepared.name
@@ -177,19 +177,19 @@ def test_interrupted_prepare_resumes_to_the_same_cache(tree, prepared: Path, tmp
         load_cache(directory)
     # a crash in the middle of writing a part leaves only a temp file, which is never read
     (directory / "parts" / ".000002.safetensors.tmp").write_bytes(b"torn")
-    monkeypatch.setattr(cache, "_run", real_run)
+    monkeypatch.setattr(pipeline, "align_clip", real_align)
     assert prepare(index, tmp_path, size=128, progress=False) == directory
     for name in ("arrays.safetensors", "manifest.csv", "cache.json"):
         assert (directory / name).read_bytes() == (prepared / name).read_bytes(), name
 
 
 def test_finished_cache_is_not_redone(tree, prepared: Path, monkeypatch) -> None:
-    monkeypatch.setattr(cache, "_run", lambda args: pytest.fail("a finished cache was aligned again"))
+    monkeypatch.setattr(pipeline, "align_clip", lambda task, config: pytest.fail("a finished cache was aligned again"))
     assert prepare(tree[1], prepared.parent, size=128, progress=False) == prepared
 
 
 def test_another_configuration_gets_another_directory(tree, prepared: Path, monkeypatch) -> None:
-    monkeypatch.setattr(cache, "_run", lambda args: pytest.fail("stop"))
+    monkeypatch.setattr(pipeline, "align_clip", lambda task, config: pytest.fail("stop"))
     with pytest.raises(pytest.fail.Exception):
         prepare(tree[1], prepared.parent, size=96, progress=False)
     assert len([p for p in prepared.parent.iterdir() if p.name.startswith("casme2-")]) == 2

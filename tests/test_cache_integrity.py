@@ -22,7 +22,7 @@ import pamer.data
 from pamer.cli import app
 from pamer.config import SHIPPED
 from pamer.data import synthetic
-from pamer.preprocess import CacheError, cache, load_cache, prepare
+from pamer.preprocess import CacheError, cache, load_cache, pipeline, prepare
 
 runner = CliRunner()
 
@@ -81,7 +81,7 @@ def test_replaced_arrays_are_refused(prepared: Path, tmp_path: Path, name: str) 
     first, other = 0, int(np.flatnonzero(data.labels != data.labels[0])[0])
     arrays[name] = arrays[name].copy()
     arrays[name][[first, other]] = arrays[name][[other, first]]
-    cache._save_arrays(copy / "arrays.safetensors", arrays)
+    cache.save_arrays(copy / "arrays.safetensors", arrays)
     with pytest.raises(CacheError, match=r"arrays\.safetensors: its arrays differ from what `pamer prepare` wrote"):
         load_cache(copy)
     _edit(copy, lambda m: m.pop("content"))
@@ -117,7 +117,7 @@ def test_prepare_workers_below_one_refused(root: Path, tmp_path: Path, workers: 
 def test_second_concurrent_prepare_is_refused_by_name(index, prepared: Path, tmp_path: Path) -> None:
     directory = tmp_path / prepared.name
     directory.mkdir()
-    with open(directory / cache.LOCK_FILE, "a") as lock:  # what a running prepare holds
+    with open(directory / pipeline.LOCK_FILE, "a") as lock:  # what a running prepare holds
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(CacheError, match=f"another `pamer prepare` is writing the cache {directory}") as error:
             prepare(index, tmp_path, size=48, progress=False)

@@ -25,8 +25,9 @@ from pamer.config import SHIPPED, ConfigError, load_config
 from pamer.data.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso, train_final
 from pamer.engine.fold import fold_plan
-from pamer.preprocess.cache import Cache, prepare
+from pamer.preprocess.cache import Cache
 from pamer.preprocess.motion import optical_strain
+from pamer.preprocess.pipeline import prepare
 
 CONFIGS = SHIPPED / "peers"
 

@@ -64,7 +64,7 @@ def test_a_refusal_is_one_line_and_a_bug_keeps_its_traceback(monkeypatch: pytest
 # arguments that reach that call (prepare reads an empty index first)
 CALLS = {
     "datasets check": ("pamer.data:read", ["datasets", "check", "casme2", "--root", "root"]),
-    "prepare": ("pamer.preprocess.cache:prepare", ["prepare", "casme2", "--root", "root", "--out", "out"]),
+    "prepare": ("pamer.preprocess.pipeline:prepare", ["prepare", "casme2", "--root", "root", "--out", "out"]),
     "prepare htnet": (
         "pamer.preprocess.images:prepare_images",
         ["prepare", "htnet", "--root", "root", "--out", "out", "--representation", "flow"],

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from safetensors.torch import load_file, save
 from pamer.config import MIN_INPUT_SIZE
 from pamer.errors import PamerError
 from pamer.models import create_model
-from pamer.outputs import os_error_text
+from pamer.outputs import write_atomic
 
 __all__ = [
     "CARD_DIGEST_KEY",
@@ -78,18 +77,8 @@ def write_checkpoint(out_dir: str | Path, state: dict, card: dict) -> Path:
     # one metadata key: safetensors writes several in hash order, and the same training must give the same bytes
     weights = save(state, metadata={CARD_DIGEST_KEY: card_digest(card)})
     text = json.dumps(card, indent=2, default=_plain) + "\n"
-    for name, data in (("model.safetensors", weights), ("model.json", text.encode())):
-        path = out_dir / name
-        tmp = path.with_name(f".{name}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as error:
-            tmp.unlink(missing_ok=True)
-            raise CheckpointError(f"cannot write {path}: {os_error_text(error)}") from None
+    write_atomic(out_dir / "model.safetensors", weights, CheckpointError)
+    write_atomic(out_dir / "model.json", text, CheckpointError)
     return out_dir
 
 

@@ -1,13 +1,18 @@
 """Where pamer writes: one check that an output folder can be written, made BEFORE the work that fills it (so a
-read-only folder or a path that is a file loses no training), and one wording of why a write failed."""
+read-only folder or a path that is a file loses no training), one wording of why a write failed, and the one
+atomic file writer (a reader never sees half a file)."""
 
 from __future__ import annotations
 
 import errno
+import os
 import tempfile
+from contextlib import suppress
 from pathlib import Path
 
-__all__ = ["os_error_text", "write_problem"]
+from pamer.errors import PamerError
+
+__all__ = ["os_error_text", "write_atomic", "write_problem"]
 
 _REASONS = {
     errno.EROFS: "the file system is read-only",
@@ -56,3 +61,32 @@ def write_problem(folder: str | Path, create: bool = False) -> str | None:
     except OSError as error:
         return f"cannot write into {folder}: {os_error_text(error)}"
     return None
+
+
+def write_atomic(path: Path, data: bytes | str, error: type[PamerError] | None = None) -> None:
+    """Write `data` (text as UTF-8) to a temporary file beside `path`, flush it to the disk, then rename it over
+    `path`: a reader never sees half a file, and a process killed midway leaves at most the temporary file
+    `.<name>.tmp`, which nothing reads. The file gets the permissions of any file the user makes (0666 less the
+    umask). On a failure the temporary file is removed.
+
+    Args:
+        path: the file to write.
+        data: its contents.
+        error: the `PamerError` to raise, as "cannot write PATH: why", when the write fails; None: the OSError.
+
+    Raises:
+        OSError: the write failed (read-only folder, full disk, ...) and `error` is None.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as problem:  # an interrupt too: no temporary file stays behind
+        with suppress(OSError):
+            tmp.unlink()
+        if error is not None and isinstance(problem, OSError):
+            raise error(f"cannot write {path}: {os_error_text(problem)}") from None
+        raise

@@ -231,7 +231,8 @@ def demo(
     protocol = PROTOCOLS[classes]
     index = read("casme2", root, protocol)
 
-    from pamer.preprocess.cache import load_cache, prepare, read_manifest
+    from pamer.preprocess.cache import load_cache, read_manifest
+    from pamer.preprocess.pipeline import prepare
 
     _echo(quiet, f"[2/4] aligning the faces of {len(index)} clips (dlib, 68 landmarks) into {out / 'cache'}")
     cache_dir = prepare(index, out / "cache", size=size, workers=workers, progress=not quiet, protocol=protocol)

@@ -67,7 +67,8 @@ def prepare_command(
         raise fail(f"--workers must be at least 1, got {workers}")
     from pamer.data import get_protocol
     from pamer.data.images import ImageIndex
-    from pamer.preprocess.cache import prepare, read_manifest
+    from pamer.preprocess.cache import read_manifest
+    from pamer.preprocess.pipeline import prepare
 
     index = read_dataset(name, root, protocol, sheet, frames, labels, classes)
     if isinstance(index, ImageIndex):

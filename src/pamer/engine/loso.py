@@ -50,9 +50,9 @@ from pamer.engine.rundir import (
     refuse_other_execution,
     run_stamp,
     safe_name,
-    write_atomic,
     write_fold,
 )
+from pamer.outputs import write_atomic
 from pamer.preprocess.cache import Cache, CacheError
 from pamer.report.plots import plot_confusion
 from pamer.report.tables import run_report
@@ -170,7 +170,7 @@ def run_loso(
     if run_provenance[EXECUTION_RECORD] != choice.as_dict():
         run_provenance["executor_choice_last_invocation"] = choice.as_dict()
     if record is None:  # recorded before the first fold trains, so that a killed run resumes as it began
-        write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n")
+        write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError)
     if todo:
         resumed = "" if record is None else "; as the run was started (provenance.json)"
         print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
@@ -199,14 +199,14 @@ def run_loso(
         clear_inputs()
         torch.set_num_threads(threads)
     metrics = collect_metrics(out_dir, cache, config, stamp=stamp, allow_mixed_devices=allow_mixed_devices)
-    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", RunDirError)
     run_provenance["seconds_last_invocation"] = round(time.perf_counter() - start, 3)
     run_provenance["folds_trained_last_invocation"] = len(todo)
-    write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n")
+    write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError)
     title = f"{metrics['model']} on {metrics['dataset'] or 'unnamed'}: accuracy {metrics['accuracy']:.3f}, "
     title += f"macro-F1 {metrics['f1_macro']:.3f} (LOSO, last epoch)"
     plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], out_dir / "confusion.png", title=title)
-    write_atomic(out_dir / "report.md", run_report(metrics))
+    write_atomic(out_dir / "report.md", run_report(metrics), RunDirError)
     return metrics
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
 import re
 import subprocess
@@ -43,7 +42,7 @@ from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
 from pamer.errors import PamerError
-from pamer.outputs import os_error_text, write_problem
+from pamer.outputs import write_atomic, write_problem
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -72,7 +71,6 @@ __all__ = [
     "run_stamp",
     "safe_name",
     "stray_fold_files",
-    "write_atomic",
     "write_fold",
 ]
 
@@ -105,21 +103,6 @@ def safe_name(subject: str) -> str:
 def fold_file(out_dir: Path, subject: str) -> Path:
     """The fold file of `subject` in run directory `out_dir`."""
     return out_dir / "folds" / f"{safe_name(subject)}.csv"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it: a reader never sees half a file.
-
-    Raises:
-        RunDirError: the write failed (read-only folder, full disk, ...), naming `path` and why.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise RunDirError(f"cannot write {path}: {os_error_text(error)}") from None
 
 
 def cache_fingerprint(cache: Cache) -> str:
@@ -232,7 +215,7 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
                 "use another --out directory or the same configuration to resume"
             )
     else:
-        write_atomic(config_path, yaml.safe_dump(resolved, sort_keys=False))
+        write_atomic(config_path, yaml.safe_dump(resolved, sort_keys=False), RunDirError)
     if prov_path.exists():
         try:
             old_prov = json.loads(prov_path.read_text())
@@ -249,7 +232,7 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
                 "use another --out directory, or the cache the run was made with"
             )
     else:
-        write_atomic(prov_path, json.dumps(provenance, indent=2, default=str) + "\n")
+        write_atomic(prov_path, json.dumps(provenance, indent=2, default=str) + "\n", RunDirError)
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -306,7 +289,7 @@ def fold_text(frame: pd.DataFrame) -> str:
 
 def write_fold(out_dir: Path, subject: str, frame: pd.DataFrame) -> None:
     """Write `subject`'s fold file (`fold_text` of `frame`) atomically."""
-    write_atomic(fold_file(out_dir, subject), fold_text(frame))
+    write_atomic(fold_file(out_dir, subject), fold_text(frame), RunDirError)
 
 
 def read_fold_table(path: Path, fix: str) -> pd.DataFrame:
