@@ -6,17 +6,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pamer.outputs import pyplot
 
 __all__ = ["plot_attention", "plot_confusion"]
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -25,7 +20,7 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], path: str | Pa
     Shape:
         - confusion: (C, C), rows true classes, columns predicted.
     """
-    plt = _pyplot()
+    plt = pyplot()
     confusion = np.asarray(confusion)
     rows = confusion.sum(axis=1, keepdims=True)
     rates = np.divide(confusion, rows, out=np.zeros(confusion.shape, dtype=float), where=rows > 0)
@@ -66,9 +61,7 @@ def plot_attention(
     Shape:
         - face_rgb: (H, W, 3); motion: (3, h, w) or (h, w, 3).
     """
-    plt = _pyplot()
-    import torch
-    import torch.nn.functional as F
+    plt = pyplot()
 
     face = np.asarray(face_rgb)
     motion = np.asarray(motion, dtype=np.float32)
@@ -100,5 +93,5 @@ def _save(fig, path: str | Path, title: str, dpi: int) -> Path:
         fig.suptitle(title)
     path = Path(path)
     fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path

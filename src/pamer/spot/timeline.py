@@ -12,21 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from pamer.outputs import pyplot
 from pamer.spot.peaks import LOCAL_PX, RISE_PX
 from pamer.spot.regions import REGIONS
 from pamer.spot.spotter import SpotResult
 
 COLOURS = {"micro": "tab:red", "macro": "tab:blue"}
 MAX_THUMBNAILS = 12  # the strongest intervals get a thumbnail when there are more
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_timeline(result: SpotResult, path: str | Path, labels: Mapping[int, str] | None = None) -> Path:
@@ -37,7 +29,7 @@ def plot_timeline(result: SpotResult, path: str | Path, labels: Mapping[int, str
         path: the PNG to write.
         labels: an optional class name per interval, keyed by the interval's apex frame.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = labels or {}
     fps = result.fps
     shown = sorted(sorted(result.intervals, key=lambda i: -(i.peak or 0.0))[:MAX_THUMBNAILS], key=lambda i: i.onset)
