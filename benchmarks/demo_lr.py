@@ -27,7 +27,7 @@ from pamer.cli.demo import (
     demo_config,
 )
 from pamer.data import read
-from pamer.data.synthetic import SyntheticConfig, generate
+from pamer.demo.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso
 from pamer.preprocess.cache import load_cache, prepare
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pamer.cli import app
 from pamer.cli.demo import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
 from pamer.config import load_config
-from pamer.data.synthetic import SHEET_NAME
+from pamer.demo.synthetic import SHEET_NAME
 
 runner = CliRunner()
 TINY = ["--subjects", "2", "--clips-per-class", "1", "--epochs", "1", "--size", "64", "--model", "pamnet_test"]

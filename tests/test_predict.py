@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from _spotting import Event, expression_frames, write_video
 from _trees import prepare_synthetic
 from pamer.cli import app
-from pamer.data import synthetic
 from pamer.data._clips import list_frames
+from pamer.demo import synthetic
 from pamer.frames import read_rgb
 from pamer.models import create_model
 from pamer.predict import (

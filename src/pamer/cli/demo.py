@@ -1,6 +1,6 @@
 """`pamer demo`: the whole job offline, in minutes, on synthetic micro-expressions on real faces.
 
-generate a CASME II-style set (`pamer.data.synthetic`) -> read it with the CASME II reader -> align and cache the
+generate a CASME II-style set (`pamer.demo.synthetic`) -> read it with the CASME II reader -> align and cache the
 faces (`pamer.preprocess.prepare`) -> LOSO (`pamer.engine.run_loso`) -> metrics, confusion matrix and a picture of
 the progressive attention maps of one fold's model on its test clips.
 """
@@ -33,7 +33,7 @@ def _echo(quiet: bool, text: str) -> None:
 
 
 def _generate(out: Path, config, faces: Path | None, quiet: bool) -> Path:
-    from pamer.data.synthetic import generate
+    from pamer.demo.synthetic import generate
 
     if quiet:
         return generate(out, config, faces)
@@ -215,7 +215,7 @@ def demo(
     dataset does the rest. Rerunning with the same options reuses what is already done.
     """
     from pamer.data import read
-    from pamer.data.synthetic import SyntheticConfig, SyntheticError
+    from pamer.demo.synthetic import SyntheticConfig, SyntheticError
     from pamer.models import list_models
 
     if model not in list_models():
