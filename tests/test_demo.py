@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pamer.cli import app
-from pamer.cli.demo import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
 from pamer.config import load_config
+from pamer.demo.settings import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
 from pamer.demo.synthetic import SHEET_NAME
 
 runner = CliRunner()
@@ -39,6 +39,15 @@ def test_faces_folder_without_faces_fails_cleanly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--faces", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert f"faces folder {tmp_path / 'nowhere'} does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_out_fails_cleanly(tmp_path: Path) -> None:
+    """An OSError of a stage (here: `--out` under a file) is one `error:` line, as `run_demo`'s `DemoError`."""
+    (tmp_path / "file").write_text("not a folder")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "file" / "demo"), "--quiet", *TINY])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and "Not a directory" in result.stderr
     assert "Traceback" not in result.output
 
 
