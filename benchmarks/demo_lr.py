@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from pamer.cli.demo import (
+from pamer.data import read
+from pamer.demo.settings import (
     DEFAULT_CLIPS_PER_CLASS,
     DEFAULT_EPOCHS,
     DEFAULT_SIZE,
@@ -26,8 +27,7 @@ from pamer.cli.demo import (
     PROTOCOLS,
     demo_config,
 )
-from pamer.data import read
-from pamer.data.synthetic import SyntheticConfig, generate
+from pamer.demo.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso
 from pamer.preprocess.cache import load_cache
 from pamer.preprocess.pipeline import prepare

@@ -31,7 +31,9 @@ import numpy as np
 import torch
 
 from loso_speed import composite_cache
-from pamer.cli.demo import (
+from pamer.config import Config, load_config
+from pamer.data import read
+from pamer.demo.settings import (
     DEFAULT_CLIPS_PER_CLASS,
     DEFAULT_EPOCHS,
     DEFAULT_SIZE,
@@ -39,9 +41,7 @@ from pamer.cli.demo import (
     PROTOCOLS,
     demo_config,
 )
-from pamer.config import Config, load_config
-from pamer.data import read
-from pamer.data.synthetic import SyntheticConfig, generate
+from pamer.demo.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso
 from pamer.engine.fold import cpu_has_native_bf16
 from pamer.preprocess.cache import Cache, load_cache

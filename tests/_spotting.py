@@ -1,4 +1,4 @@
-"""Test videos for spotting: a real face photo (matplotlib's grace_hopper.jpg, via `pamer.data.synthetic`) with
+"""Test videos for spotting: a real face photo (matplotlib's grace_hopper.jpg, via `pamer.demo.synthetic`) with
 action-unit deformations rendered at known frames, slow head motion and sensor noise, written losslessly."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pamer.data import synthetic
+from pamer.demo import synthetic
 
 
 @dataclass(frozen=True)

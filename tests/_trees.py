@@ -44,7 +44,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from pamer.cli import app
-from pamer.data import synthetic
+from pamer.demo import synthetic
 
 SHEETS = {
     "casme2": "CASME2-coding-20140508.xlsx",

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 import pamer.data
 from pamer.cli import app
 from pamer.config import SHIPPED
-from pamer.data import synthetic
+from pamer.demo import synthetic
 from pamer.preprocess import CacheError, cache, load_cache, pipeline, prepare
 
 runner = CliRunner()

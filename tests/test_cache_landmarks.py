@@ -15,8 +15,8 @@ import openpyxl
 import pytest
 
 import pamer.data
-from pamer.data import synthetic
 from pamer.data.samples import ActionUnit as AU
+from pamer.demo import synthetic
 from pamer.frames import read_rgb
 from pamer.preprocess import CacheError, load_cache, prepare, read_manifest
 from pamer.preprocess.cache import au_table

@@ -22,7 +22,7 @@ from pamer.classic.lbptop import lbptop_histogram, plane_codes, uniform_table
 from pamer.classic.svm import choose_c, linear_kernel, softmax, svm_scores
 from pamer.cli import app
 from pamer.config import SHIPPED, ConfigError, load_config
-from pamer.data.synthetic import SyntheticConfig, generate
+from pamer.demo.synthetic import SyntheticConfig, generate
 from pamer.engine import run_loso, train_final
 from pamer.engine.fold import fold_plan
 from pamer.preprocess.cache import Cache

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import pamer.data
 from pamer.cli import app
 from pamer.config import ConfigError
-from pamer.data.synthetic import SyntheticConfig, generate
+from pamer.demo.synthetic import SyntheticConfig, generate
 from pamer.preprocess.cache import CacheError, load_cache, read_manifest
 from pamer.preprocess.face import FaceAligner, read_rgb, to_gray
 from pamer.preprocess.motion import resample_needs, resample_plan, temporal_resample

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pamer.cli import app
-from pamer.cli.demo import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
 from pamer.config import load_config
-from pamer.data.synthetic import SHEET_NAME
+from pamer.demo.settings import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
+from pamer.demo.synthetic import SHEET_NAME
 
 runner = CliRunner()
 TINY = ["--subjects", "2", "--clips-per-class", "1", "--epochs", "1", "--size", "64", "--model", "pamnet_test"]
@@ -39,6 +39,15 @@ def test_faces_folder_without_faces_fails_cleanly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--faces", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert f"faces folder {tmp_path / 'nowhere'} does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_out_fails_cleanly(tmp_path: Path) -> None:
+    """`--out` under a file is one `error:` line (the synthetic set refuses its folder before any work)."""
+    (tmp_path / "file").write_text("not a folder")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "file" / "demo"), "--quiet", *TINY])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and "Not a directory" in result.stderr
     assert "Traceback" not in result.output
 
 

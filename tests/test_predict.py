@@ -22,8 +22,8 @@ from _trees import prepare_synthetic
 from pamer.checkpoint import CheckpointError, load_checkpoint
 from pamer.cli import app
 from pamer.clip import ClipError, read_clip, read_frame_folder, read_video
-from pamer.data import synthetic
 from pamer.data._clips import list_frames
+from pamer.demo import synthetic
 from pamer.frames import file_frame_number, read_rgb
 from pamer.models import create_model
 from pamer.predict import Recognizer

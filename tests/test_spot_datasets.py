@@ -260,7 +260,7 @@ def test_cli_evaluate_refuses_a_bad_root_or_name_in_one_line(tmp_path: Path) -> 
 def test_evaluate_end_to_end_with_the_real_spotter(tmp_path: Path) -> None:
     import matplotlib.cbook
 
-    from pamer.data import synthetic
+    from pamer.demo import synthetic
     from pamer.preprocess.face import detect_faces, landmarks
 
     photo = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))

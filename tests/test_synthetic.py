@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import pamer.data
-from pamer.data import synthetic as syn
+from pamer.demo import synthetic as syn
 
 QUIET = {"noise": 0.0, "head_shift_px": 0.0, "head_rotation_deg": 0.0, "illumination": 0.0}
 SMALL = {"subjects": 2, "clips_per_class": 1, "face_px": 128, "frames": (4, 5)}
@@ -181,6 +181,18 @@ def test_faces_folder(tmp_path: Path, faces_dir: Path) -> None:
     assert len(faces) >= 3  # Tom Cruise, and several of the bald guys
     assert all(f.width == pytest.approx(128, abs=0.5) for f in faces)
     assert any("2007_007763" in line for line in skipped)  # its faces are under 80 pixels
+
+
+def test_faces_folder_skips_junk_by_the_frame_rule(tmp_path: Path) -> None:
+    """Photos are listed by `pamer.frames`' suffix and junk rule: a macOS AppleDouble copy (`._grace.jpg`) and a
+    text file are no photos, so neither is read nor reported as skipped."""
+    photo = syn.builtin_photos()[0]
+    (tmp_path / "grace.jpg").write_bytes(photo.read_bytes())
+    (tmp_path / "._grace.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (tmp_path / "notes.txt").write_text("not a photo")
+    faces, skipped = syn.load_faces(tmp_path, face_px=128)
+    assert [f.name for f in faces] == ["grace"]
+    assert skipped == []
 
 
 def test_bad_inputs(tmp_path: Path) -> None:

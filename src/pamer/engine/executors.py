@@ -10,7 +10,8 @@ A run executes one way: `choose_executor` decides device, dtype, threads per fol
 once, from the whole fold plan (never from how many folds are left), and the run directory records the decision
 (`provenance.json`, `executor_choice`). A later invocation adopts the record (`ExecutorChoice.from_record`), so a
 resumed run trains its remaining folds exactly as its first ones; an explicit option that differs from the record is
-named by `execution_conflicts`. The executors then only schedule folds: every fold task sets the recorded threads.
+named by `execution_conflicts`. The executors then only schedule folds: every fold task runs on the recorded threads
+(`threads.torch_threads`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pamer.engine.fold import FoldOutput, compute_dtype, device_name, dtype_name
 from pamer.engine.inputs import Inputs, device_for, network_inputs
 from pamer.engine.progress import LosoProgress
 from pamer.engine.stacked import StackedError, check_stackable, stack_size, train_folds_stacked
+from pamer.engine.threads import torch_threads
 from pamer.errors import PamerError
 from pamer.models import count_flops, create_model, model_method
 from pamer.preprocess.cache import Cache, load_cache
@@ -136,15 +138,15 @@ _INPUTS: dict[str, Any] = {}
 
 
 def run_fold(config_dict: dict, cache: Cache, fold: int, on_epoch=None) -> FoldOutput:
-    """The fold task of local, process and ray: set threads, make (or reuse) this process's inputs, train `fold`."""
+    """The fold task of local, process and ray: on the run's threads, make (or reuse) this process's inputs and
+    train `fold`."""
     config = Config.from_dict(config_dict)
     if is_classic(config.model.name):  # features + SVM: no network inputs, no device, no epochs
         from pamer.engine.classic import classic_fold  # scikit-learn loads (~1 s) for classic runs only
 
         return classic_fold(config, cache, fold)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    return train_fold(config, cache, inputs_for(config, cache), fold, on_epoch=on_epoch)
+    with torch_threads(config.train.threads):
+        return train_fold(config, cache, inputs_for(config, cache), fold, on_epoch=on_epoch)
 
 
 def inputs_for(config: Config, cache: Cache) -> Inputs:
@@ -371,11 +373,11 @@ def _worker_fold(config_dict: dict, fold: int) -> FoldOutput:
 def _run_stacked(
     config: Config, cache: Cache, folds: list[int], progress: LosoProgress, stack: int
 ) -> Iterator[FoldOutput]:
-    torch.set_num_threads(config.train.threads)
-    inputs = inputs_for(config, cache)
-    for begin in range(0, len(folds), stack):
-        group = folds[begin : begin + stack]
-        yield from train_folds_stacked(config, cache, inputs, group, on_epoch=progress.stack_callback(group))
+    with torch_threads(config.train.threads):
+        inputs = inputs_for(config, cache)
+        for begin in range(0, len(folds), stack):
+            group = folds[begin : begin + stack]
+            yield from train_folds_stacked(config, cache, inputs, group, on_epoch=progress.stack_callback(group))
 
 
 def _run_process(config: Config, cache_source: Cache | str, folds: list[int], workers: int) -> Iterator[FoldOutput]:

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import torch
 
 import pamer
 from pamer.checkpoint import MODEL_FILES, CheckpointError, write_checkpoint
@@ -22,6 +21,7 @@ from pamer.engine.fold import (
     fold_arguments,
 )
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
+from pamer.engine.threads import torch_threads
 from pamer.models import create_model, model_method
 from pamer.outputs import write_problem
 from pamer.preprocess.cache import Cache
@@ -79,10 +79,7 @@ def train_final(
             f"cannot write the model into {out_dir}: its disk has {free / 2**20:.1f} MiB free, the weights need "
             f"{needed / 2**20:.1f} MiB; free some space or give another --out"
         )
-    threads = torch.get_num_threads()
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    try:
+    with torch_threads(config.train.threads):
         inputs = prepare_inputs(cache, config, device)
         labels = np.asarray(cache.labels, dtype=np.int64)
         every = np.arange(len(cache))
@@ -99,8 +96,6 @@ def train_final(
             )
         except DivergedError as err:
             raise DivergedError(f"pamer train: {err}; no model written") from None
-    finally:
-        torch.set_num_threads(threads)
     state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
     card = {
         "model": config.model.name,

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from pamer.classic import describe_fit, is_classic
 from pamer.config import Config, ConfigError
@@ -174,7 +173,6 @@ def run_loso(
     if todo:
         resumed = "" if record is None else "; as the run was started (provenance.json)"
         print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
-    threads = torch.get_num_threads()  # a fold may set train.threads; the caller's setting comes back after
     try:
         with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
             outputs = run_folds(
@@ -197,7 +195,6 @@ def run_loso(
                     progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
     finally:
         clear_inputs()
-        torch.set_num_threads(threads)
     metrics = collect_metrics(out_dir, cache, config, stamp=stamp, allow_mixed_devices=allow_mixed_devices)
     write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", RunDirError)
     run_provenance["seconds_last_invocation"] = round(time.perf_counter() - start, 3)

@@ -23,15 +23,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
+import matplotlib.cbook
 import numpy as np
+from openpyxl import Workbook
 
 from pamer.data import casme2
 from pamer.errors import PamerError
+from pamer.frames import IMAGE_SUFFIXES, ImageError, is_junk, read_rgb
 from pamer.outputs import write_problem
+from pamer.preprocess.face import detect_faces
+from pamer.preprocess.face import landmarks as face_landmarks
 
 SHEET_NAME = "CASME2-coding-synthetic.xlsx"
 MANIFEST_NAME = "synthetic.json"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 REFERENCE_FACE_PX = 256  # displacements are given in pixels on a face this wide (jaw landmark 0 to 16)
 
 
@@ -156,10 +160,8 @@ class Clip:
 
 def _landmarks(image: np.ndarray) -> np.ndarray | None:
     """The 68 landmarks of the largest face dlib finds, or None."""
-    from pamer.preprocess.face import detect_faces, landmarks
-
     boxes = detect_faces(image)
-    return landmarks(image, boxes[0]) if boxes else None
+    return face_landmarks(image, boxes[0]) if boxes else None
 
 
 def crop_face(name: str, image: np.ndarray, landmarks: np.ndarray, face_px: int) -> Face:
@@ -176,14 +178,13 @@ def crop_face(name: str, image: np.ndarray, landmarks: np.ndarray, face_px: int)
 
 
 def _photo_faces(path: Path, min_px: int = 80) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Every face of at least `min_px` (jaw width) in one photo: (RGB image, landmarks), largest first."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    """Every face of at least `min_px` (jaw width) in one photo: (RGB image, landmarks), largest first; none for a
+    file that is not a readable image."""
+    try:
+        image = read_rgb(path)
+    except ImageError:
         return
-    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    from pamer.preprocess.face import detect_faces, landmarks
-
-    found = [landmarks(image, box) for box in detect_faces(image)]
+    found = [face_landmarks(image, box) for box in detect_faces(image)]
     for pts in sorted(found, key=lambda p: -np.linalg.norm(p[16] - p[0])):
         if np.linalg.norm(pts[16] - pts[0]) >= min_px:
             yield image, pts
@@ -191,8 +192,6 @@ def _photo_faces(path: Path, min_px: int = 80) -> Iterator[tuple[np.ndarray, np.
 
 def builtin_photos() -> list[Path]:
     """Face photos that ship with installed packages: matplotlib's Grace Hopper; scikit-image's astronaut if present."""
-    import matplotlib.cbook
-
     photos = [Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))]
     try:
         import skimage.data  # optional: only when the user happens to have scikit-image
@@ -220,7 +219,7 @@ def load_faces(faces_dir: str | Path | None = None, face_px: int = 256) -> tuple
         faces_dir = Path(faces_dir)
         if not faces_dir.is_dir():
             raise SyntheticError(f"faces folder {faces_dir} does not exist or is not a folder")
-        photos = sorted(p for p in faces_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        photos = sorted(p for p in faces_dir.iterdir() if not is_junk(p.name) and p.suffix.lower() in IMAGE_SUFFIXES)
     faces: list[Face] = []
     skipped: list[str] = []
     for path in photos:
@@ -455,8 +454,6 @@ def render_clip(
 
 
 def _write_sheet(path: Path, rows: list[tuple]) -> None:
-    from openpyxl import Workbook
-
     wb = Workbook()
     ws = wb.active
     ws.title = "Sheet1"
