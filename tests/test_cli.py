@@ -77,6 +77,7 @@ CALLS = {
     "spot video": ("pamer.spot.source:open_source", ["spot", "video", "clip.mp4"]),
     "spot score": ("pamer.spot.intervals_csv:read_intervals", ["spot", "score", "truth.csv", "predicted.csv"]),
     "spot evaluate": ("pamer.spot.evaluate:read_spotting", ["spot", "evaluate", "casme-sq", "--root", "root"]),
+    "demo": ("pamer.demo.run:run_demo", ["demo", "--out", "demo", "--quiet"]),
 }
 
 
