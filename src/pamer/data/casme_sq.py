@@ -24,7 +24,6 @@ from pamer.data._sheet import find_sheet, read_plain
 from pamer.data.longvideos import LongVideo, SpottingIndex, frame_range
 from pamer.data.samples import DatasetError, Problem
 from pamer.frames import is_junk
-from pamer.spot.intervals import Interval
 
 NAME = "casme-sq"
 FPS = 30.0
@@ -124,12 +123,5 @@ def read(root: Path, *, sheet: Path | None = None) -> SpottingIndex:
         if offset == 0:
             offset = apex  # offset not coded: the MEGC2020 baseline ends the interval at the apex
             index.problems.append(Problem(clip, "offset-missing", f"{where}: offset 0 (not coded): the apex {apex}"))
-        if offset < onset:
-            detail = f"{where}: offset {offset} is before onset {onset}"
-            index.problems.append(Problem(clip, "offset-before-onset", detail))
-            continue
-        if onset < video.first or offset > video.last:
-            detail = f"{where}: frames {onset}-{offset} outside the folder's {video.first}-{video.last}"
-            index.problems.append(Problem(clip, "frames-outside", detail))
-        index.truth.append(Interval(video.video, onset, offset, kind, apex))
+        index.add_truth(clip, where, video, onset, offset, kind, apex)
     return index

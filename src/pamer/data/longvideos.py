@@ -61,6 +61,20 @@ class SpottingIndex:
     truth: list[Interval] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
+    def add_truth(
+        self, clip: str, where: str, video: LongVideo, onset: int, offset: int, kind: str, apex: int | None
+    ) -> None:
+        """Add an annotated interval to the truth; one whose offset comes before its onset is left out and named in
+        `problems`, one reaching outside its video's frames is kept and named."""
+        if offset < onset:
+            detail = f"{where}: offset {offset} is before onset {onset}"
+            self.problems.append(Problem(clip, "offset-before-onset", detail))
+            return
+        if onset < video.first or offset > video.last:
+            detail = f"{where}: frames {onset}-{offset} outside the folder's {video.first}-{video.last}"
+            self.problems.append(Problem(clip, "frames-outside", detail))
+        self.truth.append(Interval(video.video, onset, offset, kind, apex))
+
     def counts(self) -> dict[str, int]:
         """Annotated intervals per type."""
         return dict(Counter(t.type for t in self.truth))

@@ -18,7 +18,6 @@ from pamer.data._sheet import find_sheet, read_rows
 from pamer.data.longvideos import LongVideo, SpottingIndex, frame_range
 from pamer.data.samples import DatasetError, Problem
 from pamer.frames import is_junk
-from pamer.spot.intervals import Interval
 
 NAME = "samm-lv"
 FPS = 200.0
@@ -112,12 +111,5 @@ def read(root: Path, *, sheet: Path | None = None) -> SpottingIndex:
             index.problems.append(Problem(clip, "frame-rounded", detail))
         if apex is None:
             index.problems.append(Problem(clip, "apex-missing", f"{where}: apex {row.cells.get('apex')!r}"))
-        if offset < onset:
-            detail = f"{where}: offset {offset} is before onset {onset}"
-            index.problems.append(Problem(clip, "offset-before-onset", detail))
-            continue
-        if onset < video.first or offset > video.last:
-            detail = f"{where}: frames {onset}-{offset} outside the folder's {video.first}-{video.last}"
-            index.problems.append(Problem(clip, "frames-outside", detail))
-        index.truth.append(Interval(video.video, onset, offset, kind, apex))
+        index.add_truth(clip, where, video, onset, offset, kind, apex)
     return index
