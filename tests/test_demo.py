@@ -47,7 +47,8 @@ def test_unwritable_out_fails_cleanly(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     result = runner.invoke(app, ["demo", "--out", str(tmp_path / "file" / "demo"), "--quiet", *TINY])
     assert result.exit_code == 2, result.output
-    assert result.stderr.startswith("error: cannot write the synthetic set ") and "is a file, not a folder" in result.stderr
+    assert result.stderr.startswith("error: cannot write the synthetic set ")
+    assert "is a file, not a folder" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -38,17 +38,6 @@ def _write_frames(folder: Path, frames: list[np.ndarray], names: list[str]) -> P
     return folder
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: float = 100.0) -> Path:
-    # FFV1 is lossless, so the decoded video holds exactly the folder's pixels
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (width, height))
-    assert writer.isOpened(), "OpenCV cannot write FFV1 video here"
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 def _random_frames(n: int, seed: int = 0, shape: tuple[int, int] = (24, 32)) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(n)]
@@ -89,7 +78,7 @@ def test_frame_folder_is_sorted_numerically(tmp_path: Path) -> None:
 
 def test_video_decodes_the_frames_written(tmp_path: Path) -> None:
     frames = _random_frames(5)
-    clip = read_video(_write_video(tmp_path / "clip.avi", frames))
+    clip = read_video(write_video(tmp_path / "clip.avi", frames, fps=100.0))
     assert clip.numbers == [0, 1, 2, 3, 4]
     for got, want in zip(clip.frames, frames, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -155,7 +144,7 @@ def test_frames_of_different_sizes_or_too_many(tmp_path: Path) -> None:
         read_frame_folder(folder, max_bytes=5 * 2304)
     with pytest.raises(ClipError, match="frame 1 has shape"):
         read_clip(mixed)
-    video = _write_video(tmp_path / "long.avi", frames)
+    video = write_video(tmp_path / "long.avi", frames, fps=100.0)
     with pytest.raises(ClipError, match="too long to predict on: 6 frames of 32x24"):
         read_video(video, max_bytes=5 * 2304)
 
@@ -355,7 +344,7 @@ def face_clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray
 def test_folder_and_video_give_the_same_answer(model_dir: Path, face_clip, tmp_path: Path) -> None:
     frames, true_apex = face_clip
     folder = _write_frames(tmp_path / "frames", frames, [f"frame_{i:04d}.png" for i in range(len(frames))])
-    video = _write_video(tmp_path / "clip.avi", frames)
+    video = write_video(tmp_path / "clip.avi", frames, fps=100.0)
     recognizer = Recognizer.from_dir(model_dir)
     assert recognizer.classes == ("negative", "positive", "surprise")
 
@@ -417,7 +406,7 @@ def test_predict_sees_what_training_saw(trained: dict[str, Path]) -> None:
 
 def test_cli_table_json_and_picture(model_dir: Path, face_clip, tmp_path: Path) -> None:
     frames, _ = face_clip
-    video = _write_video(tmp_path / "clip.avi", frames)
+    video = write_video(tmp_path / "clip.avi", frames, fps=100.0)
     table = runner.invoke(app, ["predict", str(model_dir), "--video", str(video)])
     assert table.exit_code == 0, table.output
     assert "probability" in table.stdout and "spotted" in table.stdout
@@ -446,7 +435,7 @@ def test_cli_table_json_and_picture(model_dir: Path, face_clip, tmp_path: Path) 
 )
 def test_cli_bad_onset_apex_and_picture(model_dir: Path, face_clip, tmp_path: Path, args, message: str) -> None:
     frames, _ = face_clip
-    video = _write_video(tmp_path / "clip.avi", frames)
+    video = write_video(tmp_path / "clip.avi", frames, fps=100.0)
     error = _fail(["predict", str(model_dir), "--video", str(video), *args])
     assert re.search(message, error), error
 
@@ -455,7 +444,7 @@ def test_cli_picture_into_a_folder_that_cannot_take_it(model_dir: Path, face_cli
     """Refused before the work, by name: a read-only folder, a file where the folder should be, a folder where the
     file should be; and a disk that fills up while the picture is written."""
     frames, _ = face_clip
-    video = str(_write_video(tmp_path / "clip.avi", frames))
+    video = str(write_video(tmp_path / "clip.avi", frames, fps=100.0))
     error = _fail(["predict", str(model_dir), "--video", video, "--picture", str(read_only_dir / "a.png")])
     assert f"cannot write into {read_only_dir}" in error
     (tmp_path / "file").write_text("a file, not a folder")
