@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from _engine import make_cache
 from pamer.config import SHIPPED, load_config
 from pamer.engine.executors import run_fold
 from pamer.engine.threads import torch_threads
-from test_run_integrity import make_cache
 
 
 def _other(threads: int) -> int:
@@ -40,6 +40,6 @@ def test_a_fold_task_trains_on_the_runs_threads_and_gives_the_callers_back() -> 
     other = _other(before)
     sets = ["model.name=pamnet_test", "train.epochs=1", "train.input_size=32", f"train.threads={other}"]
     config = load_config(SHIPPED / "paper" / "smic.yaml", sets)
-    output = run_fold(config.to_dict(), make_cache(), 0)
+    output = run_fold(config.to_dict(), make_cache(per_subject=4, labels="every class"), 0)
     assert output.threads == other  # the count its fold file records: the one it trained on
     assert torch.get_num_threads() == before
