@@ -208,3 +208,9 @@ def test_bad_inputs(tmp_path: Path) -> None:
         syn.SyntheticConfig(subjects=1)
     with pytest.raises(syn.SyntheticError, match="amplitude_px"):
         syn.SyntheticConfig(amplitude_px=(3.0, 1.0))
+
+
+def test_a_frame_that_cannot_be_written_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cv2, "imwrite", lambda *args, **kwargs: False)  # what OpenCV returns on a full disk
+    with pytest.raises(syn.SyntheticError, match=r"cannot write the frame .*img\d+\.jpg"):
+        syn.generate(tmp_path / "set", syn.SyntheticConfig(subjects=2, clips_per_class=1))

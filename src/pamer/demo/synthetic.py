@@ -526,11 +526,10 @@ def generate(
             folder = tmp / f"sub{subject.name}" / name
             folder.mkdir(parents=True)
             for i, frame in enumerate(clip.frames):
-                cv2.imwrite(
-                    str(folder / f"img{onset + i}.jpg"),
-                    cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality],
-                )
+                path = folder / f"img{onset + i}.jpg"
+                image = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]):
+                    raise SyntheticError(f"cannot write the frame {path} (the disk full?)")
             offset = onset + len(clip.frames) - 1
             rows.append((subject.name, name, None, onset, onset + clip.apex, offset, None, clip.params["aus"], emotion))
             clips.append({"subject": subject.name, "clip": name, "emotion": emotion, **clip.params})
