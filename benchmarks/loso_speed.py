@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from pamer.config import Config, load_config
+from pamer.engine.allocator import reuse_freed_memory
 from pamer.engine.executors import choose_executor, clear_inputs, run_folds
 from pamer.engine.fold import autocast, compute_dtype, cpu_has_native_bf16, dtype_name, fit, fold_plan
 from pamer.engine.inputs import device_for, prepare_inputs
@@ -151,14 +152,15 @@ def bare_epochs(config: Config, batches: list[int], epochs: int, device: torch.d
         optimizer.step()
     sync(device)
     start = time.perf_counter()
-    for _ in range(epochs):
-        for x, y in data:
-            with autocast(device, dtype):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with reuse_freed_memory():  # glibc as `fit` trains with it (engine/allocator.py)
+        for _ in range(epochs):
+            for x, y in data:
+                with autocast(device, dtype):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
     sync(device)
     return time.perf_counter() - start
 

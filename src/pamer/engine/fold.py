@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from pamer.classic import check_classic, is_classic
 from pamer.config import AugmentConfig, Config, ConfigError
+from pamer.engine.allocator import reuse_freed_memory
 from pamer.engine.augment import channel_stats, random_affine, warp
 from pamer.engine.inputs import Inputs, as_inputs
 from pamer.errors import PamerError
@@ -395,25 +396,26 @@ def train_learner(
     epochs = config.train.epochs
     history: list[list[tuple[float, float]]] = [[] for _ in range(k)]
     oracle: list[list[np.ndarray]] = [[] for _ in range(k)]
-    for epoch in range(1, epochs + 1):
-        stats = learner.train_epoch()
-        for h, s in zip(history, stats, strict=True):
-            h.append(s)
-        diverged = [i for i, (loss, _) in enumerate(stats) if not math.isfinite(loss)]
-        if diverged:
-            # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
-            raise DivergedError(
-                f"training diverged at epoch {epoch}: the mean training loss is {stats[diverged[0]][0]} "
-                f"(train.lr = {config.train.lr:g}; try a smaller one)",
-                diverged,
-            )
-        if on_epoch is not None:
-            on_epoch(epoch, stats)
-        if config.oracle and epoch < epochs:
-            for i, probs in enumerate(learner.predict()):
-                if probs is not None:
-                    oracle[i].append(probs.argmax(1))
-    probs = learner.predict()
+    with reuse_freed_memory():  # the steps' large activations reuse freed memory (engine/allocator.py)
+        for epoch in range(1, epochs + 1):
+            stats = learner.train_epoch()
+            for h, s in zip(history, stats, strict=True):
+                h.append(s)
+            diverged = [i for i, (loss, _) in enumerate(stats) if not math.isfinite(loss)]
+            if diverged:
+                # the weights are NaN or infinite from here on: stop before anything is scored, saved or printed
+                raise DivergedError(
+                    f"training diverged at epoch {epoch}: the mean training loss is {stats[diverged[0]][0]} "
+                    f"(train.lr = {config.train.lr:g}; try a smaller one)",
+                    diverged,
+                )
+            if on_epoch is not None:
+                on_epoch(epoch, stats)
+            if config.oracle and epoch < epochs:
+                for i, probs in enumerate(learner.predict()):
+                    if probs is not None:
+                        oracle[i].append(probs.argmax(1))
+        probs = learner.predict()
     seconds = (time.perf_counter() - start) / k
     results = []
     for i in range(k):
