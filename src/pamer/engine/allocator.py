@@ -5,7 +5,7 @@ mmap and gives it back with munmap when freed. A training step frees and allocat
 step, so on the CPU each large activation's pages are faulted in and zeroed by the kernel anew each step: pamnet's
 activations at 224 px are 25-100 MiB each. Inside `reuse_freed_memory` glibc takes every block from its heap
 (M_MMAP_MAX = 0) and keeps what is freed (M_TRIM_THRESHOLD at its largest); when the last such block ends its
-defaults come back and the free memory is returned (malloc_trim). A whole fold trains 1.06-1.37x faster for pamnet
+defaults come back and the free memory is returned (malloc_trim). A whole fold trains 1.04-1.37x faster for pamnet
 (224 to 28 px, float32 and bfloat16) and 1.45x for STSTNet's recipe, at about the same peak memory (BENCHMARKS.md,
 `benchmarks/cpu_fold_ab.py`); no number a fold computes changes. Elsewhere than glibc (macOS, Windows, musl) it does
 nothing.

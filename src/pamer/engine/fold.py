@@ -88,8 +88,8 @@ CPUINFO = Path("/proc/cpuinfo")
 # Whether `auto` takes bf16 on a CPU with native bf16. Issue 19's rule: only once pooled LOSO metrics of bf16 and
 # float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32 learns. Five seeds did
 # not show it on the demo set (bf16 lower on 4 of 5 paired seeds, mean -0.068 macro-F1; BENCHMARKS.md, "bfloat16
-# vs float32"), so `auto` stays float32 on every CPU, as before, although pamnet's step at 112 px is 1.79x faster in
-# bf16 there; `train.precision: bfloat16` takes it on request.
+# vs float32"), so `auto` stays float32 on every CPU, as before, although pamnet's step is 1.6-1.7x faster in bf16
+# there at 112 px and 2.0x at 224 px (BENCHMARKS.md, 2026-12-06); `train.precision: bfloat16` takes it on request.
 AUTO_CPU_BF16 = False
 
 
