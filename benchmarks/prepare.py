@@ -26,8 +26,9 @@ import matplotlib.cbook
 import numpy as np
 
 from pamer.data import DatasetIndex, Sample
+from pamer.frames import read_rgb
 from pamer.preprocess import pipeline, prepare
-from pamer.preprocess.face import FaceAligner, detect_faces, dlib_models, read_rgb
+from pamer.preprocess.face import FaceAligner, detect_faces, dlib_models
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "faces"
 

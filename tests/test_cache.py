@@ -20,8 +20,9 @@ from typer.testing import CliRunner
 import pamer.data
 from _trees import FrameSpec, build_tree
 from pamer.cli import app
+from pamer.frames import read_rgb
 from pamer.preprocess import CacheError, load_cache, pipeline, prepare, read_manifest
-from pamer.preprocess.face import FaceAligner, detect_faces, read_rgb
+from pamer.preprocess.face import FaceAligner, detect_faces
 
 # two subjects, six clips of the real CASME II sheet, each showing one case
 NORMAL, TILTED, FACE_AT_APEX = "EP04_03", "EP19_05f", "EP19_06f"  # sub01

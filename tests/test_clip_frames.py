@@ -12,8 +12,9 @@ import pamer.data
 from pamer.cli import app
 from pamer.config import ConfigError
 from pamer.demo.synthetic import SyntheticConfig, generate
+from pamer.frames import read_rgb
 from pamer.preprocess.cache import CacheError, load_cache, read_manifest
-from pamer.preprocess.face import FaceAligner, read_rgb, to_gray
+from pamer.preprocess.face import FaceAligner, to_gray
 from pamer.preprocess.motion import resample_needs, resample_plan, temporal_resample
 from pamer.preprocess.pipeline import prepare
 

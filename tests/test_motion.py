@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pamer.errors import NotInstalledError
-from pamer.preprocess.face import read_rgb
+from pamer.frames import read_rgb
 from pamer.preprocess.motion import difference, flow_image, optical_strain, spot_apex, tvl1_flow
 
 needs_optflow = pytest.mark.skipif(

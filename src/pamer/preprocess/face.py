@@ -37,9 +37,6 @@ import numpy as np
 from pamer.config import ConfigError
 from pamer.errors import NotInstalledError
 
-# the frame decoder moved to pamer.frames (one reader for prepare and predict); still importable from here
-from pamer.frames import ImageError, read_rgb  # noqa: F401
-
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
 # bump whenever the crops this module produces change, so caches made by an older aligner are not reused
 ALIGNER_VERSION = 1
