@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from _engine import make_cache
+from _models import layer_shapes
 from pamer.config import SHIPPED, load_config
 from pamer.data.labels import CASME2_5CLASS
 from pamer.engine.fold import fold_arguments, fold_plan
@@ -78,14 +79,8 @@ SHAPES = {
 def test_layer_shapes_at_the_published_sizes(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()
-    modules = dict(model.named_modules())
-    seen: dict[str, tuple[int, ...]] = {}
-    for path in SHAPES[name]:
-        modules[path].register_forward_hook(lambda m, i, out, path=path: seen.__setitem__(path, tuple(out.shape)))
     xs = [torch.randn(2, *shape) for shape in model_method(name).input_shapes]
-    with torch.no_grad():
-        features, maps = model.forward_features(*xs)
-        logits = model.forward_head(features)
+    seen, features, logits, maps = layer_shapes(model, SHAPES[name], *xs)
     assert seen == SHAPES[name]
     assert features.shape == (2, model.num_features) and logits.shape == (2, 5) and maps == []
 

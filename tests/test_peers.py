@@ -22,6 +22,7 @@ import yaml
 from torch import nn
 from typer.testing import CliRunner
 
+from _models import layer_shapes
 from pamer.cli import app
 from pamer.config import SHIPPED
 from pamer.models import (
@@ -116,14 +117,8 @@ SHAPES: dict[str, dict[str, tuple[int, ...]]] = {
 def test_layer_shapes_at_the_published_input_size(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()
-    modules = dict(model.named_modules())
-    seen: dict[str, tuple[int, ...]] = {}
-    for path in SHAPES[name]:
-        modules[path].register_forward_hook(lambda m, i, out, path=path: seen.__setitem__(path, tuple(out.shape)))
     side = SIDES[name]
-    with torch.no_grad():
-        features, maps = model.forward_features(torch.randn(2, 3, side, side))
-        logits = model.forward_head(features)
+    seen, features, logits, maps = layer_shapes(model, SHAPES[name], torch.randn(2, 3, side, side))
     assert seen == SHAPES[name]
     assert features.shape == (2, model.num_features) and logits.shape == (2, 5) and maps == []
 

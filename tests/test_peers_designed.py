@@ -14,6 +14,7 @@ from skimage.feature import local_binary_pattern
 from torch import nn
 
 from _engine import make_cache
+from _models import layer_shapes
 from pamer.config import SHIPPED, load_config
 from pamer.engine import run_loso
 from pamer.models import ModelConfigError, create_model, list_models, model_input_size, model_method
@@ -82,13 +83,7 @@ MAPS = {"lbp_attention": (2, 1, 7, 7), "madfn": (2, 1, 14, 14), "madfn_image": (
 def test_layer_shapes(name: str) -> None:
     torch.manual_seed(0)
     model = create_model(name, num_classes=K).eval()
-    modules = dict(model.named_modules())
-    seen: dict[str, tuple[int, ...]] = {}
-    for path in SHAPES[name]:
-        modules[path].register_forward_hook(lambda m, i, out, path=path: seen.__setitem__(path, tuple(out.shape)))
-    with torch.no_grad():
-        features, maps = model.forward_features(*example_inputs(name))
-        logits = model.forward_head(features)
+    seen, features, logits, maps = layer_shapes(model, SHAPES[name], *example_inputs(name))
     assert seen == SHAPES[name]
     assert features.shape == (2, FEATURES[name]) and logits.shape == (2, K)
     assert [tuple(m.shape) for m in maps] == [MAPS[name]]
