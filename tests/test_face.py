@@ -13,17 +13,9 @@ import pytest
 
 from pamer.config import ConfigError
 from pamer.errors import NotInstalledError
+from pamer.frames import ImageError, read_rgb
 from pamer.preprocess import face
-from pamer.preprocess.face import (
-    FaceAligner,
-    ImageError,
-    detect_faces,
-    eye_line,
-    eye_tilt,
-    landmarks,
-    model_path,
-    read_rgb,
-)
+from pamer.preprocess.face import FaceAligner, detect_faces, eye_line, eye_tilt, landmarks, model_path
 
 GRACE = Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
