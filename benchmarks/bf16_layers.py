@@ -3,8 +3,10 @@
 One training step (forward + backward + Adam, batch `--batch`, `--size` px, as `loso_speed`'s bare step) is
 profiled with torch.profiler in float32 and under bf16 autocast; for each convolution shape the time of its forward
 (`aten::mkldnn_convolution`) and of its backward (`aten::convolution_backward`: data and weight gradients together)
-is printed per step in both, with their ratio, largest float32 time first, and the totals of each kind. The
-backward-weights kernels are where bf16 gains least; `ONEDNN_VERBOSE=1` names the oneDNN implementation of each.
+is printed per step in both, with their ratio, largest float32 time first, and the totals of each kind. Then oneDNN's
+own timing of each primitive (its verbose mode, on for the same number of further steps) splits the backward into
+its data and weight gradients and names the kernel oneDNN chose for each: in bf16 on a CPU without AMX the weight
+gradient runs on an older kernel (`jit_bf16`) and gains least.
 
     python benchmarks/bf16_layers.py                    # pamnet at 112 px, batch 32, 3 profiled steps
     python benchmarks/bf16_layers.py --size 224 --steps 2
@@ -13,9 +15,15 @@ backward-weights kernels are where bf16 gains least; `ONEDNN_VERBOSE=1` names th
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import platform
+import statistics
+import sys
+import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +35,9 @@ from pamer.models import create_model
 KINDS = {"aten::mkldnn_convolution": "forward", "aten::convolution_backward": "backward"}
 
 
-def conv_times(dtype: torch.dtype, size: int, batch: int, steps: int) -> dict[tuple[str, str], float]:
-    """Milliseconds per step of each (kind, shapes) convolution in `dtype`."""
+def training_step(dtype: torch.dtype, size: int, batch: int) -> Callable[[], None]:
+    """One steady training step of pamnet in `dtype` (three untimed steps done: the optimiser's state, oneDNN's
+    choices)."""
     torch.manual_seed(0)
     model = create_model("pamnet", num_classes=3).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -42,8 +51,13 @@ def conv_times(dtype: torch.dtype, size: int, batch: int, steps: int) -> dict[tu
         F.cross_entropy(logits.float(), y).backward()
         optimizer.step()
 
-    for _ in range(3):  # steady steps: the optimiser's state, oneDNN's choices
+    for _ in range(3):
         step()
+    return step
+
+
+def conv_times(step: Callable[[], None], steps: int) -> dict[tuple[str, str], float]:
+    """Milliseconds per step of each (kind, shapes) convolution, by torch.profiler."""
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(steps):
             step()
@@ -55,6 +69,37 @@ def conv_times(dtype: torch.dtype, size: int, batch: int, steps: int) -> dict[tu
     return times
 
 
+def primitive_times(step: Callable[[], None], steps: int) -> dict[tuple[str, str], float]:
+    """Milliseconds per step of each (primitive and propagation, implementation) by oneDNN's verbose mode.
+
+    oneDNN prints one line per executed primitive on the C stdout, ending with its time in ms; the lines are caught
+    by pointing file descriptor 1 at a temporary file for the duration.
+    """
+    libc = ctypes.CDLL(None)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile(mode="w+") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                for _ in range(steps):
+                    step()
+            libc.fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        log.seek(0)
+        lines = log.read().splitlines()
+    times: dict[tuple[str, str], float] = defaultdict(float)
+    for line in lines:
+        fields = line.split(",")
+        # onednn_verbose,v1,primitive,exec,cpu,<primitive>,<implementation>,<propagation>,...,<ms>
+        if line.startswith("onednn_verbose") and fields[3] == "exec" and fields[2] == "primitive":
+            kind = fields[5] if fields[7] == "undef" else f"{fields[5]} {fields[7]}"
+            times[kind, fields[6]] += float(fields[-1]) / steps
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=112)
@@ -63,8 +108,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"bf16_layers: {time.strftime('%Y-%m-%d %H:%M %Z')}, {platform.node()}, torch {torch.__version__}, ", end="")
     print(f"{torch.get_num_threads()} threads; pamnet at {args.size} px, batch {args.batch}, {args.steps} steps each")
-    f32 = conv_times(torch.float32, args.size, args.batch, args.steps)
-    b16 = conv_times(torch.bfloat16, args.size, args.batch, args.steps)
+    f32_step = training_step(torch.float32, args.size, args.batch)
+    b16_step = training_step(torch.bfloat16, args.size, args.batch)
+    f32, b16 = conv_times(f32_step, args.steps), conv_times(b16_step, args.steps)
     print(f"  {'kind':8s} {'input, (grad,) weight':58s} {'float32':>9s} {'bf16':>9s}  ratio")
     for key in sorted(f32, key=lambda k: -f32[k]):
         if key in b16 and f32[key] >= 1.0:
@@ -73,6 +119,27 @@ def main() -> None:
         a = sum(t for (k, _), t in f32.items() if k == kind)
         b = sum(t for (k, _), t in b16.items() if k == kind)
         print(f"  all {kind} convolutions: float32 {a:.0f} ms, bf16 {b:.0f} ms per step, {a / b:.2f}x")
+    print("oneDNN's own time per step of each primitive (verbose mode), and the kernel of each in bf16:")
+    f32, b16 = primitive_times(f32_step, args.steps), primitive_times(b16_step, args.steps)
+    by_kind: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for times, column in ((f32, 0), (b16, 1)):
+        for (kind, _), ms in times.items():
+            by_kind[kind][column] += ms
+    for kind, (a, b) in sorted(by_kind.items(), key=lambda item: -item[1][0]):
+        if a >= 1.0:
+            kernels = ", ".join(sorted({impl for k, impl in b16 if k == kind}))
+            print(f"  {kind:31s} {a:7.1f}ms {b:7.1f}ms  {a / b:.2f}x   {kernels}")
+    rounds = {torch.float32: [], torch.bfloat16: []}
+    for _ in range(args.steps):  # unprofiled steps, interleaved
+        for dtype, step in ((torch.float32, f32_step), (torch.bfloat16, b16_step)):
+            start = time.perf_counter()
+            step()
+            rounds[dtype].append((time.perf_counter() - start) * 1000)
+    a, b = (statistics.median(rounds[d]) for d in (torch.float32, torch.bfloat16))
+    primitives = [sum(times.values()) for times in (f32, b16)]
+    print(f"  whole step (median of {args.steps}, no profiler)  {a:7.1f}ms {b:7.1f}ms  {a / b:.2f}x")
+    rest = (a - primitives[0], b - primitives[1])
+    print(f"  the step outside oneDNN           {rest[0]:7.1f}ms {rest[1]:7.1f}ms  {rest[0] / rest[1]:.2f}x")
 
 
 if __name__ == "__main__":
