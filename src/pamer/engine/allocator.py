@@ -4,11 +4,12 @@ glibc serves every block over its mmap threshold (128 KiB, raised as blocks are 
 mmap and gives it back with munmap when freed. A training step frees and allocates the same activations again every
 step, so on the CPU each large activation's pages are faulted in and zeroed by the kernel anew each step: pamnet's
 activations at 224 px are 25-100 MiB each. Inside `reuse_freed_memory` glibc takes every block from its heap
-(M_MMAP_MAX = 0) and keeps what is freed (M_TRIM_THRESHOLD at its largest); when the last such block ends its
-defaults come back and the free memory is returned (malloc_trim). A whole fold trains 1.04-1.37x faster for pamnet
-(224 to 28 px, float32 and bfloat16) and 1.45x for STSTNet's recipe, at about the same peak memory (BENCHMARKS.md,
-`benchmarks/cpu_fold_ab.py`); no number a fold computes changes. Elsewhere than glibc (macOS, Windows, musl) it does
-nothing.
+(M_MMAP_MAX = 0) and keeps what is freed (M_TRIM_THRESHOLD at its largest); when the last such block ends both take
+their default values again and the free memory is returned (malloc_trim). Setting them stops glibc from raising its
+mmap threshold by itself (mallopt(3)): after the first fold it stays where it stood. A whole fold trains 1.04-1.37x
+faster for pamnet (224 to 28 px, float32 and bfloat16) and 1.45x for STSTNet's recipe, at about the same peak memory
+(BENCHMARKS.md, `benchmarks/cpu_fold_ab.py`); no number a fold computes changes. Elsewhere than glibc (macOS,
+Windows, musl) it does nothing.
 """
 
 from __future__ import annotations
