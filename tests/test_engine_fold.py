@@ -25,6 +25,7 @@ from pamer.engine.fold import (
     train_learner,
 )
 from pamer.engine.inputs import prepare_inputs
+from pamer.engine.loso import run_loso
 from pamer.engine.rundir import config_hash
 
 
@@ -157,6 +158,25 @@ def test_float32_precision_forces_float32(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(fold, "cpu_has_native_bf16", lambda: True)  # auto would take bf16 here
     seen, output = conv_output_dtypes(load_config(None, [*TINY, "train.precision=float32"]), make_cache(2, 6))
     assert seen == {torch.float32} and output.dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "warned"),
+    [("bfloat16", False, True), ("bfloat16", True, False), ("float32", False, False), ("auto", False, False)],
+    ids=["bf16 without native bf16", "bf16 with it", "float32", "auto"],
+)
+def test_bf16_on_a_cpu_that_emulates_it_is_warned_before_training(
+    precision: str, native: bool, warned: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(fold, "cpu_has_native_bf16", lambda: native)
+    config, cache = load_config(None, [*TINY, f"train.precision={precision}"]), make_cache(2, 6)
+    warning = "warning: train.precision = bfloat16 on a CPU without native bf16 (pamer found no avx512_bf16"
+    run_loso(config, tmp_path / "run", cache=cache, quiet=True)
+    assert (f"pamer loso: {warning}" in capsys.readouterr().err) is warned
+    train_final(config, tmp_path / "model", cache=cache)
+    assert (f"pamer train: {warning}" in capsys.readouterr().err) is warned
+    run_loso(config, tmp_path / "run", cache=cache, quiet=True)  # the rerun trains nothing: nothing to warn of
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_train_records_the_dtype_it_trained_in(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ class TrainConfig:
         precision: `auto`, `float32` or `bfloat16` (`engine.fold.compute_dtype`). `auto`: bfloat16 on CUDA,
             float32 on a CPU (bf16 on CPUs with native bf16 waits for `benchmarks/precision.py`: see
             `engine.fold.AUTO_CPU_BF16`). bfloat16 is autocast: weights, gradients, Adam's state and batch norm's
-            statistics stay float32.
+            statistics stay float32; on a CPU without native bf16 it is many times slower, and training warns.
     """
 
     epochs: int = 40

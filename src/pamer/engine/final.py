@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from pamer.engine.fold import (
     check_model,
     compute_dtype,
     dtype_name,
+    emulated_bf16_warning,
     fit,
     fold_arguments,
 )
@@ -79,6 +81,8 @@ def train_final(
             f"cannot write the model into {out_dir}: its disk has {free / 2**20:.1f} MiB free, the weights need "
             f"{needed / 2**20:.1f} MiB; free some space or give another --out"
         )
+    if warning := emulated_bf16_warning(config.train.precision, device):
+        print(f"pamer train: warning: {warning}", file=sys.stderr, flush=True)
     with torch_threads(config.train.threads):
         inputs = prepare_inputs(cache, config, device)
         labels = np.asarray(cache.labels, dtype=np.int64)

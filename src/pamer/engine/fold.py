@@ -47,6 +47,7 @@ __all__ = [
     "compute_dtype",
     "cpu_has_native_bf16",
     "dtype_name",
+    "emulated_bf16_warning",
     "channel_tensors",
     "class_weights",
     "autocast",
@@ -129,6 +130,22 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     if device.type == "cuda" or (device.type == "cpu" and AUTO_CPU_BF16 and cpu_has_native_bf16()):
         return torch.bfloat16
     return torch.float32
+
+
+def emulated_bf16_warning(precision: str, device: torch.device) -> str:
+    """One line to show before training when `train.precision` gives bfloat16 on a CPU without native bf16
+    (`cpu_has_native_bf16`); else ''. Without AVX-512, torch has no oneDNN bf16 convolution and falls back to its
+    im2col kernels (`aten::_slow_conv2d_*`), many times slower than float32's.
+
+    `auto` never gives that; `bfloat16`, asked for explicitly, is still honoured (its numbers are bf16's).
+    """
+    if compute_dtype(precision, device) != torch.bfloat16 or device.type != "cpu" or cpu_has_native_bf16():
+        return ""
+    return (
+        f"train.precision = {precision} on a CPU without native bf16 (pamer found no avx512_bf16 or amx_bf16 flag "
+        "in /proc/cpuinfo): bf16 has no fast kernels there, and pamnet's training step ran 11-16x slower than in "
+        "float32 on such a CPU (BENCHMARKS.md, 2026-12-06, Zen 3); train.precision=float32 trains much faster here"
+    )
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -29,7 +29,7 @@ from pamer.engine.executors import (
     execution_conflicts,
     run_folds,
 )
-from pamer.engine.fold import check_model, fold_plan
+from pamer.engine.fold import check_model, emulated_bf16_warning, fold_plan
 from pamer.engine.inputs import cache_path, device_for, load_cache_for
 from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
@@ -156,7 +156,7 @@ def run_loso(
     )
     config = adopt(choice, config)
     try:
-        device_for(config)
+        device = device_for(config)
     except ConfigError:
         raise RunDirError(
             f"{out_dir} was started on {choice.device}, which is not here; resume it on such a machine, use another "
@@ -173,6 +173,9 @@ def run_loso(
     if todo:
         resumed = "" if record is None else "; as the run was started (provenance.json)"
         print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
+        warning = "" if is_classic(config.model.name) else emulated_bf16_warning(config.train.precision, device)
+        if warning:
+            print(f"pamer loso: warning: {warning}", file=sys.stderr, flush=True)
     try:
         with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
             outputs = run_folds(
