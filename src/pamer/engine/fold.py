@@ -134,8 +134,9 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 def emulated_bf16_warning(precision: str, device: torch.device) -> str:
     """One line to show before training when `train.precision` gives bfloat16 on a CPU without native bf16
-    (`cpu_has_native_bf16`); else ''. Without AVX-512, torch has no oneDNN bf16 convolution and falls back to its
-    im2col kernels (`aten::_slow_conv2d_*`), many times slower than float32's.
+    (`cpu_has_native_bf16`); else ''. Without AVX-512 (a Zen 3, say), torch has no oneDNN bf16 convolution and falls
+    back to its im2col kernels (`aten::_slow_conv2d_*`), many times slower than float32's; with AVX-512 but not its
+    BF16 extension, oneDNN emulates bf16 (not measured here).
 
     `auto` never gives that; `bfloat16`, asked for explicitly, is still honoured (its numbers are bf16's).
     """
@@ -143,8 +144,8 @@ def emulated_bf16_warning(precision: str, device: torch.device) -> str:
         return ""
     return (
         f"train.precision = {precision} on a CPU without native bf16 (pamer found no avx512_bf16 or amx_bf16 flag "
-        "in /proc/cpuinfo): bf16 has no fast kernels there, and pamnet's training step ran 11-16x slower than in "
-        "float32 on such a CPU (BENCHMARKS.md, 2026-12-06, Zen 3); train.precision=float32 trains much faster here"
+        "in /proc/cpuinfo): bf16 has no fast kernels there; pamnet's training step ran 11-16x slower than in float32 "
+        "on a Zen 3 EPYC without AVX-512 (BENCHMARKS.md, 2026-12-06); train.precision=float32 avoids that"
     )
 
 
