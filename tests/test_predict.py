@@ -84,6 +84,19 @@ def test_video_decodes_the_frames_written(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+def test_video_that_ends_before_its_stated_frames_is_read_with_a_warning(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "clip.avi", _random_frames(20), fps=100.0)
+    assert read_video(video).warnings == []
+    data = video.read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])  # the header still states 20 frames
+    clip = read_video(truncated)
+    assert 0 < len(clip) < 20
+    (warning,) = clip.warnings
+    assert f"states 20 frames but only its first {len(clip)} could be decoded" in warning
+    assert f"frames {len(clip)}-19 were not read" in warning
+
+
 def test_frame_folder_is_read_as_prepare_reads_a_dataset(tmp_path: Path) -> None:
     """One decoder and one frame-number rule for training and prediction: an EXIF-rotated JPEG is turned upright,
     a 16-bit PNG is read, and a macOS metadata file (`._img3.png`) is no frame, in both."""
@@ -421,6 +434,27 @@ def test_cli_table_json_and_picture(model_dir: Path, face_clip, tmp_path: Path) 
     assert summary["apex"]["source"] == "spotted"
     image = cv2.imread(str(picture))
     assert image is not None and image.shape[1] > image.shape[0]  # one row: face, motion, four maps
+
+
+def test_cli_warns_of_a_truncated_video_in_the_table_json_and_errors(model_dir: Path, face_clip, tmp_path: Path):
+    frames, _ = face_clip
+    data = write_video(tmp_path / "clip.avi", frames * 4, fps=100.0).read_bytes()
+    truncated = tmp_path / "truncated.avi"
+    truncated.write_bytes(data[: len(data) // 2])
+    read = len(read_video(truncated))
+    assert 0 < read < 40
+    warning = f"states 40 frames but only its first {read} could be decoded"
+    table = runner.invoke(app, ["predict", str(model_dir), "--video", str(truncated)])
+    assert table.exit_code == 0, table.output
+    assert warning in " ".join(table.stderr.split()) and "probability" in table.stdout
+    as_json = runner.invoke(app, ["predict", str(model_dir), "--video", str(truncated), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    (line,) = json.loads(as_json.stdout)["warnings"]
+    assert warning in line
+    # an apex past the end: refused, and the warning printed first says why that frame is not in the clip
+    beyond = runner.invoke(app, ["predict", str(model_dir), "--video", str(truncated), "--apex", "39"])
+    assert beyond.exit_code != 0 and warning in " ".join(beyond.stderr.split())
+    assert "apex 39 is out of range" in " ".join(beyond.output.split())
 
 
 @pytest.mark.parametrize(

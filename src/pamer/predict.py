@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class Prediction:
     `face` describes the alignment (`{"face": "given"}` for a model trained on ready-made crops, whose frames are
     taken as crops) and, under `registration`, the apex's registration onto the onset (`residual_px`: motion left
     at the nose, in frame pixels; or why it was not registered). `timings` are
-    seconds per stage: decode, (spot,) detect, align, model.
+    seconds per stage: decode, (spot,) detect, align, model. `warnings` are the clip's (`Clip.warnings`).
     """
 
     label: str
@@ -75,6 +75,7 @@ class Prediction:
     apex_crop: np.ndarray
     motion: np.ndarray
     timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """A JSON-ready summary (everything but the image arrays)."""
@@ -87,6 +88,7 @@ class Prediction:
             "face": self.face,
             "attention_shapes": [list(a.shape) for a in self.attention],
             "timings_s": self.timings,
+            "warnings": self.warnings,
         }
 
     def picture(self, path: str | Path) -> Path:
@@ -294,6 +296,7 @@ class Recognizer:
             apex_crop=apex_crop,
             motion=motion,
             timings=timings,
+            warnings=list(clip.warnings),
         )
 
     def _strongest_interval(self, clip: Clip) -> Any:

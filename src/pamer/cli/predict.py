@@ -50,6 +50,8 @@ def predict(
         check_picture_path(picture)
     recognizer = Recognizer.from_dir(model_dir, device=device)
     clip = read_video(video) if video is not None else read_frame_folder(frames)
+    for line in clip.warnings:  # before predicting: they explain an onset or apex that is not in the clip
+        typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
     result = recognizer.predict(clip, onset=onset, apex=apex, register=register)
     if picture is not None:
         result.picture(picture)

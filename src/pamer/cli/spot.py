@@ -82,7 +82,7 @@ def spot_command(
         result = spot_video(source, progress=lambda done: progress.update(task, completed=done))
     recognised = {} if recognizer is None else recognise(result, recognizer, source)
 
-    for line in result.gap_messages():
+    for line in result.messages():
         typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
     _print_table(result, recognised)
     if out is not None:
@@ -152,7 +152,7 @@ def _write_outputs(result, recognised: dict, out: Path) -> list[Path]:
     csv_path = write_intervals(out / "intervals.csv", result.intervals, extra)
     summary = result.to_dict()
     summary["intervals"] = rows
-    summary["warnings"] = result.gap_messages()
+    summary["warnings"] = result.messages()
     json_path = out / "spot.json"
     json_path.write_text(json.dumps(summary, indent=2, allow_nan=False), encoding="utf-8")
     labels = {apex: p.label for apex, p in recognised.items()}

@@ -43,6 +43,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pamer.clip import shortfall_warning
 from pamer.preprocess.face import to_gray
 from pamer.preprocess.register import (
     INNER_EYE_CORNERS,
@@ -94,6 +95,7 @@ class SpotResult:
         fps: the video's frame rate.
         stride: every `stride`-th frame was read for the signals.
         frames: how many frames were read.
+        stated_frames: how many frames the source states it holds (a video's own count; for a folder, its files).
         intervals: the expressions found, in time order.
         numbers: (N,) frame numbers of the sampled frames.
         signals: (N, len(REGIONS)) each region's filtered motion (reference px; the most moving patch of the region)
@@ -108,6 +110,7 @@ class SpotResult:
     fps: float
     stride: int
     frames: int
+    stated_frames: int
     intervals: list[Interval]
     numbers: np.ndarray
     signals: np.ndarray
@@ -120,18 +123,18 @@ class SpotResult:
         """Whether a face was seen in any frame."""
         return bool(np.isfinite(self.residual).any())
 
-    def gap_messages(self, min_seconds: float = 0.0) -> list[str]:
-        """One line per run of frames without a face lasting at least `min_seconds`."""
+    def messages(self) -> list[str]:
+        """One warning line per doubt about the result: a video that ends before the frames it states, each run of
+        frames without a face (or that no face was seen at all)."""
+        shortfall = shortfall_warning(self.source, self.stated_frames, self.frames)
+        lines = [] if shortfall is None else [shortfall + ", so nothing was spotted in them"]
         if not self.face_seen:
-            return [f"no face found in {self.source}: none in any of its {self.frames} frames"]
-        lines = []
+            return [*lines, f"no face found in {self.source}: none in any of its {self.frames} frames"]
         for gap in self.gaps:
-            seconds = (gap.last - gap.first + 1) / self.fps
-            if seconds >= min_seconds:
-                lines.append(
-                    f"no face in frames {gap.first}-{gap.last} ({gap.first / self.fps:.1f}-"
-                    f"{(gap.last + 1) / self.fps:.1f} s) of {self.source}: nothing spotted there"
-                )
+            lines.append(
+                f"no face in frames {gap.first}-{gap.last} ({gap.first / self.fps:.1f}-"
+                f"{(gap.last + 1) / self.fps:.1f} s) of {self.source}: nothing spotted there"
+            )
         return lines
 
     def to_dict(self) -> dict:
@@ -357,6 +360,7 @@ class _Spotter:
             self.fps,
             stride,
             frames,
+            source.frames,
             intervals,
             numbers,
             signals,
@@ -405,7 +409,8 @@ def spot_video(
 def spot(video: str | Path | Source, fps: float | None = None, size: int = CROP_SIZE) -> list[Interval]:
     """The micro- and macro-expression intervals in a video file or frame folder (see `spot_video`).
 
-    Frames without a face give no interval; a warning names them (`SpotResult.gap_messages`).
+    Frames without a face, and those of a video that ends before the frames it states, give no interval; a warning
+    names them (`SpotResult.messages`).
 
     Example:
         >>> from pamer.spot import spot
@@ -413,6 +418,6 @@ def spot(video: str | Path | Source, fps: float | None = None, size: int = CROP_
         ...     print(interval.type, interval.onset, interval.apex, interval.offset)
     """
     result = spot_video(video, fps=fps, size=size)
-    for line in result.gap_messages():
+    for line in result.messages():
         warnings.warn(line, stacklevel=2)
     return result.intervals
