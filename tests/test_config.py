@@ -35,6 +35,9 @@ def test_yaml_then_set_override(tmp_path: Path) -> None:
         ("train.lr=.inf", "train.lr = inf, expected a positive finite number"),
         ("train.lr=.nan", "train.lr = nan, expected a positive finite number"),
         ("train.lr=1e38", "expected a positive finite number <= 1e30"),
+        # a typo of a size: refused here, not as an allocation of 1.4 TB in the first fold
+        ("train.input_size=100000", "train.input_size = 100000, expected an integer from 16 to 1024"),
+        ("train.input_size=8", "train.input_size = 8, expected an integer from 16 to 1024"),
         ("seed=18446744073709551616", "seed = 18446744073709551616, expected an integer >= 0 and < 2"),
         ("epochs", "expected key=value"),
     ],

@@ -25,6 +25,7 @@ TINY = ["--subjects", "2", "--clips-per-class", "1", "--epochs", "1", "--size", 
         (["--subjects", "1"], "subjects must be at least 2"),
         (["--classes", "4"], "classes must be one of [3, 5]"),
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--size", "100000"], "--size must be at most 1024, got 100000"),  # was an OpenCV allocation traceback
     ],
 )
 def test_bad_options_fail_cleanly(tmp_path: Path, args: list[str], message: str) -> None:

@@ -207,6 +207,8 @@ def test_face_box_lies_inside_the_margin(grace: np.ndarray) -> None:
 def test_bad_arguments_and_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="crop size"):
         FaceAligner(size=0)
+    with pytest.raises(ConfigError, match="crop size must be 8 to 1024 pixels, got 100000"):
+        FaceAligner(size=100000)
     with pytest.raises(ConfigError, match="margin"):
         FaceAligner(margin=-1)
     with pytest.raises(ValueError, match="no frames"):

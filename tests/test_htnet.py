@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from _htnet import APEX, FLOW, FOLDS, ROWS, apex_crop, build_htnet_tree, flow_image
 from pamer.cli import app
+from pamer.config import ConfigError
 from pamer.data import DatasetError, read
 from pamer.data.images import ImageIndex
 from pamer.preprocess import load_cache, read_manifest
@@ -187,6 +188,8 @@ def test_a_clip_keeps_the_file_it_has_and_is_left_out_without_both(tmp_path: Pat
     assert rows["EP02_01f"]["status"] == "skipped" and "sub01_EP02_01f .png" in rows["EP02_01f"]["problems"]
     assert len(load_cache(flow)) == len(ROWS) - 2
     assert len(load_cache(prepare_images(index, tmp_path / "caches", "apex"))) == len(ROWS) - 1
+    with pytest.raises(ConfigError, match="size must be 8 to 1024 pixels, got 100000"):
+        prepare_images(index, tmp_path / "caches", "apex", size=100000)
 
 
 def test_wrong_roots_are_explained(tmp_path: Path) -> None:

@@ -260,7 +260,7 @@ def test_model_json_missing_a_key_or_malformed(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"input_size": 0}, "input_size is 0; expected an integer >= 16"),
+        ({"input_size": 0}, "input_size is 0; expected an integer from 16 to 1024"),
         ({"input_size": "224"}, "input_size is '224'"),
         ({"num_classes": True}, "num_classes is True"),
         ({"classes": ["negative", "negative", "surprise"]}, "classes names negative more than once"),

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from pamer.config import MIN_INPUT_SIZE
+from pamer.config import MAX_SIZE, MIN_INPUT_SIZE
 from pamer.errors import PamerError
 from pamer.models import create_model
 from pamer.outputs import write_atomic
@@ -128,10 +128,10 @@ class ModelCard:
         if isinstance(num_classes, bool) or num_classes != len(classes) or not classes:
             raise CheckpointError(f"{path}: num_classes is {num_classes!r} but classes lists {len(classes)} names")
         size = meta["input_size"]
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_INPUT_SIZE:
+        if isinstance(size, bool) or not isinstance(size, int) or not MIN_INPUT_SIZE <= size <= MAX_SIZE:
             raise CheckpointError(
-                f"{path}: input_size is {size!r}; expected an integer >= {MIN_INPUT_SIZE} (the network's input side "
-                "in pixels, as `pamer train` writes it)"
+                f"{path}: input_size is {size!r}; expected an integer from {MIN_INPUT_SIZE} to {MAX_SIZE} (the "
+                "network's input side in pixels, as `pamer train` writes it)"
             )
         if meta["representation"] not in PREDICT_REPRESENTATIONS:
             raise CheckpointError(

@@ -34,6 +34,10 @@ REPRESENTATIONS = ("diff", "flow", "apex")
 # what a network computes in (`engine.fold.compute_dtype`)
 PRECISIONS = ("auto", "float32", "bfloat16")
 MIN_INPUT_SIZE = 16  # the smallest train.input_size (a checkpoint's card is held to it too)
+# The largest crop side (`pamer prepare --size`) and train.input_size. A MER network reads 28-224 px, and no
+# dataset's face is this many pixels across (SAMM's 2040x1088 frames hold faces of about 400 px): a larger value is a
+# typo, refused by name before it fails as an allocation of gigabytes deep in a worker.
+MAX_SIZE = 1024
 
 
 class ConfigError(PamerError):
@@ -161,7 +165,11 @@ class Config:
             # Adam's float32 step overflows near 3e37 (a traceback); any rate near the bound diverges anyway
             (0 < self.train.lr <= 1e30, "train.lr", "a positive finite number <= 1e30"),
             (0 <= self.train.weight_decay < math.inf, "train.weight_decay", "a finite number >= 0"),
-            (self.train.input_size >= MIN_INPUT_SIZE, "train.input_size", f"an integer >= {MIN_INPUT_SIZE}"),
+            (
+                MIN_INPUT_SIZE <= self.train.input_size <= MAX_SIZE,
+                "train.input_size",
+                f"an integer from {MIN_INPUT_SIZE} to {MAX_SIZE}",
+            ),
             (self.train.threads >= 0, "train.threads", "an integer >= 0"),
             (self.train.precision in PRECISIONS, "train.precision", "'auto', 'float32' or 'bfloat16'"),
             # torch.manual_seed takes 64-bit seeds; a negative one fails deep inside the first fold

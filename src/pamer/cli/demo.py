@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from pamer.cli._app import app, fail
+from pamer.config import MAX_SIZE
 from pamer.demo.settings import (
     DEFAULT_CLIPS_PER_CLASS,
     DEFAULT_EPOCHS,
@@ -103,6 +104,8 @@ def demo(
     for name, value, low in (("--epochs", epochs, 1), ("--size", size, 32), ("--workers", workers, 1)):
         if value < low:
             raise fail(f"{name} must be at least {low}, got {value}")
+    if size > MAX_SIZE:
+        raise fail(f"--size must be at most {MAX_SIZE}, got {size}")
     # a PamerError (a bad set setting or faces folder, a stage stopped by the machine) becomes one `error:` line in
     # the app's group (`_app.PamerGroup`)
     result = run_demo(

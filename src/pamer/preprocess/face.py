@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pamer.config import ConfigError
+from pamer.config import MAX_SIZE, ConfigError
 from pamer.errors import NotInstalledError
 
 MODEL_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -271,8 +271,8 @@ class FaceAligner:
         max_corrections: int = 2,
         max_frames: int = 10,
     ) -> None:
-        if size < 8:
-            raise ConfigError(f"crop size must be at least 8 pixels, got {size}")
+        if not 8 <= size <= MAX_SIZE:
+            raise ConfigError(f"crop size must be 8 to {MAX_SIZE} pixels, got {size}")
         if not 0 <= margin <= 2:
             raise ConfigError(f"margin must be a fraction of the face box between 0 and 2, got {margin}")
         self.size = size

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pamer.config import ConfigError
+from pamer.config import MAX_SIZE, ConfigError
 from pamer.data.images import ImageIndex, ImageSample, image_trouble
 from pamer.frames import ImageError, read_rgb
 from pamer.preprocess.cache import FORMAT, CacheError, au_table, cache_meta, check_writable, digest, write_cache
@@ -94,8 +94,8 @@ def prepare_images(
         raise ValueError(
             f"dataset {index.name} holds frame clips, not images: prepare it with `pamer.preprocess.prepare`"
         )
-    if size is not None and size < 8:
-        raise ConfigError(f"size must be at least 8 pixels, got {size}")
+    if size is not None and not 8 <= size <= MAX_SIZE:
+        raise ConfigError(f"size must be 8 to {MAX_SIZE} pixels, got {size}")
     images: list[np.ndarray | None] = []
     infos: list[dict] = []
     for sample in index.samples:
