@@ -116,6 +116,55 @@ def test_a_bug_in_any_command_keeps_its_traceback(
     assert result.exit_code == 2 and result.stderr == "error: a refusal\n"
 
 
+def _failed_allocations() -> dict[str, Exception]:
+    """Allocations that really fail (Python's, torch's CPU allocator, OpenCV's: terabytes and more, beyond any
+    machine), and the error torch raises when a GPU's memory runs out (no GPU here to fill)."""
+    import cv2
+    import numpy as np
+    import torch
+
+    errors: dict[str, Exception] = {"cuda": torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")}
+    for name, allocate in (
+        ("python", lambda: bytearray(2**60)),
+        ("torch cpu", lambda: torch.empty(2**50, dtype=torch.uint8)),
+        ("opencv", lambda: cv2.resize(np.zeros((8, 8, 3), np.uint8), (1_000_000, 1_000_000))),
+    ):
+        try:
+            allocate()
+        except Exception as err:  # whatever each library raises is what the CLI meets
+            errors[name] = err
+    return errors
+
+
+@pytest.mark.parametrize("command", ["loso", "demo"])
+def test_a_failed_allocation_is_one_line(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings too large for the machine are not a bug: one line naming the allocation and what to lower."""
+    import importlib
+
+    module, name = CALLS[command][0].split(":")
+    errors = _failed_allocations()
+    assert set(errors) == {"cuda", "python", "torch cpu", "opencv"}, errors  # each allocation above did fail
+    for error in errors.values():
+
+        def call(*args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(importlib.import_module(module), name, call)
+        result = runner.invoke(app, CALLS[command][1])
+        assert result.exit_code == 2, (error, result.output)
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("error: out of memory (") and "lower train.batch_size or the input size" in line
+        assert (str(error).strip().splitlines() or [type(error).__name__])[0] in line
+    # a RuntimeError that is not about memory is a bug, and keeps its traceback
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(importlib.import_module(module), name, bug)
+    result = runner.invoke(app, CALLS[command][1])
+    assert result.exit_code == 1 and type(result.exception) is RuntimeError
+
+
 def test_the_installed_command_prints_a_bugs_traceback(tmp_path: Path) -> None:
     code = (
         "import pamer.report.compare as compare; compare.compare_tables = lambda *a, **k: {}['a bug']; "
