@@ -310,7 +310,7 @@ def test_damaged_or_missing_run_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "r" / "config.yaml").unlink()
     with pytest.raises(ReportError, match="config.yaml: not a readable run configuration"):
         compare_tables([tmp_path / "r"])
-    with pytest.raises(ReportError, match="no metrics.json"):
+    with pytest.raises(ReportError, match="nothing does not exist"):
         compare_tables([tmp_path / "nothing"])
     with pytest.raises(ReportError, match="no run directories"):
         compare_tables([])
@@ -349,7 +349,11 @@ def test_cli_compare_writes_markdown_or_csv(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("table,method,model,column,metric,value,std,")
     bad = runner.invoke(app, ["compare", str(tmp_path / "missing")])
-    assert bad.exit_code != 0 and "no metrics.json" in bad.output and "Traceback" not in bad.output
+    assert bad.exit_code != 0 and "missing does not exist" in bad.output and "Traceback" not in bad.output
+    # the folder that holds the runs, given for the runs: they are named, with how to pass them
+    bad = runner.invoke(app, ["compare", str(tmp_path)])
+    assert bad.exit_code != 0 and "no metrics.json" in bad.output
+    assert "it holds run directories (a" in " ".join(bad.output.split()) and f"{tmp_path}/*" in bad.output
     bad = runner.invoke(app, ["compare", str(tmp_path / "a"), "--format", "xlsx"])
     assert bad.exit_code != 0 and "unknown format 'xlsx'" in bad.output
     bad = runner.invoke(app, ["compare", str(tmp_path / "a"), "--out", str(tmp_path / "no" / "dir" / "t.md")])

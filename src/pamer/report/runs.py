@@ -102,7 +102,11 @@ def load_run(run_dir: str | Path) -> dict:
     """
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
-        raise ReportError(f"{run_dir}: no metrics.json (not a finished `pamer loso` run directory)")
+        if not Path(run_dir).exists():
+            raise ReportError(f"{run_dir} does not exist (expected the run directory of a finished `pamer loso`)")
+        runs = sorted(p.parent.name for p in Path(run_dir).glob("*/metrics.json"))
+        inside = f"; it holds run directories ({', '.join(runs)}): pass them, e.g. {run_dir}/*" if runs else ""
+        raise ReportError(f"{run_dir}: no metrics.json (not a finished `pamer loso` run directory){inside}")
     metrics = _read_json(path)
     if not isinstance(metrics, dict):
         raise ReportError(f"{path}: holds {type(metrics).__name__} {metrics!r:.60}, expected a JSON object")
