@@ -16,10 +16,11 @@ import pytest
 import torch
 
 import pamer.engine.executors as executors
+import pamer.engine.loso as loso
 from _engine import make_cache, write_cache
 from pamer.config import SHIPPED, load_config
 from pamer.engine import RunDirError, run_loso
-from pamer.engine.executors import choose_executor
+from pamer.engine.executors import ExecutorError, choose_executor
 from pamer.workers import WorkerError, WorkerPool
 
 CONFIG = SHIPPED / "paper" / "smic.yaml"
@@ -80,6 +81,31 @@ def test_explicit_options_against_the_record_are_refused_with_advice_that_works(
     assert not (out / "folds" / "sub02.csv").exists()  # refused before training
     run_loso(config(f"train.threads={threads}"), out, "local", cache=cache, quiet=True)  # the advice, followed
     assert (out / "folds" / "sub02.csv").is_file()
+
+
+def test_a_run_that_failed_before_its_first_fold_is_not_bound_to_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_threads
+) -> None:
+    """`--executor ray` without Ray (or a cluster not reached) fails after the run directory recorded that choice.
+    With no fold trained, nothing could mix: the record binds nothing, and another executor or the default runs."""
+    cache = make_cache(per_subject=4, labels="every class")
+    out = tmp_path / "run"
+
+    def no_ray(*args, **kwargs):  # as `executors.run_folds` for ray fails where Ray is not installed
+        raise ExecutorError("executor 'ray' needs Ray: pip install 'pamer[ray]'")
+        yield
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loso, "run_folds", no_ray)
+        with pytest.raises(ExecutorError, match="needs Ray"):
+            run_loso(config(), out, "ray", cache=cache, quiet=True)
+    assert _record(out)["executor"] == "ray" and not list((out / "folds").glob("*.csv"))
+    run_loso(config(), out, "local", cache=cache, quiet=True)  # was refused: "started as executor ray"
+    assert _record(out)["executor"] == "local"
+    # once a fold has trained under the record, it binds
+    (out / "folds" / "sub01.csv").unlink()
+    with pytest.raises(RunDirError, match="asks for --executor process: rerun with --executor local"):
+        run_loso(config(), out, "process", cache=cache, quiet=True)
 
 
 def test_the_decision_never_depends_on_the_folds_left(monkeypatch: pytest.MonkeyPatch) -> None:

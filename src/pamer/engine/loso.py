@@ -141,7 +141,9 @@ def run_loso(
     finished = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(EXECUTION_COLUMNS))
     todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
     start = time.perf_counter()
-    record = recorded_execution(out_dir)
+    # the record binds once a fold has trained under it; before that no fold could mix with another, and a run that
+    # failed at its start (`--executor ray` without Ray, a cluster not reached) must not stay bound to what failed
+    record = recorded_execution(out_dir) if done else None
     choice = decide_execution(
         out_dir,
         record,
