@@ -200,6 +200,29 @@ def test_every_error_class_is_a_pamer_error() -> None:
     assert len(found) >= 13
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stack", "0"], "--stack must be at least 1, got 0"),
+        (["--executor", "ray", "--cpus-per-fold", "0"], "--cpus-per-fold must be > 0"),
+        (["--executor", "ray", "--gpus-per-fold", "-1"], "--gpus-per-fold >= 0, got 1.0 and -1.0"),
+        # an option of another executor, which used to be ignored without a word
+        (["--address", "10.0.0.1:6379"], "--address applies to --executor ray, not to --executor auto"),
+        (["--executor", "local", "--cpus-per-fold", "2"], "--cpus-per-fold applies to --executor ray, not to"),
+        (["--executor", "process", "--gpus-per-fold", "0.5"], "--gpus-per-fold applies to --executor ray"),
+        (["--executor", "process", "--stack", "2"], "--stack applies to --executor auto or stacked, not to"),
+        (["--executor", "local", "--workers", "2"], "--workers applies to --executor auto or process, not to"),
+        (["--executor", "bogus", "--address", "x"], "unknown executor 'bogus'"),
+    ],
+)
+def test_loso_executor_options_checked_before_the_work(tmp_path: Path, args: list[str], message: str) -> None:
+    config = SHIPPED / "paper" / "casme2.yaml"
+    result = runner.invoke(app, ["loso", str(config), *args, "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("workers", ["0", "-1"])
 def test_loso_workers_below_one_refused(tmp_path: Path, workers: str) -> None:
     config = SHIPPED / "paper" / "casme2.yaml"

@@ -65,9 +65,26 @@ def loso(
     """Leave-one-subject-out evaluation: train one network per subject, pool the predictions, write metrics."""
     if workers is not None and workers < 1:
         raise fail(f"--workers must be at least 1, got {workers}")
-    config = _config(config_path, overrides)
+    if stack is not None and stack < 1:
+        raise fail(f"--stack must be at least 1, got {stack}")
+    if not 0 < cpus_per_fold < float("inf") or not 0 <= gpus_per_fold < float("inf"):
+        raise fail(f"--cpus-per-fold must be > 0 and --gpus-per-fold >= 0, got {cpus_per_fold} and {gpus_per_fold}")
     from pamer.engine import run_loso
+    from pamer.engine.executors import check_executor
 
+    check_executor(executor)
+    # an option of another executor would be ignored without a word (`--address` with auto runs on this machine)
+    given = {
+        "--workers": (workers is not None, ("auto", "process")),
+        "--stack": (stack is not None, ("auto", "stacked")),
+        "--address": (address is not None, ("ray",)),
+        "--cpus-per-fold": (cpus_per_fold != 1.0, ("ray",)),
+        "--gpus-per-fold": (gpus_per_fold != 0.0, ("ray",)),
+    }
+    for option, (is_given, executors) in given.items():
+        if is_given and executor not in executors:
+            raise fail(f"{option} applies to --executor {' or '.join(executors)}, not to --executor {executor}")
+    config = _config(config_path, overrides)
     run_dir = out if out is not None else Path("runs") / config_path.stem
     metrics = run_loso(
         config,
