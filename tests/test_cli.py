@@ -133,7 +133,8 @@ print(json.dumps(failed))
 """
 
 
-def _failed_allocations() -> dict[str, Exception]:
+@pytest.fixture(scope="module")
+def failed_allocations() -> dict[str, Exception]:
     """The errors of allocations that really fail (Python's, torch's CPU allocator, OpenCV's: terabytes and more,
     beyond any machine), and the error torch raises when a GPU's memory runs out (no GPU here to fill).
 
@@ -157,13 +158,14 @@ def _failed_allocations() -> dict[str, Exception]:
 
 
 @pytest.mark.parametrize("command", ["loso", "demo"])
-def test_a_failed_allocation_is_one_line(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_allocation_is_one_line(
+    command: str, failed_allocations: dict[str, Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Settings too large for the machine are not a bug: one line naming the allocation and what to lower."""
     import importlib
 
     module, name = CALLS[command][0].split(":")
-    errors = _failed_allocations()
-    for error in errors.values():
+    for error in failed_allocations.values():
 
         def call(*args, error=error, **kwargs):
             raise error
