@@ -8,6 +8,7 @@ import json
 import tracemalloc
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +16,7 @@ from typer.testing import CliRunner
 import pamer
 from _spotting import Event, expression_frames, write_video
 from pamer.cli import app
+from pamer.clip import read_video
 from pamer.spot import Interval, SpotError, spot, spot_video
 from pamer.spot import spotter as spotter_module
 from pamer.spot.peaks import Found, find_intervals, keep_lengths, lowpass, merge
@@ -203,6 +205,23 @@ def test_a_truncated_video_is_spotted_with_a_warning_naming_the_frames_not_read(
     whole = spot_video(rendered["still"])
     assert whole.frames == whole.stated_frames == 150
     assert not [m for m in whole.messages() if "could be decoded" in m]
+
+
+def test_frames_missing_from_a_folder_are_named_and_no_interval_spans_them(
+    rendered: dict[str, Path], tmp_path: Path
+) -> None:
+    # the rendered micro- (40-52) and macro-expression (90-126), with frames 70-79 left out of the folder
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number, frame in enumerate(read_video(rendered["events"]).frames):
+        if not 70 <= number <= 79:
+            cv2.imwrite(str(folder / f"img{number}.bmp"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    result = spot_video(folder, fps=30)
+    assert result.frames == 140 and [(m.first, m.last) for m in result.missing] == [(70, 79)]
+    assert "frames 70-79 are not in" in " ".join(result.messages()) and "jump from 69 to 80" in result.messages()[0]
+    assert not [i for i in result.intervals if i.onset < 70 and i.offset > 79]
+    types = {(i.type, i.offset < 70) for i in result.intervals}
+    assert ("micro", True) in types and ("macro", False) in types  # each side still spotted on its own
 
 
 # ------------------------------------------------------------------------------------------------ the CLI

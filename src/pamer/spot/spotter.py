@@ -102,6 +102,7 @@ class SpotResult:
             relative to its window's first frame; NaN where no face was seen.
         residual: (N,) the nose bridge's motion left after registration (reference px); NaN where no face was seen.
         gaps: runs of frames without a face.
+        missing: runs of frame numbers a frame folder does not hold (its numbers jump); no interval spans one.
         thumbnails: a grey face crop (64 px) at each interval's apex, keyed by the apex's frame number.
     """
 
@@ -117,6 +118,7 @@ class SpotResult:
     residual: np.ndarray
     gaps: list[FaceGap]
     thumbnails: dict[int, np.ndarray] = field(default_factory=dict)
+    missing: list[FaceGap] = field(default_factory=list)
 
     @property
     def face_seen(self) -> bool:
@@ -125,9 +127,14 @@ class SpotResult:
 
     def messages(self) -> list[str]:
         """One warning line per doubt about the result: a video that ends before the frames it states, each run of
-        frames without a face (or that no face was seen at all)."""
+        frame numbers a folder does not hold, each run of frames without a face (or that no face was seen at all)."""
         shortfall = shortfall_warning(self.source, self.stated_frames, self.frames)
         lines = [] if shortfall is None else [shortfall + ", so nothing was spotted in them"]
+        lines += [
+            f"frames {m.first}-{m.last} are not in {self.source} (its frame numbers jump from {m.first - 1} to "
+            f"{m.last + 1}): no interval spans them"
+            for m in self.missing
+        ]
         if not self.face_seen:
             return [*lines, f"no face found in {self.source}: none in any of its {self.frames} frames"]
         for gap in self.gaps:
@@ -147,6 +154,7 @@ class SpotResult:
             "frames": self.frames,
             "face_seen": self.face_seen,
             "gaps": [{"first": g.first, "last": g.last} for g in self.gaps],
+            "missing": [{"first": m.first, "last": m.last} for m in self.missing],
             "intervals": [interval_dict(i, self.fps) for i in self.intervals],
             "thresholds_px": {"rise": RISE_PX, "local": dict(LOCAL_PX)},
             "median_residual_px": None if not self.face_seen else round(float(np.nanmedian(self.residual)), 4),
@@ -266,6 +274,7 @@ class _Spotter:
         self.rows: list[tuple[int, np.ndarray, float]] = []  # (number, region signals, residual), in time order
         self.kept: dict[int, np.ndarray] = {}
         self.gaps: list[FaceGap] = []
+        self.missing: list[FaceGap] = []
         self.last_number: int | None = None
 
     def feed(self, number: int, gray: np.ndarray, tracker: FaceTracker) -> None:
@@ -292,6 +301,12 @@ class _Spotter:
             if len(self.window) >= self.length:
                 self.close(final=False)
         self.last_number = number
+
+    def skip(self, first: int, last: int) -> None:
+        """Frames `first`..`last` are not in the source (a frame folder's numbers jump): the open window is searched
+        and closed, so that no interval spans frames that were never seen."""
+        self.close(final=True)
+        self.missing.append(FaceGap(first, last))
 
     def _sample(self, number: int, gray: np.ndarray, points: np.ndarray | None) -> _Sample | None:
         if points is None:
@@ -367,6 +382,7 @@ class _Spotter:
             residual,
             self.gaps,
             thumbnails,
+            self.missing,
         )
 
 
@@ -394,8 +410,12 @@ def spot_video(
     spotter = _Spotter(source.name, source.fps, stride, size)
     tracker = FaceTracker()
     frames = 0
+    previous = None
     for k, (number, frame) in enumerate(source.read()):
         frames += 1
+        if previous is not None and number > previous + 1:
+            spotter.skip(previous + 1, number - 1)
+        previous = number
         if k % stride == 0:
             gray = to_gray(frame)
             spotter.feed(number, gray, tracker)
