@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,30 @@ def test_unreadable_middle_frame_is_left_out(demo_index, tmp_path: Path) -> None
     kept = [n for n in numbers if n != broken]
     grey = [transform.apply(to_gray(read_rgb(sample.frame(n)))) for n in kept]
     np.testing.assert_array_equal(frames[0], temporal_resample(grey, kept, 3))
+
+
+def test_an_edited_offset_makes_a_new_clip_frames_cache(demo_index, tmp_path: Path) -> None:
+    # the clip frames run from onset to offset: a sheet whose offset cell was edited must not get the old cache
+    sample = demo_index.samples[0]
+    small = pamer.data.DatasetIndex("casme2", demo_index.classes, [sample])
+    first = prepare(small, tmp_path, size=32, progress=False, clip_frames=3)
+    shorter = replace(sample, offset=sample.apex)
+    assert shorter.offset < sample.offset
+    second = prepare(
+        pamer.data.DatasetIndex("casme2", demo_index.classes, [shorter]),
+        tmp_path,
+        size=32,
+        progress=False,
+        clip_frames=3,
+    )
+    assert second != first
+    assert not np.array_equal(load_cache(second).frames, load_cache(first).frames)
+    # without clip frames the offset is not read, and the key stays that of caches made before it was keyed
+    plain = prepare(small, tmp_path, size=32, progress=False)
+    assert (
+        prepare(pamer.data.DatasetIndex("casme2", demo_index.classes, [shorter]), tmp_path, size=32, progress=False)
+        == plain
+    )
 
 
 def test_bad_clip_frames_and_damaged_frames_array(demo_index, tmp_path: Path) -> None:

@@ -234,8 +234,8 @@ def _part_path(directory: Path, number: int) -> Path:
     return directory / "parts" / f"{number:06d}.safetensors"
 
 
-def _sample_facts(sample: Sample) -> dict:
-    return {
+def _sample_facts(sample: Sample, clip_frames: int = 0) -> dict:
+    facts = {
         "uid": sample.uid,
         "label": sample.label,
         "onset": sample.onset,
@@ -243,6 +243,9 @@ def _sample_facts(sample: Sample) -> dict:
         "frames": [str(p) for p in sample.frames],
         "aus": sample.au_string,  # the AU table follows the sheet: an edited AU cell makes a new cache
     }
+    if clip_frames:  # the cached clip frames run to the offset: an edited offset makes a new cache
+        facts["offset"] = sample.offset  # only then: caches made without frames keep their key
+    return facts
 
 
 def prepare(
@@ -274,7 +277,8 @@ def prepare(
     missing, corrupt or unreadable onset or apex frame are skipped; both are listed in `manifest.csv` with the
     file names, and neither stops the run. A rerun after a kill continues where it stopped and writes the
     same cache as an uninterrupted run. A finished cache is returned as it is: the key covers the settings,
-    the aligner version and each clip's label, key frames and frame paths, not the pixels, so after
+    the aligner version and each clip's label, key frames (with `clip_frames`, its offset too) and frame paths,
+    not the pixels, so after
     replacing frame files delete the cache directory to rebuild it.
 
     Raises:
@@ -308,7 +312,7 @@ def prepare(
         config["frames"] = clip_frames
     if representation == "flow":
         config["flow_kind"] = "metric"  # TV-L1 in pixels: the augmentation may negate and turn it
-    samples_digest = digest([_sample_facts(s) for s in index.samples])
+    samples_digest = digest([_sample_facts(s, clip_frames) for s in index.samples])
     key = digest([config, samples_digest])
     name = "-".join(part for part in (index.name, protocol, key[:12]) if part)
     directory = Path(out) / name
