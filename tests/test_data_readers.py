@@ -115,6 +115,21 @@ def test_casme2_quirks(casme2_root: Path) -> None:
     assert (samples["EP11"].subject, samples["EP11"].apex, samples["EP11"].apex_source) == ("sub04", 19, "middle")
 
 
+def test_a_row_naming_a_clip_in_another_case_is_a_duplicate(tmp_path: Path) -> None:
+    # folder names match ignoring case, so `ep01` reads the folder of `EP01`: one clip, not two with two labels
+    rows = [
+        ["01", "EP01", None, 8, 10, 12, None, "12", "happiness"],
+        [1, "ep01", None, 8, 10, 12, None, "1", "surprise"],
+    ]
+    write_sheet(tmp_path / "CASME2-coding-20140508.xlsx", CASME2_HEADER, rows)
+    frames(tmp_path / "sub01" / "EP01", range(8, 13))
+    index = read("casme2", tmp_path)
+    assert [(s.clip, s.label) for s in index.samples] == [("EP01", "happiness")]
+    (problem,) = index.problems
+    assert (problem.clip, problem.kind) == ("casme2/sub01/ep01", "duplicate-row")
+    assert "row 3" in problem.detail and "as sub01/EP01" in problem.detail
+
+
 def test_casme2_protocols(casme2_root: Path) -> None:
     five = read("casme2", casme2_root)
     assert five.classes == ("happiness", "disgust", "surprise", "repression", "others")

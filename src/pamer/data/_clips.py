@@ -62,7 +62,7 @@ class Collector:
         self.samples: list[Sample] = []
         self.problems: list[Problem] = []
         self.folders_missing = 0
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: dict[tuple[str, str], tuple[str, str]] = {}  # (subject, clip) case-folded -> as first written
 
     def problem(self, subject: str, clip: str, kind: str, detail: str) -> None:
         self.problems.append(Problem(f"{self.dataset}/{subject}/{clip}", kind, detail))
@@ -105,10 +105,16 @@ class Collector:
             aus: the sheet's action unit cell (`pamer.data.aus`), None where the dataset codes no AUs; a cell
                 that cannot be read is a `bad-aus` problem and the clip is kept without AU coding.
         """
-        if (subject, clip) in self._seen:
-            self.problem(subject, clip, "duplicate-row", f"{where}: the clip appears again; the first row is kept")
+        # folder names match ignoring case, so `ep02_01f` names the folder of `EP02_01f`: the same clip again
+        key = (subject.casefold(), clip.casefold())
+        if key in self._seen:
+            first = self._seen[key]
+            spelled = "" if first == (subject, clip) else f" (as {'/'.join(first)}, the same folder ignoring case)"
+            self.problem(
+                subject, clip, "duplicate-row", f"{where}: the clip appears again{spelled}; the first row is kept"
+            )
             return None
-        self._seen.add((subject, clip))
+        self._seen[key] = (subject, clip)
         name = normalise_emotion(emotion)
         if name not in EMOTIONS[self.dataset]:
             known = ", ".join(EMOTIONS[self.dataset])
