@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -128,6 +130,35 @@ def test_a_row_naming_a_clip_in_another_case_is_a_duplicate(tmp_path: Path) -> N
     (problem,) = index.problems
     assert (problem.clip, problem.kind) == ("casme2/sub01/ep01", "duplicate-row")
     assert "row 3" in problem.detail and "as sub01/EP01" in problem.detail
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "encoding"), [(",", "utf-8-sig"), (";", "utf-8"), (";", "cp1252"), ("\t", "utf-8")]
+)
+def test_a_sheet_saved_as_csv_by_a_spreadsheet(tmp_path: Path, delimiter: str, encoding: str) -> None:
+    # Excel saves `;`-separated csv where the decimal mark is a comma, in Windows-1252 on Windows; rows may end
+    # early (trailing blank cells left out, so a title above the header is shorter than it), and a note row may
+    # hold the other separator and accents
+    lines = [
+        ["CASME II coding, 2014-05-08"],
+        ["Subject", "Filename", "", "OnsetFrame", "ApexFrame", "OffsetFrame", "", "Action Units", "Estimated Emotion"],
+        ["01", "EP01", "", "8", "10", "12", "", "12", "happiness"],
+        ["Note: re-coded by André, see mail", "", "", "x, y"],
+        ["02", "EP02", "", "10", "15", "30", "", "4+L10", "disgust"],
+    ]
+    text = io.StringIO()
+    csv.writer(text, delimiter=delimiter).writerows(
+        [cells[: max(i for i, c in enumerate(cells) if c) + 1] for cells in lines]
+    )
+    (tmp_path / "CASME2-coding-20140508.csv").write_bytes(text.getvalue().encode(encoding))
+    frames(tmp_path / "sub01" / "EP01", range(8, 13))
+    frames(tmp_path / "sub02" / "EP02", [10, 15, 30])
+    index = read("casme2", tmp_path)
+    assert [(s.subject, s.clip, s.onset, s.apex, s.offset, s.label) for s in index.samples] == [
+        ("sub01", "EP01", 8, 10, 12, "happiness"),
+        ("sub02", "EP02", 10, 15, 30, "disgust"),
+    ]
+    assert index.samples[1].au_string == "4+L10" and not index.problems
 
 
 def test_casme2_protocols(casme2_root: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,8 @@ import pandas as pd
 from pamer.data.samples import DatasetError
 
 SHEET_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".csv")
+# what separates a csv sheet's cells: `;` where Excel saves csv in a locale whose decimal mark is a comma
+CSV_DELIMITERS = (",", ";", "\t")
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,26 @@ def _text(cell: object) -> str | None:
     return text or None
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A csv sheet as spreadsheet programs save it, every cell as text ("" where blank): UTF-8 (a BOM or not),
+    else Windows-1252 (Excel's "CSV" on Windows); cells separated by `,`, `;` or tabs, whichever separates the most
+    lines; rows of any length (a row's trailing blank cells may be left out)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    lines = text.splitlines()
+    delimiter = max(CSV_DELIMITERS, key=lambda d: sum(d in line for line in lines))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    width = max(map(len, rows), default=0)
+    return pd.DataFrame([row + [""] * (width - len(row)) for row in rows], dtype=str)
+
+
 def _load(path: Path) -> dict[str, pd.DataFrame]:
     try:
         if path.suffix.lower() == ".csv":
-            return {path.name: pd.read_csv(path, header=None, dtype=str, keep_default_na=False)}
+            return {path.name: _read_csv(path)}
         # every cell as text: pandas would otherwise turn CASME II's text subjects `01` into the number 1
         return pd.read_excel(path, sheet_name=None, header=None, dtype=str)
     except Exception as exc:  # whatever the parser trips on, the cause is the user's file: name it
