@@ -59,6 +59,16 @@ def test_check_composite(trees: Path) -> None:
     assert summary["classes"] == {"negative": 250, "positive": 109, "surprise": 83}
 
 
+def test_check_report_prints_paths_with_brackets_as_they_are(annotations_dir: Path, tmp_path: Path) -> None:
+    # `[copy]` is rich markup: the problem table printed `no folder old /sub02/EP01_11f` for `old [copy]/sub02/...`
+    root = build_tree("casme2", annotations_dir, tmp_path / "old [copy]", clips=["sub01/EP02_01f"])
+    (root / "sub01" / "EP02_01f" / "img59.jpg").unlink()  # the apex
+    result = runner.invoke(app, ["datasets", "check", "casme2", "--root", str(root)], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert f"no folder {root / 'sub02' / 'EP01_11f'}; left out" in result.output
+    assert "apex 59 has no file" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

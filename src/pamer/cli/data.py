@@ -142,6 +142,7 @@ def check_command(
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from pamer.data import get_protocol
 
@@ -157,7 +158,7 @@ def check_command(
     classes.add_column("class")
     classes.add_column("samples", justify="right")
     for label, count in summary["classes"].items():
-        classes.add_row(label, str(count))
+        classes.add_row(Text(label), str(count))  # as written: a csv's label may hold [brackets] (rich markup)
     console.print(classes)
     if summary["aus"] is None:
         console.print("action units: none coded (the dataset's files give no AU coding)")
@@ -177,5 +178,5 @@ def check_command(
     problems.add_column("kind", no_wrap=True)
     problems.add_column("detail")
     for p in index.problems:
-        problems.add_row(p.clip, p.kind, p.detail)
+        problems.add_row(Text(p.clip), Text(p.kind), Text(p.detail))  # as written: paths may hold [brackets]
     console.print(problems)
