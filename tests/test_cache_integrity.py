@@ -106,6 +106,25 @@ def test_prepare_that_caches_no_clip_fails(root: Path, tmp_path: Path) -> None:
         load_cache(directory)
 
 
+def test_a_deleted_or_edited_manifest_is_named(root: Path, tmp_path: Path) -> None:
+    # the rerun of a finished prepare prints its manifest: deleted, it was a FileNotFoundError traceback
+    args = ["prepare", "casme2", "--root", str(root), "--out", str(tmp_path), "--protocol", "megc2019"]
+    args += ["--size", "32", "--quiet"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    manifest = Path(first.stdout.strip().splitlines()[-1]) / "manifest.csv"
+    text = manifest.read_text()
+    manifest.unlink()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "Traceback" not in again.output
+    assert f"{manifest} is missing (deleted?); delete the cache directory and rerun `pamer prepare`" in again.stderr
+    manifest.write_text(text.replace("status", "state", 1))  # saved back by a spreadsheet with a column renamed
+    edited = runner.invoke(app, args)
+    assert edited.exit_code == 2 and f"{manifest}: no column status (edited by hand?)" in edited.stderr
+    manifest.write_text(text.replace(",cached,", ",cached", 1))  # a row one cell short: read, not a traceback
+    assert runner.invoke(app, args).exit_code == 0
+
+
 @pytest.mark.parametrize("workers", ["0", "-1"])
 def test_prepare_workers_below_one_refused(root: Path, tmp_path: Path, workers: str) -> None:
     args = ["prepare", "casme2", "--root", str(root), "--out", str(tmp_path), "--workers", workers, "--quiet"]

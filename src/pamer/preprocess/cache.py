@@ -72,6 +72,8 @@ MANIFEST_COLUMNS = (
     "crop_side",
     "landmarks",
 )
+# the columns every cache's manifest has (pamer's own and ready-made images'), which `pamer prepare` reads back
+MANIFEST_READ = ("subject", "clip", "label", "status", "face", "landmarks", "problems")
 
 
 class CacheError(PamerError):
@@ -308,9 +310,27 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
 
 
 def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a cache's `manifest.csv` (every clip of the dataset, cached or skipped)."""
-    with open(Path(path) / "manifest.csv", newline="") as f:
-        return list(csv.DictReader(f))
+    """The rows of a cache's `manifest.csv` (every clip of the dataset, cached or skipped).
+
+    Raises:
+        CacheError: the file is missing, unreadable, or lacks a column of `MANIFEST_READ` (deleted or edited by
+            hand; the cache's digests do not cover it).
+    """
+    file = Path(path) / "manifest.csv"
+    fix = "delete the cache directory and rerun `pamer prepare`"
+    try:
+        with open(file, newline="") as f:
+            reader = csv.DictReader(f, restval="")
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except FileNotFoundError:
+        raise CacheError(f"{file} is missing (deleted?); {fix}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise CacheError(f"{file}: cannot be read ({error}); {fix}") from None
+    missing = [c for c in MANIFEST_READ if c not in header]
+    if missing:
+        raise CacheError(f"{file}: no column {', '.join(missing)} (edited by hand?); {fix}")
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
