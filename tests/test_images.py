@@ -64,6 +64,7 @@ def test_bad_rows_are_named_and_left_out(tmp_path: Path) -> None:
         "p1,a,sad,img/1.png,casme2",  # the same clip again
         "p3,h,sad,img/5.png,",  # the dataset column is there but empty
         ",,,,",  # a blank line
+        "p3,i,sad,./img/1.png,smic",  # another clip's image (a copy-paste slip)
     ]
     index = read("images", _tree(tmp_path / "mine", rows), classes="happy,sad")
     assert len(index) == 4
@@ -74,10 +75,15 @@ def test_bad_rows_are_named_and_left_out(tmp_path: Path) -> None:
         ("smic/p3/g", "blank-cell"),
         ("casme2/p1/a", "duplicate-row"),
         ("p3/h", "blank-cell"),
+        ("smic/p3/i", "duplicate-file"),
     }
     detail = {p.kind: p.detail for p in index.problems}
     assert "labels.csv row 7" in detail["missing-file"] and "img/missing.png not found" in detail["missing-file"]
     assert "label 'angry' is not one of happy, sad" in detail["unknown-label"]
+    assert (
+        "row 12" in detail["duplicate-file"]
+        and "img/1.png is already the image of casme2/p1/b" in detail["duplicate-file"]
+    )
 
 
 def test_bad_csvs_are_explained(tmp_path: Path) -> None:

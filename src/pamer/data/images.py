@@ -19,11 +19,11 @@ apex face crop per clip. `read(root, labels=LABELS.csv)` reads such a folder fro
   problem (the clip is kept, uncoded).
 
 Column names are matched ignoring case and surrounding spaces; other columns are ignored. Every row that cannot
-become a clip (a blank cell, an unknown label, a file not on disk, a repeated subject and clip) is reported by
-name as a `Problem` and left out. Every clip's image is decoded once when the folder is read (`image_problems`, one
-image per clip: fast), so `pamer datasets check` names each file that is not an image (`bad-image`), holds one
-colour only (`constant-image`), is a grey flow image (`grey-flow-image`) or has another size than most
-(`odd-size`). The MEGC2019 folders of the HTNet and STSTNet authors have their own reader
+become a clip (a blank cell, an unknown label, a file not on disk, a repeated subject and clip, a file an earlier
+row names: `duplicate-file`) is reported by name as a `Problem` and left out. Every clip's image is decoded once
+when the folder is read (`image_problems`, one image per clip: fast), so `pamer datasets check` names each file that
+is not an image (`bad-image`), holds one colour only (`constant-image`), is a grey flow image (`grey-flow-image`) or
+has another size than most (`odd-size`). The MEGC2019 folders of the HTNet and STSTNet authors have their own reader
 (`pamer.data.htnet`), which returns the same records.
 """
 
@@ -202,6 +202,7 @@ def read(
         names = tuple(sorted(first.values()))
     index = ImageIndex("images", names, origins="dataset" in rows[0][1] if rows else False)
     seen: set[tuple[str, str]] = set()
+    taken: dict[Path, str] = {}  # each file -> the clip whose image it is
     respelled: dict[tuple[str, str], list[int]] = {}  # (cell, class) -> row numbers
     report = index.problems.append
     needed = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if index.origins else REQUIRED_COLUMNS
@@ -230,6 +231,10 @@ def read(
         file = file if file.is_absolute() else root / file
         if not file.is_file():
             report(Problem(name, "missing-file", f"{where}: {file} not found; left out"))
+            continue
+        first = taken.setdefault(file.resolve(), name)  # `img/1.png` and `./img/1.png` are one file
+        if first != name:
+            report(Problem(name, "duplicate-file", f"{where}: {file} is already the image of {first}; left out"))
             continue
         aus, bad = parse_cell(cells.get(AU_COLUMN), where)
         if bad:
