@@ -258,6 +258,15 @@ def test_list_frames_leaves_junk_out(tmp_path: Path) -> None:
     assert ([p.name for p in paths], numbers, duplicates) == (["img46.jpg", "img47.jpg"], [46, 47], [])
 
 
+def test_list_frames_leaves_a_finder_copy_out(tmp_path: Path) -> None:
+    """macOS Finder names a second copy `image1000 copy 2.bmp`: its digits count copies, so read as a frame it
+    would be frame 2, the onset of a SMIC clip whose frames start at 1000."""
+    for name in ["image1000.bmp", "image1001.bmp", "image1000 copy 2.bmp", "image1001 Copy 11.bmp"]:
+        (tmp_path / name).write_bytes(b"")
+    paths, numbers, duplicates = list_frames(tmp_path)
+    assert ([p.name for p in paths], numbers, duplicates) == (["image1000.bmp", "image1001.bmp"], [1000, 1001], [])
+
+
 SAMM_HEADER = [
     "Subject",
     "Filename",

@@ -76,6 +76,12 @@ def test_frame_folder_is_sorted_numerically(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_copy_of_a_frame_is_named_not_read_as_a_frame(tmp_path: Path) -> None:
+    folder = _write_frames(tmp_path / "clip", _random_frames(3), ["img46.png", "img47.png", "img46 copy 2.png"])
+    with pytest.raises(ClipError, match=r"img46 copy 2\.png is a copy of a frame \(its name ends in 'copy N'\)"):
+        read_frame_folder(folder)
+
+
 def test_video_decodes_the_frames_written(tmp_path: Path) -> None:
     frames = _random_frames(5)
     clip = read_video(write_video(tmp_path / "clip.avi", frames, fps=100.0))

@@ -7,8 +7,8 @@
   keeps its high byte (0..65535 -> 0..255, OpenCV's own conversion). Applied to every 16-bit file, that conversion
   made the first kind an all-black image. Other depths (float TIFFs) are refused by name.
 - `file_frame_number` reads the number at the end of a file name's stem (`img46.jpg` -> 46, `006_05562.jpg` ->
-  5562); junk (`is_junk`: `._img46.jpg`, macOS metadata beside a copied frame, `Thumbs.db`, ...) or a non-image
-  suffix is no frame.
+  5562); junk (`is_junk`: `._img46.jpg`, macOS metadata beside a copied frame, `Thumbs.db`, ...), a file
+  manager's copy (`img46 copy 2.jpg`: its number is the copy's, not the frame's) or a non-image suffix is no frame.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "desktop.ini"})
 # the frame number is the last run of digits of the stem: img46, reg_img46, 006_05562, image17581039, 175
 _NUMBER = re.compile(r"(\d+)$")
+# the name macOS Finder gives a second copy of a file, `img46 copy 2.jpg`: the last digits count copies, not frames
+_COPY = re.compile(r"\scopy\s+\d+$", re.IGNORECASE)
 
 
 class ImageError(PamerError):
@@ -43,11 +45,12 @@ def file_frame_number(name: str | Path) -> int | None:
     """The frame number of an image file's name, or None when the file is not a numbered frame.
 
     `img46.jpg` -> 46, `reg_img46.jpg` -> 46, `006_05562.jpg` -> 5562, `image17581039.jpg` -> 17581039; None for
-    `onset.jpg` (no digits ending the stem), `img46.txt` (not an image suffix) and `._img46.jpg` (junk).
+    `onset.jpg` (no digits ending the stem), `img46.txt` (not an image suffix), `._img46.jpg` (junk) and
+    `img46 copy 2.jpg` (a copy).
     """
     name = Path(name).name
     stem, suffix = Path(name).stem, Path(name).suffix
-    if is_junk(name) or suffix.lower() not in IMAGE_SUFFIXES:
+    if is_junk(name) or suffix.lower() not in IMAGE_SUFFIXES or _COPY.search(stem):
         return None
     match = _NUMBER.search(stem)
     return None if match is None else int(match.group(1))
@@ -63,6 +66,8 @@ def frame_files(folder: Path) -> list[tuple[int, Path]]:
     numbered = []
     for path in files:
         number = file_frame_number(path)
+        if number is None and _COPY.search(path.stem):
+            raise ImageError(f"frame file {path} is a copy of a frame (its name ends in 'copy N'); remove it")
         if number is None:
             raise ImageError(
                 f"frame file {path} has no frame number ending its name (expected e.g. img46.jpg or 006_05562.png)"

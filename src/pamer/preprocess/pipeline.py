@@ -278,8 +278,7 @@ def prepare(
     file names, and neither stops the run. A rerun after a kill continues where it stopped and writes the
     same cache as an uninterrupted run. A finished cache is returned as it is: the key covers the settings,
     the aligner version and each clip's label, key frames (with `clip_frames`, its offset too) and frame paths,
-    not the pixels, so after
-    replacing frame files delete the cache directory to rebuild it.
+    not the pixels, so after replacing frame files delete the cache directory to rebuild it.
 
     Raises:
         ConfigError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`.
@@ -334,7 +333,7 @@ def prepare(
                 _write_parts(directory, results, advance)
             else:
                 # spawned workers that exit with this process and leave nothing in /dev/shm (pamer.workers)
-                with WorkerPool(workers, _worker_init) as pool:
+                with WorkerPool(min(workers, len(todo)), _worker_init) as pool:
                     _write_parts(directory, pool.run(_run, [(task,) for task in todo]), advance)
         _assemble(directory, index, config, key, samples_digest)
     return directory
