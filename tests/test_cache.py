@@ -196,6 +196,31 @@ def test_another_configuration_gets_another_directory(tree, prepared: Path, monk
     assert len([p for p in prepared.parent.iterdir() if p.name.startswith("casme2-")]) == 2
 
 
+def test_the_key_holds_where_the_frames_are_not_how_the_root_was_spelled(
+    tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Chosen(Exception):
+        pass
+
+    def chosen(directory: Path):  # stop where prepare would start writing: the directory its key names
+        raise Chosen(directory)
+
+    def directory(root: Path) -> Path:
+        with pytest.raises(Chosen) as stopped:
+            prepare(pamer.data.read("casme2", root), tmp_path / "caches", size=128, progress=False)
+        return stopped.value.args[0]
+
+    monkeypatch.setattr(pipeline, "_sole_writer", chosen)
+    root = tree[0]
+    absolute = directory(root)
+    monkeypatch.chdir(root.parent)  # the same copy, reached by a relative --root: the same cache
+    assert directory(Path(root.name)) == absolute
+    # another copy, reached by the same relative --root from its own folder, is another dataset: another cache
+    shutil.copytree(root, tmp_path / "elsewhere" / root.name)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert directory(Path(root.name)) != absolute
+
+
 def test_load_cache_errors(prepared: Path, tmp_path: Path) -> None:
     with pytest.raises(CacheError, match="size=128.*size=224"):
         load_cache(prepared, expect={"size": 224})

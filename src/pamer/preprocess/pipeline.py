@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl  # POSIX: Linux and macOS, where pamer runs
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -240,7 +241,8 @@ def _sample_facts(sample: Sample, clip_frames: int = 0) -> dict:
         "label": sample.label,
         "onset": sample.onset,
         "apex": sample.apex,
-        "frames": [str(p) for p in sample.frames],
+        # absolute: two copies of a dataset, each reached as `--root CASME2` from its own folder, are two datasets
+        "frames": [os.path.abspath(p) for p in sample.frames],
         "aus": sample.au_string,  # the AU table follows the sheet: an edited AU cell makes a new cache
     }
     if clip_frames:  # the cached clip frames run to the offset: an edited offset makes a new cache
@@ -277,8 +279,8 @@ def prepare(
     missing, corrupt or unreadable onset or apex frame are skipped; both are listed in `manifest.csv` with the
     file names, and neither stops the run. A rerun after a kill continues where it stopped and writes the
     same cache as an uninterrupted run. A finished cache is returned as it is: the key covers the settings,
-    the aligner version and each clip's label, key frames (with `clip_frames`, its offset too) and frame paths,
-    not the pixels, so after replacing frame files delete the cache directory to rebuild it.
+    the aligner version and each clip's label, key frames (with `clip_frames`, its offset too) and frame files'
+    absolute paths, not the pixels, so after replacing frame files delete the cache directory to rebuild it.
 
     Raises:
         ConfigError: a bad `representation`, `size`, `margin`, `workers` or `clip_frames`.
