@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from typer.testing import CliRunner
 
@@ -23,7 +24,7 @@ from pamer.cli import app
 from pamer.data.labels import CASME2_5CLASS, MEGC2019_SMIC
 from pamer.engine.loso import label_protocol
 from pamer.engine.metrics import confusion_matrix, scores
-from pamer.engine.rundir import fold_text
+from pamer.engine.rundir import fold_text, values_hash
 from pamer.report.bootstrap import draw_counts, interval, metric_values, subject_confusions
 from pamer.report.compare import compare_tables
 from pamer.report.tables import ReportError, compare_runs, run_report
@@ -314,6 +315,36 @@ def test_damaged_or_missing_run_files_are_named(tmp_path: Path) -> None:
         compare_tables([tmp_path / "nothing"])
     with pytest.raises(ReportError, match="no run directories"):
         compare_tables([])
+
+
+def test_a_config_or_model_edited_after_the_run_is_refused(one_run: Path, tmp_path: Path) -> None:
+    """A copy of a run whose config.yaml says seed 1 was pooled with the original as a second seed (`± 0.000 (2
+    seeds)`); a metrics.json naming another network set the run beside that network's published number."""
+    copy = shutil.copytree(one_run, tmp_path / "copy")
+    config = copy / "config.yaml"
+    config.write_text(config.read_text().replace("seed: 0", "seed: 1"))
+    with pytest.raises(ReportError, match=f"{config}: not the configuration the run's fold files were computed with"):
+        compare_tables([one_run, copy])
+    # a run of an older pamer, whose config.yaml has no `oracle` yet (its folds hashed without it), still reads
+    values = yaml.safe_load((one_run / "config.yaml").read_text())
+    del values["oracle"]
+    config.write_text(yaml.safe_dump(values, sort_keys=False))
+    old, new = json.loads((copy / "provenance.json").read_text())["config_hash"], values_hash(values)
+    for fold in (copy / "folds").glob("*.csv"):
+        table = pd.read_csv(fold, dtype=str, keep_default_na=False).drop(columns="digest")
+        fold.write_text(fold_text(table.assign(config_hash=table["config_hash"].replace(old, new))))
+    (copy / "provenance.json").write_text(json.dumps({"config_hash": new}))
+    assert compare_runs([copy]) == compare_runs([one_run]).replace(str(one_run), str(copy))
+    shutil.copyfile(one_run / "config.yaml", config)
+    shutil.copytree(one_run / "folds", copy / "folds", dirs_exist_ok=True)
+    shutil.copyfile(one_run / "provenance.json", copy / "provenance.json")
+    metrics = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").write_text(json.dumps({**metrics, "model": "pamnet_msc"}))
+    result = CliRunner().invoke(app, ["compare", str(copy)])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {copy / 'metrics.json'}: model is 'pamnet_msc', the run's config.yaml trained 'pamnet': rerun "
+        "`pamer loso` into this directory to rewrite metrics.json"
+    )
 
 
 def test_designed_peers_show_their_mark_beside_the_published_number(tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ __all__ = [
     "run_stamp",
     "safe_name",
     "stray_fold_files",
+    "values_hash",
     "write_fold",
 ]
 
@@ -140,10 +141,17 @@ def config_hash(config: Config) -> str:
     `train.threads`, `train.precision`: each fold file's device, dtype and threads columns record those) and without
     the cache's path (its contents are the cache fingerprint). A run made before `train.precision` existed keeps
     its hash."""
-    values = config.to_dict()
-    values["train"] = {k: v for k, v in values["train"].items() if k not in ("device", "threads", "precision")}
-    values["data"] = {k: v for k, v in values["data"].items() if k != "cache"}
-    return hashlib.blake2b(json.dumps(values, sort_keys=True).encode(), digest_size=16).hexdigest()
+    return values_hash(config.to_dict())
+
+
+def values_hash(values: dict) -> str:
+    """`config_hash` of a configuration as plain nested dicts: a run's `config.yaml` as read, whatever keys the
+    pamer that wrote it had (`report` and `compare` check it against the hash its fold files record)."""
+    values = dict(values)
+    for section, drop in (("train", ("device", "threads", "precision")), ("data", ("cache",))):
+        if isinstance(values.get(section), dict):
+            values[section] = {k: v for k, v in values[section].items() if k not in drop}
+    return hashlib.blake2b(json.dumps(values, sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
 def run_stamp(config: Config, cache: Cache) -> dict[str, str]:

@@ -5,8 +5,9 @@ are names and whose folds are counts; anything else is one `ReportError` naming 
 expected), `config.yaml`, `provenance.json`, and the fold files through the engine's one checked reader
 (`pamer.engine.rundir.read_run_folds`: exactly the fold plan's files, each with its digest, labels and probabilities
 checked). The fold files must then give the numbers `metrics.json` holds (clips per fold, pooled accuracy,
-macro-F1 and UAR, each dataset's clips): a run whose files disagree is refused, so a table never prints a number
-that its predictions do not support. Other files in `folds/` are named in `RunData.notes`, never read.
+macro-F1 and UAR, each dataset's clips), and `config.yaml` the config hash they were computed with (`compare` reads
+a run's method and seed from it): a run whose files disagree is refused, so a table never prints a number that its
+predictions do not support. Other files in `folds/` are named in `RunData.notes`, never read.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 import yaml
 
 from pamer.engine.metrics import confusion_matrix, scores
-from pamer.engine.rundir import RunDirError, read_run_folds, stray_fold_files
+from pamer.engine.rundir import RunDirError, read_run_folds, stray_fold_files, values_hash
 from pamer.errors import PamerError
 
 __all__ = ["ReportError", "RunData", "load_run", "load_run_data"]
@@ -189,12 +190,32 @@ def _check_against_metrics(run_dir: Path, table: pd.DataFrame, metrics: dict) ->
         raise ReportError(f"{run_dir}: metrics.json's by_dataset clips are not those of the fold files ({found})")
 
 
+def _check_config(run_dir: Path, config: dict, recorded: str, metrics: dict) -> None:
+    """Refuse a `config.yaml` that is not the configuration the fold files were computed with (their config hash),
+    or a `metrics.json` that names another network: `compare` takes a run's method and seed from them, so an edited
+    seed counted one run as two seeds, and an edited model set a run beside another network's published number.
+    The hash is of the file as written, so a run of an older pamer, whose config.yaml lacks later keys, still reads."""
+    found = values_hash(config)
+    if found != recorded:
+        raise ReportError(
+            f"{run_dir / 'config.yaml'}: not the configuration the run's fold files were computed with (config hash "
+            f"{found}, the fold files record {recorded}): edited after the run; restore the run's own config.yaml"
+        )
+    model = config.get("model", {}).get("name") if isinstance(config.get("model"), dict) else None
+    if metrics["model"] != model:
+        raise ReportError(
+            f"{run_dir / 'metrics.json'}: model is {metrics['model']!r}, the run's config.yaml trained {model!r}: "
+            "rerun `pamer loso` into this directory to rewrite metrics.json"
+        )
+
+
 def load_run_data(run_dir: str | Path) -> RunData:
     """A finished run directory's metrics, configuration and fold predictions, each checked (module docstring).
 
     Raises:
-        ReportError: a missing or damaged metrics.json, config.yaml, provenance.json or fold file, or fold files
-            that do not give the numbers in metrics.json.
+        ReportError: a missing or damaged metrics.json, config.yaml, provenance.json or fold file, a config.yaml
+            that is not the configuration the fold files were computed with, or fold files that do not give the
+            numbers in metrics.json.
     """
     path = Path(run_dir)
     metrics = load_run(path)
@@ -214,6 +235,7 @@ def load_run_data(run_dir: str | Path) -> RunData:
         table = read_run_folds(path, subjects, classes, stamp)
     except RunDirError as err:
         raise ReportError(str(err)) from None
+    _check_config(path, config, table["config_hash"].iloc[0], metrics)
     index = {name: i for i, name in enumerate(classes)}
     folds = pd.DataFrame(
         {
