@@ -162,6 +162,19 @@ def test_composite_run_scores_each_dataset_and_prints_the_megc2019_table(tmp_pat
 # pamer compare: bootstrap, seeds, paired differences, placement
 
 
+def test_per_dataset_numbers_that_the_fold_files_do_not_give_are_refused(tmp_path: Path) -> None:
+    """`pamer report` prints a composite run's per-part UF1 / UAR from metrics.json: an edited SAMM UF1 of 0.99 was
+    printed beside the published 0.6588 although the fold files give another number."""
+    metrics, _ = _composite(tmp_path / "c")
+    metrics["by_dataset"]["samm"]["uf1"] = 0.99
+    (tmp_path / "c" / "metrics.json").write_text(json.dumps(metrics))
+    for read in (compare_runs, compare_tables):
+        with pytest.raises(
+            ReportError, match=r"the fold files give samm's uf1 0\.\d{6}, metrics.json's by_dataset 0\.99"
+        ):
+            read([tmp_path / "c"])
+
+
 def test_bootstrap_equals_a_direct_computation_and_contains_the_estimate(tmp_path: Path) -> None:
     metrics = _run(tmp_path / "r", sets=("model.name=pamnet",))
     names, true, pred = _clips(8, CASME_CLIPS, 5, 0.7, 0)

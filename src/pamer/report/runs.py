@@ -5,9 +5,9 @@ are names and whose folds are counts; anything else is one `ReportError` naming 
 expected), `config.yaml`, `provenance.json`, and the fold files through the engine's one checked reader
 (`pamer.engine.rundir.read_run_folds`: exactly the fold plan's files, each with its digest, labels and probabilities
 checked). The fold files must then give the numbers `metrics.json` holds (clips per fold, pooled accuracy,
-macro-F1 and UAR, each dataset's clips), and `config.yaml` the config hash they were computed with (`compare` reads
-a run's method and seed from it): a run whose files disagree is refused, so a table never prints a number that its
-predictions do not support. Other files in `folds/` are named in `RunData.notes`, never read.
+macro-F1 and UAR, each dataset's clips and numbers), and `config.yaml` the config hash they were computed with
+(`compare` reads a run's method and seed from it): a run whose files disagree is refused, so a table never prints a
+number that its predictions do not support. Other files in `folds/` are named in `RunData.notes`, never read.
 """
 
 from __future__ import annotations
@@ -188,6 +188,16 @@ def _check_against_metrics(run_dir: Path, table: pd.DataFrame, metrics: dict) ->
     found = table["dataset"].value_counts().to_dict() if parts else {}
     if parts and {name: part["clips"] for name, part in parts.items()} != found:
         raise ReportError(f"{run_dir}: metrics.json's by_dataset clips are not those of the fold files ({found})")
+    for part, numbers in parts.items():  # `pamer report` prints them as they stand
+        rows = table[table["dataset"] == part]
+        given = scores(confusion_matrix(rows["true"], rows["pred"], len(classes)))
+        for name in ("accuracy", "uf1", "uar"):
+            if abs(given[name] - float(numbers[name])) > _TOL:
+                raise ReportError(
+                    f"{run_dir}: the fold files give {part}'s {name} {given[name]:.6f}, metrics.json's by_dataset "
+                    f"{float(numbers[name]):.6f}; one of them changed after the run: rerun `pamer loso` into this "
+                    "directory"
+                )
 
 
 def _check_config(run_dir: Path, config: dict, recorded: str, metrics: dict) -> None:
