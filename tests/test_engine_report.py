@@ -153,3 +153,13 @@ def test_pictures_are_written(tmp_path: Path) -> None:
     maps = [rng.random((1, s, s)) for s in (16, 8, 4, 1)]  # a 1 x 1 map (tiny input) must draw too
     image = matplotlib.image.imread(plot_attention(face, motion, maps, tmp_path / "a.png"))
     assert image.shape[1] > 2 * image.shape[0]  # face, motion and four maps side by side
+
+
+def test_a_run_named_twice_is_one_run(tmp_path: Path) -> None:
+    """`pamer report runs/*/pamnet runs/casme2/*` listed the same run twice in a cell, as if two runs gave it."""
+    d = _run(tmp_path / "d", "pamnet", "casme2", 0.7)
+    numbers = _numbers(d)
+    text = compare_runs([d, tmp_path / "." / "d", d])
+    pair = f"{numbers['accuracy']:.3f} / {numbers['f1_macro']:.3f}"
+    assert f"| this paper | pamnet | pamer, last epoch |  | {pair} |  |" in text.splitlines()
+    assert compare_runs([d, d], "csv").count(f",{d},") == 3  # Tables 2, 3 and 4

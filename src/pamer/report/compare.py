@@ -41,7 +41,7 @@ from pamer.report.published import (
     published_row,
     unplaced_reason,
 )
-from pamer.report.runs import ReportError, RunData, load_run_data
+from pamer.report.runs import ReportError, RunData, load_runs
 
 __all__ = ["CSV_COLUMNS", "METHOD_IGNORES", "compare_tables", "write_comparison"]
 
@@ -433,8 +433,9 @@ def _diff_text(record: pd.Series) -> str:
 def compare_tables(run_dirs: list[str | Path], fmt: str = "md", notes: list[str] | None = None) -> str:
     """The comparison of `run_dirs` as Markdown tables or one long CSV table (one line per cell and metric).
 
-    Each run is read by `pamer.report.runs.load_run_data` (every number checked against its fold files); files in
-    a run's `folds/` that are not its fold files are ignored and named in `notes` when a list is given.
+    Each run is read by `pamer.report.runs.load_runs` (every number checked against its fold files, a directory
+    named twice read once); files in a run's `folds/` that are not its fold files are ignored and named in `notes`
+    when a list is given.
 
     Raises:
         ReportError: no run directories, an unknown format, or a run directory that cannot be read (named).
@@ -443,13 +444,7 @@ def compare_tables(run_dirs: list[str | Path], fmt: str = "md", notes: list[str]
         raise ReportError(f"unknown format {fmt!r}; expected md or csv")
     if not run_dirs:
         raise ReportError("no run directories to compare")
-    # a directory named twice (runs/*/pamnet and runs/composite/*) is one run, in the place it was first named
-    seen: set[Path] = set()
-    runs = []
-    for d in run_dirs:
-        if Path(d).resolve() not in seen:
-            seen.add(Path(d).resolve())
-            runs.append(load_run_data(d))
+    runs = load_runs(run_dirs)  # a directory named twice is one run
     if notes is not None:
         notes += [note for run in runs for note in run.notes]
     tables, others = _place(runs)

@@ -26,7 +26,7 @@ from pamer.engine.metrics import confusion_matrix, scores
 from pamer.engine.rundir import RunDirError, read_run_folds, stray_fold_files, values_hash
 from pamer.errors import PamerError
 
-__all__ = ["ReportError", "RunData", "load_run", "load_run_data"]
+__all__ = ["ReportError", "RunData", "load_run", "load_run_data", "load_runs"]
 
 # metrics.json numbers that tables print: each a number within 0..1
 SCORES = ("accuracy", "f1_macro", "uar")
@@ -258,3 +258,19 @@ def load_run_data(run_dir: str | Path) -> RunData:
     _check_against_metrics(path, folds, metrics)
     notes = [f"{p}: not a fold file of the run's plan; ignored" for p in stray_fold_files(path, subjects)]
     return RunData(str(run_dir), metrics, config, fingerprint, folds, notes)
+
+
+def load_runs(run_dirs: list[str | Path]) -> list[RunData]:
+    """Each run directory of `run_dirs` read by `load_run_data`, a directory named twice (`runs/*/pamnet` and
+    `runs/casme2/*`, or under another spelling) once, in the place it was first named.
+
+    Raises:
+        ReportError: as `load_run_data`.
+    """
+    seen: set[Path] = set()
+    runs = []
+    for d in run_dirs:
+        if Path(d).resolve() not in seen:
+            seen.add(Path(d).resolve())
+            runs.append(load_run_data(d))
+    return runs

@@ -24,7 +24,7 @@ from pamer.report.published import (
     published_row,
     unplaced_reason,
 )
-from pamer.report.runs import ReportError, load_run, load_run_data
+from pamer.report.runs import ReportError, load_run, load_runs
 
 __all__ = ["DATASETS", "MODEL_ROWS", "PAPER", "ReportError", "compare_runs", "load_run", "run_report"]
 
@@ -158,8 +158,8 @@ def compare_runs(run_dirs: list[str | Path], fmt: str = "md", notes: list[str] |
     rows of their own, labelled as such.
 
     Each run is read by `pamer.report.runs.load_run_data`: its metrics.json checked and its fold files read through
-    the engine's checked reader, which must give the numbers metrics.json holds. Files in a run's `folds/` that are
-    not its fold files are ignored and named in `notes` when a list is given.
+    the engine's checked reader, which must give the numbers metrics.json holds; a directory named twice is one run.
+    Files in a run's `folds/` that are not its fold files are ignored and named in `notes` when a list is given.
 
     Raises:
         ReportError: an unknown format, or a run directory whose `metrics.json`, configuration or fold files are
@@ -167,7 +167,7 @@ def compare_runs(run_dirs: list[str | Path], fmt: str = "md", notes: list[str] |
     """
     if fmt not in ("md", "csv"):
         raise ReportError(f"unknown format {fmt!r}; expected md or csv")
-    data = [load_run_data(d) for d in run_dirs]
+    data = load_runs(run_dirs)  # a directory named twice is one run: a cell listed it twice
     if notes is not None:
         notes += [note for run in data for note in run.notes]
     runs = [run.metrics for run in data]
