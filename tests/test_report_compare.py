@@ -495,6 +495,16 @@ def test_cli_says_one_line_for_a_bad_metrics_json(one_run: Path, tmp_path: Path,
     assert result.stderr.strip() == f"error: {run / 'metrics.json'}: {message}"
 
 
+@pytest.mark.parametrize("command", ["compare", "report"])
+def test_a_file_given_for_a_run_names_its_folder(one_run: Path, command: str) -> None:
+    """`pamer compare runs/*/metrics.json` said `runs/r/metrics.json: no metrics.json`."""
+    result = CliRunner().invoke(app, [command, str(one_run / "metrics.json")])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {one_run / 'metrics.json'} is a file, expected the run directory of a finished `pamer loso`: "
+        f"pass its folder {one_run}"
+    )
+
+
 def test_other_files_in_folds_are_ignored_and_named(one_run: Path, tmp_path: Path) -> None:
     """A stray copy `folds/s000-old.csv` made `compare` refuse forever; only the fold plan's files are read."""
 

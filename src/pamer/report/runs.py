@@ -105,6 +105,10 @@ def load_run(run_dir: str | Path) -> dict:
     if not path.is_file():
         if not Path(run_dir).exists():
             raise ReportError(f"{run_dir} does not exist (expected the run directory of a finished `pamer loso`)")
+        if Path(run_dir).is_file():  # `pamer compare runs/*/metrics.json`
+            folder = Path(run_dir).parent
+            hint = f": pass its folder {folder}" if (folder / "metrics.json").is_file() else ""
+            raise ReportError(f"{run_dir} is a file, expected the run directory of a finished `pamer loso`{hint}")
         runs = sorted(p.parent.name for p in Path(run_dir).glob("*/metrics.json"))
         inside = f"; it holds run directories ({', '.join(runs)}): pass them, e.g. {run_dir}/*" if runs else ""
         raise ReportError(f"{run_dir}: no metrics.json (not a finished `pamer loso` run directory){inside}")
