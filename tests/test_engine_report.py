@@ -85,6 +85,18 @@ def test_runs_fill_their_rows_and_columns(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize("key", ["accuracy", "f1_macro", "uar"])
+def test_oracle_numbers_that_the_fold_files_do_not_give_are_refused(tmp_path: Path, key: str) -> None:
+    """`pamer report` prints the oracle's numbers: an edited oracle accuracy of 0.99 was printed as it stood."""
+    run = _run(tmp_path / "d", "pamnet", "casme2", 0.7, oracle=0.8)
+    assert "ORACLE" in compare_runs([run])
+    numbers = _numbers(run)
+    numbers["oracle"][key] = 0.99
+    (run / "metrics.json").write_text(json.dumps(numbers))
+    with pytest.raises(ReportError, match=rf"the fold files give oracle\.{key} 0\.\d{{6}}, metrics.json 0\.990000"):
+        compare_runs([run])
+
+
 def _engine_run(out: Path, classes: tuple[str, ...], protocol: str | None, *sets: str) -> dict:
     """A pamnet run on a CASME II cache read with `protocol`, its run directory written by the engine's functions."""
     rng = np.random.default_rng(0)

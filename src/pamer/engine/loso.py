@@ -31,7 +31,7 @@ from pamer.engine.executors import (
 )
 from pamer.engine.fold import check_model, emulated_bf16_warning, fold_plan
 from pamer.engine.inputs import cache_path, device_for, load_cache_for
-from pamer.engine.metrics import confusion_matrix, pooled_metrics, scores
+from pamer.engine.metrics import confusion_matrix, oracle_metrics, pooled_metrics, scores
 from pamer.engine.progress import LosoProgress
 from pamer.engine.rundir import (
     EXECUTION_COLUMNS,
@@ -311,19 +311,5 @@ def label_protocol(cache: Cache) -> dict:
 
 def _oracle(table: pd.DataFrame, index: dict[str, int], classes: list[str], epochs: int) -> dict:
     y_true = table["true"].map(index).to_numpy()
-    columns = [f"pred_e{e}" for e in range(1, epochs + 1)]
-    per_epoch = np.stack([table[c].map(index).to_numpy() for c in columns], axis=1)  # (clips, epochs)
-    subjects = table["subject"].to_numpy()
-    best_pred = np.empty_like(y_true)
-    best_epoch = {}
-    for subject in sorted(set(subjects.tolist())):
-        mask = subjects == subject
-        hits = (per_epoch[mask] == y_true[mask, None]).sum(axis=0)
-        e = int(hits.argmax())  # first epoch with the most correct test clips: what the peers' practice picks
-        best_epoch[subject] = e + 1
-        best_pred[mask] = per_epoch[mask, e]
-    block = {"note": ORACLE_NOTE}
-    m = pooled_metrics(y_true, best_pred, subjects, classes)
-    block.update({k: m[k] for k in ("accuracy", "f1_macro", "uf1", "uar", "per_fold_mean", "confusion")})
-    block["best_epoch"] = best_epoch
-    return block
+    per_epoch = np.stack([table[f"pred_e{e}"].map(index).to_numpy() for e in range(1, epochs + 1)], axis=1)
+    return {"note": ORACLE_NOTE, **oracle_metrics(y_true, per_epoch, table["subject"].to_numpy(), classes)}

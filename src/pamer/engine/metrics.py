@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["confusion_matrix", "pooled_metrics", "scores", "scores_of"]
+__all__ = ["confusion_matrix", "oracle_metrics", "pooled_metrics", "scores", "scores_of"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -94,3 +94,34 @@ def pooled_metrics(
     result["classes"] = list(classes)
     result["confusion"] = confusion.tolist()
     return result
+
+
+def oracle_metrics(
+    y_true: np.ndarray, per_epoch: np.ndarray, groups: list[str] | np.ndarray, classes: tuple[str, ...] | list[str]
+) -> dict:
+    """The peers' best-epoch practice, for contrast only: each fold scored at the first epoch with the most correct
+    test clips of that fold (an epoch chosen by looking at the test subject), then pooled.
+
+    Shape:
+        - y_true: (N,) class indices; per_epoch: (N, E) each clip's predicted class after each epoch.
+
+    Returns:
+        `accuracy`, `f1_macro`, `uf1`, `uar`, `per_fold_mean` and `confusion` of `pooled_metrics` on the chosen
+        epochs' predictions, and `best_epoch` ({subject: epoch, 1-based}).
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    per_epoch = np.asarray(per_epoch, dtype=np.int64)
+    groups = np.asarray(groups)
+    best_pred = np.empty_like(y_true)
+    best_epoch = {}
+    for subject in sorted(set(groups.tolist())):
+        mask = groups == subject
+        hits = (per_epoch[mask] == y_true[mask, None]).sum(axis=0)
+        e = int(hits.argmax())  # the first epoch with the most correct test clips
+        best_epoch[subject] = e + 1
+        best_pred[mask] = per_epoch[mask, e]
+    m = pooled_metrics(y_true, best_pred, groups, classes)
+    return {
+        **{k: m[k] for k in ("accuracy", "f1_macro", "uf1", "uar", "per_fold_mean", "confusion")},
+        "best_epoch": best_epoch,
+    }

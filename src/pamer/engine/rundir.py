@@ -420,11 +420,16 @@ def stray_fold_files(out_dir: Path, subjects: list[str]) -> list[Path]:
 
 
 def read_run_folds(
-    out_dir: Path, subjects: list[str], classes: list[str], stamp: dict[str, str] | None = None
+    out_dir: Path,
+    subjects: list[str],
+    classes: list[str],
+    stamp: dict[str, str] | None = None,
+    epochs: int | None = None,
 ) -> pd.DataFrame:
     """The fold files of a finished run read without its cache (`pamer report`, `pamer compare`): exactly the
-    fold file of each of `subjects`, each checked by `read_fold_table` and `check_fold_table`, all computed from
-    one cache and configuration (`stamp`, from provenance.json, when given).
+    fold file of each of `subjects`, each checked by `read_fold_table` and `check_fold_table` (with `epochs`, of a
+    run with `oracle: true`: its `pred_e<k>` columns too), all computed from one cache and configuration (`stamp`,
+    from provenance.json, when given).
 
     Raises:
         RunDirError: a fold file missing, edited, damaged or of another cache or configuration, named.
@@ -438,7 +443,7 @@ def read_run_folds(
                 f"{out_dir}: no fold file {path} for subject {subject}; rerun the same `pamer loso` into it"
             )
         table = read_fold_table(path, fix)
-        check_fold_table(table, path, subject, classes, fix)
+        check_fold_table(table, path, subject, classes, fix, epochs)
         if stamp is None:
             stamp = {k: table[k].iloc[0] for k in ("cache_fingerprint", "config_hash")}
         _check_stamp(table, path, stamp, f"{fix} (the run's other folds and provenance.json say {stamp})")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pamer.engine.metrics import confusion_matrix, scores
+from pamer.engine.metrics import confusion_matrix, oracle_metrics, scores
 from pamer.engine.rundir import RunDirError, read_run_folds, stray_fold_files, values_hash
 from pamer.errors import PamerError
 
@@ -181,13 +181,7 @@ def _check_against_metrics(run_dir: Path, table: pd.DataFrame, metrics: dict) ->
             f"{sum(expected.values())} of {len(expected)}: fold files changed after the run; rerun `pamer loso` "
             "into this directory"
         )
-    pooled = scores(confusion_matrix(table["true"], table["pred"], len(classes)))
-    for name in SCORES:
-        if abs(pooled[name] - float(metrics[name])) > _TOL:
-            raise ReportError(
-                f"{run_dir}: the fold files give {name} {pooled[name]:.6f}, metrics.json {float(metrics[name]):.6f}; "
-                "one of them changed after the run: rerun `pamer loso` into this directory"
-            )
+    _check_numbers(run_dir, "", scores(confusion_matrix(table["true"], table["pred"], len(classes))), metrics, SCORES)
     parts = metrics.get("by_dataset") or {}
     found = table["dataset"].value_counts().to_dict() if parts else {}
     if parts and {name: part["clips"] for name, part in parts.items()} != found:
@@ -195,13 +189,25 @@ def _check_against_metrics(run_dir: Path, table: pd.DataFrame, metrics: dict) ->
     for part, numbers in parts.items():  # `pamer report` prints them as they stand
         rows = table[table["dataset"] == part]
         given = scores(confusion_matrix(rows["true"], rows["pred"], len(classes)))
-        for name in ("accuracy", "uf1", "uar"):
-            if abs(given[name] - float(numbers[name])) > _TOL:
-                raise ReportError(
-                    f"{run_dir}: the fold files give {part}'s {name} {given[name]:.6f}, metrics.json's by_dataset "
-                    f"{float(numbers[name]):.6f}; one of them changed after the run: rerun `pamer loso` into this "
-                    "directory"
-                )
+        _check_numbers(run_dir, f"by_dataset.{part}.", given, numbers, ("accuracy", "uf1", "uar"))
+
+
+def _check_numbers(run_dir: Path, where: str, given: dict, stated: dict, names: tuple[str, ...]) -> None:
+    """Refuse numbers of metrics.json (`where`: the key they sit under) that the fold files do not give."""
+    for name in names:
+        if abs(given[name] - float(stated[name])) > _TOL:
+            raise ReportError(
+                f"{run_dir}: the fold files give {where}{name} {given[name]:.6f}, metrics.json "
+                f"{float(stated[name]):.6f}; one of them changed after the run: rerun `pamer loso` into this directory"
+            )
+
+
+def _oracle_epochs(run_dir: Path, config: dict) -> int:
+    """The epochs of a run with `oracle: true` (config.yaml's `train.epochs`): its fold files' `pred_e<k>` columns."""
+    epochs = config.get("train", {}).get("epochs") if isinstance(config.get("train"), dict) else None
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ReportError(f"{run_dir / 'config.yaml'}: train.epochs is {epochs!r}, expected a whole number >= 1")
+    return epochs
 
 
 def _check_config(run_dir: Path, config: dict, recorded: str, metrics: dict) -> None:
@@ -245,8 +251,9 @@ def load_run_data(run_dir: str | Path) -> RunData:
             stamp = {"cache_fingerprint": fingerprint, "config_hash": record["config_hash"]}
     classes = list(metrics["classes"])
     subjects = list(metrics["per_fold"])
+    epochs = _oracle_epochs(path, config) if "oracle" in metrics else None
     try:
-        table = read_run_folds(path, subjects, classes, stamp)
+        table = read_run_folds(path, subjects, classes, stamp, epochs)
     except RunDirError as err:
         raise ReportError(str(err)) from None
     _check_config(path, config, table["config_hash"].iloc[0], metrics)
@@ -260,6 +267,10 @@ def load_run_data(run_dir: str | Path) -> RunData:
         }
     )
     _check_against_metrics(path, folds, metrics)
+    if epochs:
+        per_epoch = np.stack([table[f"pred_e{e}"].map(index).to_numpy() for e in range(1, epochs + 1)], axis=1)
+        oracle = oracle_metrics(folds["true"].to_numpy(), per_epoch, folds["subject"].to_numpy(), classes)
+        _check_numbers(path, "oracle.", oracle, metrics["oracle"], SCORES)
     notes = [f"{p}: not a fold file of the run's plan; ignored" for p in stray_fold_files(path, subjects)]
     return RunData(str(run_dir), metrics, config, fingerprint, folds, notes)
 
