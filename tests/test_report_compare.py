@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 import shutil
 from pathlib import Path
 
@@ -173,6 +175,19 @@ def test_per_dataset_numbers_that_the_fold_files_do_not_give_are_refused(tmp_pat
             read([tmp_path / "c"])
 
 
+def _outward(low: float, high: float, sign: str = "") -> str:
+    """An interval as compare prints it: two decimals, rounded away from the value."""
+    return f"[{math.floor(low * 100 + 1e-9) / 100:{sign}.2f}, {math.ceil(high * 100 - 1e-9) / 100:{sign}.2f}]"
+
+
+def _printed_intervals_hold_their_values(text: str) -> None:
+    """Every `value [low, high]` compare prints holds its value as printed (0.805 beside [0.74, 0.80] did not)."""
+    found = re.findall(r"([+-]?\d\.\d{3})(?: ± \S+ \(\d+ seeds\))? \[([+-]?\d\.\d{2}), ([+-]?\d\.\d{2})\]", text)
+    assert found
+    for value, low, high in found:
+        assert float(low) <= float(value) <= float(high), (value, low, high)
+
+
 def test_bootstrap_equals_a_direct_computation_and_contains_the_estimate(tmp_path: Path) -> None:
     metrics = _run(tmp_path / "r", sets=("model.name=pamnet",))
     names, true, pred = _clips(8, CASME_CLIPS, 5, 0.7, 0)
@@ -187,7 +202,8 @@ def test_bootstrap_equals_a_direct_computation_and_contains_the_estimate(tmp_pat
     assert _cell(frame, "pamnet", "casme2", "accuracy")["reported"] == 0.880
     text = compare_tables([tmp_path / "r"])
     cell = _cell(frame, "pamnet", "casme2", "accuracy")
-    assert f"{cell['value']:.3f} [{cell['ci_low']:.2f}, {cell['ci_high']:.2f}] (reported 0.880)" in text
+    assert f"{cell['value']:.3f} {_outward(cell['ci_low'], cell['ci_high'])} (reported 0.880)" in text
+    _printed_intervals_hold_their_values(text)
     assert "| MADFN (reported only) |" in text
 
 
@@ -266,7 +282,8 @@ def test_paired_difference_to_the_first_row(tmp_path: Path) -> None:
     assert pd.isna(_cell(frame, "pamnet (", "casme2", "f1_macro")["diff"])  # the first row is the reference
     text = compare_tables([tmp_path / "a", tmp_path / "b"])
     assert "### Paired difference to the first row, pamnet (Table 2: this paper)" in text
-    assert f"{cell['diff']:+.3f} [{low:+.2f}, {high:+.2f}]" in text
+    assert f"{cell['diff']:+.3f} {_outward(low, high, '+')}" in text
+    _printed_intervals_hold_their_values(text)
 
 
 def test_mismatched_protocol_lands_under_other_runs(tmp_path: Path) -> None:
@@ -294,7 +311,8 @@ def test_composite_columns_and_published_megc2019(tmp_path: Path) -> None:
     assert "LBP-TOP (reported only)" in set(frame["method"])
     text = compare_tables([tmp_path / "c", tmp_path / "c" / ".." / "c"])  # one run named twice is one run
     assert "Other runs" not in text
-    assert f"{full['value']:.3f} [{full['ci_low']:.2f}, {full['ci_high']:.2f}] (reported 0.7353)" in text
+    assert f"{full['value']:.3f} {_outward(full['ci_low'], full['ci_high'])} (reported 0.7353)" in text
+    _printed_intervals_hold_their_values(text)
     assert "| method | Full UF1 | Full UAR | SMIC UF1 | SMIC UAR | CASME II UF1 | CASME II UAR | SAMM UF1 |" in text
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,10 +240,12 @@ def _published(v: float | None) -> str:
     return text[:-1] if text.endswith("0") else text
 
 
-def _ours(stat: Stat, runs: list[RunData]) -> str:
-    low, high = stat.interval
-    spread = f" ± {stat.std:.3f} ({len(runs)} seeds)" if stat.std is not None else ""
-    return f"{stat.value:.3f}{spread} [{low:.2f}, {high:.2f}]"
+def _interval(low: float, high: float, sign: str = "") -> str:
+    """An interval to two decimals, rounded outward: printed beside a value of three decimals, it still holds it
+    (0.8046 in [0.7412, 0.8049] is `[0.74, 0.81]`, not `[0.74, 0.80]` beside `0.805`)."""
+    down = math.floor(round(low * 100, 6)) / 100  # round(., 6) first: 0.29 * 100 is 28.999999999999996
+    up = math.ceil(round(high * 100, 6)) / 100
+    return f"[{down:{sign}.2f}, {up:{sign}.2f}]"
 
 
 def _diff(stat: Stat, ref: Stat) -> tuple[float, float, float]:
@@ -417,7 +420,7 @@ def _cell_text(record: pd.Series) -> str:
     if pd.notna(record["value"]):
         low, high = record["ci_low"], record["ci_high"]
         spread = f" ± {record['std']:.3f} ({record['runs']} seeds)" if pd.notna(record["std"]) else ""
-        parts.append(f"{record['value']:.3f}{spread} [{low:.2f}, {high:.2f}]")
+        parts.append(f"{record['value']:.3f}{spread} {_interval(low, high)}")
     if pd.notna(record["reported_source"]):
         reported = record["reported"]
         parts.append(f"(reported {_published(None if pd.isna(reported) else float(reported))})")
@@ -427,7 +430,7 @@ def _cell_text(record: pd.Series) -> str:
 def _diff_text(record: pd.Series) -> str:
     if pd.isna(record["diff"]):
         return "n/a (other subjects)" if pd.notna(record["note"]) else ""
-    return f"{record['diff']:+.3f} [{record['diff_low']:+.2f}, {record['diff_high']:+.2f}]"
+    return f"{record['diff']:+.3f} {_interval(record['diff_low'], record['diff_high'], '+')}"
 
 
 def compare_tables(run_dirs: list[str | Path], fmt: str = "md", notes: list[str] | None = None) -> str:
