@@ -130,3 +130,20 @@ def test_loso_on_a_yaml_file_of_other_bytes_is_one_line(tmp_path: Path, content:
     result = CliRunner().invoke(app, ["loso", str(path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
     assert result.stderr.strip() == f"error: {path}: not a YAML text file (byte 0 is not UTF-8)"
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_named(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys without a word: a second `train:` section replaced the first whole,
+    and epochs and input_size went back to their defaults (40, 224) with no message."""
+    path = tmp_path / "twice.yaml"
+    path.write_text("train:\n  epochs: 3\n  input_size: 112\nmodel:\n  name: pamnet_test\ntrain:\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: key 'train' is given twice \(lines 1 and 6\)"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 3\n  lr: 0.01\n  epochs: 50\n")
+    with pytest.raises(ConfigError, match=r"key 'epochs' is given twice \(lines 2 and 4\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"--set 'model.args=\{a: 1, a: 2\}': key 'a' is given twice"):
+        load_config(None, ["model.args={a: 1, a: 2}"])
+    # a merge key (`<<: *anchor`) is not a duplicate: the keys written beside it override the anchor's, as YAML says
+    path.write_text("train:\n  <<: {epochs: 3, lr: 0.01}\n  epochs: 5\n")
+    assert (load_config(path).train.epochs, load_config(path).train.lr) == (5, 0.01)

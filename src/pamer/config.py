@@ -44,6 +44,34 @@ class ConfigError(PamerError):
     """A configuration file, key or value that pamer cannot accept (the message names it and what was expected)."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: PyYAML keeps the last without a word, so a
+    second `train:` section replaced the first whole. Keys merged in with `<<:` may be overridden, as YAML says."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    lines: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key, line = loader.construct_object(key_node), key_node.start_mark.line + 1
+        if key in lines:
+            raise ConfigError(  # `load_config` and `Config.override` add where
+                f"key {key!r} is given twice (lines {lines[key]} and {line}); give each key once (YAML would keep "
+                "the second without a word)"
+            )
+        lines[key] = line
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def _read_yaml(text: str) -> Any:
+    """`text` parsed as YAML (safe: plain data only); a key given twice is a `ConfigError` that does not say where."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: plain data only
+
+
 @dataclass
 class DataConfig:
     """Where the inputs come from.
@@ -149,7 +177,9 @@ class Config:
             if not sep or not key.strip():
                 raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=2")
             try:
-                value = yaml.safe_load(text)
+                value = _read_yaml(text)
+            except ConfigError as err:
+                raise ConfigError(f"--set {item!r}: {err}") from None
             except yaml.YAMLError as err:
                 raise ConfigError(f"--set {item!r}: the value is not valid YAML ({err})") from None
             _assign(self, key.strip(), value, "--set")
@@ -231,7 +261,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
                 )
             raise ConfigError(f"{path} is a folder, not a config file; give a YAML file or a name, e.g. paper/casme2")
         try:
-            values = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+            values = _read_yaml(path.read_bytes().decode("utf-8")) or {}
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
         except OSError as err:
             raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
         except UnicodeDecodeError as err:
