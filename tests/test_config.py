@@ -147,3 +147,16 @@ def test_a_key_given_twice_in_a_yaml_file_is_named(tmp_path: Path) -> None:
     # a merge key (`<<: *anchor`) is not a duplicate: the keys written beside it override the anchor's, as YAML says
     path.write_text("train:\n  <<: {epochs: 3, lr: 0.01}\n  epochs: 5\n")
     assert (load_config(path).train.epochs, load_config(path).train.lr) == (5, 0.01)
+
+
+@pytest.mark.parametrize("text", ["train:\n#  epochs: 2\nseed: 1\n", "train: 5\n"], ids=["empty", "number"])
+def test_a_section_without_keys_is_named(tmp_path: Path, text: str) -> None:
+    """A section whose keys are all commented out (`train:` alone, YAML's null) was refused as an unknown key
+    'train' with a hint of 'train.lr', which the user never wrote."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    value = "None" if "#" in text else "5"
+    with pytest.raises(ConfigError, match=rf"^{path}: train is a section, not a value \(got {value}\); expected its "):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"^--set: train is a section, not a value \(got 5\)"):
+        load_config(None, ["train=5"])

@@ -314,6 +314,12 @@ def _get(config: Config, key: str) -> Any:
 
 def _assign(config: Config, key: str, value: Any, source: str) -> None:
     keys = valid_keys(config)
+    inside = [k for k in keys if k.startswith(f"{key}.")]
+    if inside:  # `train:` with its keys commented out is YAML's null, not an unknown key
+        raise ConfigError(
+            f"{source}: {key} is a section, not a value (got {value!r}); expected its keys beneath it: "
+            f"{', '.join(inside)}"
+        )
     if key not in keys:
         nearest = difflib.get_close_matches(key, keys, n=1, cutoff=0.0)
         hint = f"; did you mean {nearest[0]!r}?" if nearest else ""
