@@ -321,6 +321,18 @@ def test_cli_needs_exactly_one_input(tmp_path: Path) -> None:
     assert "not a torch device" in _fail(["predict", str(model_dir), "--video", "a.mp4", "--device", "gpu0"])
 
 
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks a machine without an Apple GPU")
+def test_a_device_torch_knows_but_that_is_not_here_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device mps on Linux was a traceback from torch as the network moved there, --device meta one from numpy."""
+    model_dir = _handmade_model_dir(tmp_path / "model")
+    assert "torch sees no MPS" in _fail(["predict", str(model_dir), "--video", "a.mp4", "--device", "mps"])
+    assert "expected cpu, cuda or cuda:N" in _fail(["predict", str(model_dir), "--video", "a.mp4", "--device", "meta"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(CheckpointError, match=r"'cuda:2' asked for, but this machine has 2 CUDA device\(s\)"):
+        load_checkpoint(model_dir, "cuda:2")
+
+
 # ------------------------------------------------------------------------------------- recognising a clip
 
 

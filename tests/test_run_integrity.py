@@ -24,6 +24,7 @@ from pamer.cli import app
 from pamer.config import SHIPPED, ConfigError, load_config
 from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
+from pamer.engine.inputs import device_for
 from pamer.engine.metrics import pooled_metrics
 from pamer.engine.rundir import fold_file, fold_text
 from pamer.preprocess.cache import Cache
@@ -341,6 +342,23 @@ def test_cuda_device_on_a_cpu_only_torch(cache: Cache, cache_dir: Path, tmp_path
     sets = cli_sets(cache_dir, "train.device=cuda")
     assert "no CUDA device" in _fail(["loso", str(CONFIG), "--out", str(tmp_path / "run"), "--quiet", *sets])
     assert "no CUDA device" in _fail(["train", str(CONFIG), "--out", str(tmp_path / "m"), "--quiet", *sets])
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="checks a machine without an Apple GPU")
+def test_a_device_torch_knows_but_that_is_not_here_is_named(
+    cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train.device=mps on Linux (or meta) was a traceback from torch when the network moved to it."""
+    for device, message in (("mps", "torch sees no MPS"), ("meta", "expected auto, cpu or cuda")):
+        sets = cli_sets(cache_dir, f"train.device={device}")
+        assert f"train.device = '{device}'" in _fail(["train", str(CONFIG), "--out", str(tmp_path / "m"), *sets])
+        assert message in _fail(["loso", str(CONFIG), "--out", str(tmp_path / "run"), "--quiet", *sets])
+    # a CUDA index past the machine's devices (cuda:3 on a machine of one GPU)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ConfigError, match=r"train.device = 'cuda:3' but this machine has 1 CUDA device\(s\)"):
+        device_for(config("train.device=cuda:3"))
+    assert device_for(config("train.device=cuda:0")) == torch.device("cuda:0")
 
 
 def test_loso_into_a_folder_that_cannot_take_it(cache: Cache, tmp_path: Path, read_only_dir: Path) -> None:

@@ -200,6 +200,16 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
         raise CheckpointError(f"device {device!r} is not a torch device (expected e.g. cpu, cuda, cuda:1)") from None
     if target.type == "cuda" and not torch.cuda.is_available():
         raise CheckpointError(f"device {device!r} asked for, but torch sees no CUDA device here")
+    # a device torch knows but that is not here failed as a traceback when the network moved to it
+    count = torch.cuda.device_count() if target.type == "cuda" else 0
+    if target.type == "cuda" and target.index is not None and target.index >= count:
+        raise CheckpointError(
+            f"device {device!r} asked for, but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
+        )
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise CheckpointError(f"device {device!r} asked for, but torch sees no MPS (Apple GPU) device here")
+    if target.type not in ("cpu", "cuda", "mps"):
+        raise CheckpointError(f"device {device!r} is not one predict runs on (expected cpu, cuda or cuda:N)")
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise CheckpointError(f"model directory {model_dir} does not exist (make one with `pamer train`)")

@@ -29,6 +29,16 @@ def device_for(config: Config) -> torch.device:
         raise ConfigError(f"train.device = {name!r}, expected auto, cpu or cuda[:N]") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device = {name!r} but no CUDA device is available here")
+    # a device torch knows but that is not here failed as a traceback when the network moved to it
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise ConfigError(
+            f"train.device = {name!r} but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device = {name!r} but torch sees no MPS (Apple GPU) device here")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"train.device = {name!r}, expected auto, cpu or cuda[:N]")
     return device
 
 
