@@ -361,6 +361,21 @@ def test_a_device_torch_knows_but_that_is_not_here_is_named(
     assert device_for(config("train.device=cuda:0")) == torch.device("cuda:0")
 
 
+def test_a_model_option_torch_refuses_is_named(cache_dir: Path, tmp_path: Path) -> None:
+    """model.args={drop_rate: 20} (a percentage) was a ValueError traceback from torch's nn.Dropout."""
+    for args, message in (
+        ("{drop_rate: 20}", "dropout probability has to be between 0 and 1, but got 20"),
+        ("{widths: [-1, 8, 8, 8]}", "Trying to create tensor with negative dimension -1"),
+    ):
+        sets = cli_sets(cache_dir, f"model.args={args}")
+        for command in (["train", str(CONFIG), "--out", str(tmp_path / "m")], ["loso", str(CONFIG), "--quiet"]):
+            error = _fail([*command, "--out", str(tmp_path / command[0]), *sets])
+            assert error.startswith("error: model.args {") and f"for 'pamnet_test': {message}" in error, error
+    assert "'pamnet_test' has no option 'dropout'" in _fail(
+        ["train", str(CONFIG), "--out", str(tmp_path / "m"), *cli_sets(cache_dir, "model.args={dropout: 0.5}")]
+    )
+
+
 def test_loso_into_a_folder_that_cannot_take_it(cache: Cache, tmp_path: Path, read_only_dir: Path) -> None:
     with pytest.raises(RunDirError, match=f"cannot use {read_only_dir / 'run'} as a run directory: cannot create"):
         run_loso(config(), read_only_dir / "run", "local", cache=cache, quiet=True)

@@ -271,7 +271,9 @@ def check_model(config: Config, num_classes: int, cache: Cache | None = None) ->
         return
     try:
         create_model(config.model.name, num_classes=num_classes, **config.model.args)
-    except TypeError as err:  # an option the network's constructor does not take
+    except PamerError:  # refused by name already (an unknown name or option, a value the network checks)
+        raise
+    except (TypeError, ValueError, RuntimeError) as err:  # an option torch's layers refuse (drop_rate: 20)
         raise ConfigError(f"model.args {config.model.args!r} for {config.model.name!r}: {err}") from None
     method = model_method(config.model.name)
     if method.inputs is not None and config.augment.active:
