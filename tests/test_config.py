@@ -142,6 +142,10 @@ def test_a_key_given_twice_in_a_yaml_file_is_named(tmp_path: Path) -> None:
     path.write_text("train:\n  epochs: 3\n  lr: 0.01\n  epochs: 50\n")
     with pytest.raises(ConfigError, match=r"key 'epochs' is given twice \(lines 2 and 4\)"):
         load_config(path)
+    # the same key dotted and inside its section: whichever came last won
+    path.write_text("train.epochs: 2\ntrain:\n  epochs: 40\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: train.epochs is given twice, as a dotted key and inside its "):
+        load_config(path)
     with pytest.raises(ConfigError, match=r"--set 'model.args=\{a: 1, a: 2\}': key 'a' is given twice"):
         load_config(None, ["model.args={a: 1, a: 2}"])
     # a merge key (`<<: *anchor`) is not a duplicate: the keys written beside it override the anchor's, as YAML says

@@ -165,7 +165,14 @@ class Config:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
         """Build a checked `Config` from nested dicts; `source` names the file in error messages."""
         config = cls()
-        for key, value in _flatten(values, source):
+        items = _flatten(values, source)
+        keys = [key for key, _ in items]
+        for key in keys:
+            if keys.count(key) > 1:  # `train.epochs: 2` beside a `train:` section holding epochs: the last won
+                raise ConfigError(
+                    f"{source}: {key} is given twice, as a dotted key and inside its section; give it once"
+                )
+        for key, value in items:
             _assign(config, key, value, source)
         config.validate(source)
         return config
