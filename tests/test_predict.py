@@ -481,7 +481,7 @@ def test_cli_warns_of_a_truncated_video_in_the_table_json_and_errors(model_dir: 
         (["--onset", "20"], "onset 20 is out of range for .*: its frames are 0..9"),
         (["--apex", "-1"], "apex -1 is out of range"),
         (["--onset", "5", "--apex", "3"], "apex 3 must come after onset 5"),
-        (["--onset", "9"], "no frame after onset 9 to spot the apex in"),
+        (["--onset", "9"], "no frame after onset 9 to spot the apex in: it is the clip's last of 10 frames; give an "),
         (["--picture", "out.jpg"], r"expected a file name ending in \.png"),
     ],
 )

@@ -84,6 +84,9 @@ def test_apex_model_needs_only_the_apex_frame(aligned: dict, tmp_path: Path) -> 
     assert "the clip's only frame" in table.stdout and picture.stat().st_size > 0
     as_json = runner.invoke(app, ["predict", str(aligned["model"]), "--frames", str(alone), "--json"])
     assert json.loads(as_json.stdout)["onset"] == {"frame": None, "name": None, "source": "unused"}
+    # an onset given on the only frame: nothing comes after it, and leaving it out is what helps
+    with pytest.raises(PredictError, match=r"the clip holds one frame; leave out --onset, and model 'pamnet_test' rea"):
+        recognizer.predict(alone, onset=sample.apex)
 
 
 def test_a_diff_model_still_needs_two_frames(aligned: dict, tmp_path: Path) -> None:
@@ -92,7 +95,10 @@ def test_a_diff_model_still_needs_two_frames(aligned: dict, tmp_path: Path) -> N
     alone.mkdir()
     shutil.copy(sample.apex_path, alone / sample.apex_path.name)
     diff = _train_diff(aligned)
-    with pytest.raises(PredictError, match="no frame after onset .* give --apex or a longer clip"):
+    # an --apex cannot help (it must come after the onset): the message said to give one
+    with pytest.raises(
+        PredictError, match="no frame after onset .*: the clip holds one frame, and model 'pamnet_test' "
+    ):
         Recognizer.from_dir(diff).predict(alone)
 
 

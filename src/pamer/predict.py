@@ -212,9 +212,18 @@ class Recognizer:
                     f"apex {clip.numbers[apex_i]} must come after onset {clip.numbers[onset_i]} in {clip.source}"
                 )
         elif onset_i == len(clip) - 1:
+            # an apex comes after the onset, so no --apex can help here
+            if len(clip) > 1:
+                why = f"it is the clip's last of {len(clip)} frames; give an earlier --onset"
+            elif self.card.representation == "apex":  # the given onset only anchors the alignment
+                why = f"the clip holds one frame; leave out --onset, and model {self.card.model!r} reads it as the apex"
+            else:
+                why = (
+                    f"the clip holds one frame, and model {self.card.model!r} reads the motion from an onset to a "
+                    "later apex; give a clip of two frames or more"
+                )
             raise PredictError(
-                f"{clip.source}: no frame after onset {clip.numbers[onset_i]} to spot the apex in "
-                f"(the clip has {len(clip)} frame{'s' if len(clip) != 1 else ''}); give --apex or a longer clip"
+                f"{clip.source}: no frame after onset {clip.numbers[onset_i]} to spot the apex in: {why}"
             )
 
         start = time.perf_counter()
