@@ -276,6 +276,12 @@ def test_features_of_a_clip_do_not_depend_on_the_others(cache: Cache) -> None:
         (["model.name=lbptop", "model.args={blocks: 23}"], {}, "need frames of at least 25 px a side, the cache's"),
         (["model.name=biwoof", "model.args={blocks: 25}"], {}, "flow field of at least 25 px a side, the cache's"),
         (["model.name=biwoof", "model.args={c_grid: [1]}"], {"subjects": ["a"] * 9 + ["b"] * 9}, "at least 3 subj"),
+        # the grid chose C, and the C given beside it was ignored without a word
+        (
+            ["model.name=biwoof", "model.args={C: 0.5, c_grid: [1, 10]}"],
+            {},
+            r"model.args.C = 0.5 for 'biwoof' is not used while model.args.c_grid = \[1, 10\] chooses C; give one",
+        ),
     ],
 )
 def test_bad_settings_fail_before_any_fold(settings, change, message, cache: Cache, tmp_path: Path) -> None:

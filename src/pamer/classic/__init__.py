@@ -176,6 +176,11 @@ def _options(method: ClassicMethod, args: dict[str, Any]) -> dict[str, Any]:
         valid, expected = _VALID[key]
         if isinstance(value, bool) or not valid(value):
             raise ConfigError(f"model.args.{key} = {value!r} for {method.name!r}: expected {expected}")
+    if "C" in args and options["c_grid"]:  # the grid chooses C: a C given beside it was never used
+        raise ConfigError(
+            f"model.args.C = {args['C']!r} for {method.name!r} is not used while model.args.c_grid = "
+            f"{options['c_grid']!r} chooses C; give one: C with c_grid: [], or the grid alone"
+        )
     return options
 
 
@@ -234,7 +239,7 @@ def check_classic(config: Config, cache: Cache | None = None) -> None:
     if options["c_grid"] and subjects < 3:
         raise ConfigError(
             f"model.args.c_grid: choosing C by a leave-one-subject-out inside each fold's training subjects needs "
-            f"at least 3 subjects, cache {where} has {subjects}; set model.args.C instead"
+            f"at least 3 subjects, cache {where} has {subjects}; set model.args.c_grid: [] and model.args.C instead"
         )
 
 
