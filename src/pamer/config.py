@@ -165,8 +165,13 @@ class Config:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> Config:
         """Build a checked `Config` from nested dicts; `source` names the file in error messages."""
         config = cls()
-        items = _flatten(values, source)
+        options = _dict_fields()
+        # a whole free-form dict (`model: {args: {...}}`) is set before its dotted options (`model.args.C: 1`)
+        items = sorted(_flatten(values, source), key=lambda item: _option_of(item[0], options) is not None)
         keys = [key for key, _ in items]
+        keys += [
+            f"{key}.{name}" for key, value in items if key in options and isinstance(value, dict) for name in value
+        ]
         for key in keys:
             if keys.count(key) > 1:  # `train.epochs: 2` beside a `train:` section holding epochs: the last won
                 raise ConfigError(
@@ -319,7 +324,18 @@ def _get(config: Config, key: str) -> Any:
     return obj
 
 
+def _option_of(key: str, options: set[str]) -> str | None:
+    """The free-form dict field that `key` names one option of (`model.args.drop_rate` -> `model.args`), or None."""
+    return next((field for field in options if key.startswith(f"{field}.")), None)
+
+
 def _assign(config: Config, key: str, value: Any, source: str) -> None:
+    field = _option_of(key, _dict_fields())
+    if field is not None:  # one option (`model.args.drop_rate=0.3`, as messages and docs spell it): the others stay
+        section, name = field.rsplit(".", 1)
+        owner = _get(config, section)
+        setattr(owner, name, {**getattr(owner, name), key[len(field) + 1 :]: value})
+        return
     keys = valid_keys(config)
     inside = [k for k in keys if k.startswith(f"{key}.")]
     if inside:  # `train:` with its keys commented out is YAML's null, not an unknown key
