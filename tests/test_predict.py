@@ -329,7 +329,7 @@ def test_a_device_torch_knows_but_that_is_not_here_is_named(tmp_path: Path, monk
     assert "expected cpu, cuda or cuda:N" in _fail(["predict", str(model_dir), "--video", "a.mp4", "--device", "meta"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(CheckpointError, match=r"'cuda:2' asked for, but this machine has 2 CUDA device\(s\)"):
+    with pytest.raises(CheckpointError, match=r"device 'cuda:2': this machine has 2 CUDA device\(s\)"):
         load_checkpoint(model_dir, "cuda:2")
 
 

@@ -336,7 +336,7 @@ def test_model_json_edited_after_training_is_refused(cache: Cache, tmp_path: Pat
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only torch")
 def test_cuda_device_on_a_cpu_only_torch(cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="train.device = 'cuda' but no CUDA device is available here"):
+    with pytest.raises(ConfigError, match="train.device = 'cuda': torch sees no CUDA device here"):
         run_loso(config("train.device=cuda"), tmp_path / "run", "local", cache=cache, quiet=True)
     assert not (tmp_path / "run").exists()
     sets = cli_sets(cache_dir, "train.device=cuda")
@@ -349,14 +349,14 @@ def test_a_device_torch_knows_but_that_is_not_here_is_named(
     cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """train.device=mps on Linux (or meta) was a traceback from torch when the network moved to it."""
-    for device, message in (("mps", "torch sees no MPS"), ("meta", "expected auto, cpu or cuda")):
+    for device, message in (("mps", "torch sees no MPS"), ("meta", "not a device pamer runs on")):
         sets = cli_sets(cache_dir, f"train.device={device}")
         assert f"train.device = '{device}'" in _fail(["train", str(CONFIG), "--out", str(tmp_path / "m"), *sets])
         assert message in _fail(["loso", str(CONFIG), "--out", str(tmp_path / "run"), "--quiet", *sets])
     # a CUDA index past the machine's devices (cuda:3 on a machine of one GPU)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    with pytest.raises(ConfigError, match=r"train.device = 'cuda:3' but this machine has 1 CUDA device\(s\)"):
+    with pytest.raises(ConfigError, match=r"train.device = 'cuda:3': this machine has 1 CUDA device\(s\)"):
         device_for(config("train.device=cuda:3"))
     assert device_for(config("train.device=cuda:0")) == torch.device("cuda:0")
 

@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from pamer.config import MAX_SIZE, MIN_INPUT_SIZE
+from pamer.devices import DeviceError, torch_device
 from pamer.errors import PamerError
 from pamer.models import create_model
 from pamer.outputs import write_atomic
@@ -195,21 +196,9 @@ def load_checkpoint(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Mo
             that do not match the named model (missing, unexpected or wrong-shaped keys, named) or hold NaN.
     """
     try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise CheckpointError(f"device {device!r} is not a torch device (expected e.g. cpu, cuda, cuda:1)") from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError(f"device {device!r} asked for, but torch sees no CUDA device here")
-    # a device torch knows but that is not here failed as a traceback when the network moved to it
-    count = torch.cuda.device_count() if target.type == "cuda" else 0
-    if target.type == "cuda" and target.index is not None and target.index >= count:
-        raise CheckpointError(
-            f"device {device!r} asked for, but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
-        )
-    if target.type == "mps" and not torch.backends.mps.is_available():
-        raise CheckpointError(f"device {device!r} asked for, but torch sees no MPS (Apple GPU) device here")
-    if target.type not in ("cpu", "cuda", "mps"):
-        raise CheckpointError(f"device {device!r} is not one predict runs on (expected cpu, cuda or cuda:N)")
+        target = torch_device(device)
+    except DeviceError as err:
+        raise CheckpointError(f"device {device!r}: {err}") from None
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise CheckpointError(f"model directory {model_dir} does not exist (make one with `pamer train`)")

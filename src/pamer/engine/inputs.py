@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from pamer.config import Config, ConfigError
+from pamer.devices import DeviceError, torch_device
 from pamer.models import model_method
 from pamer.preprocess.cache import Cache, CacheError, flow_kind, load_cache
 from pamer.preprocess.network_input import motion_inputs
@@ -24,22 +25,9 @@ def device_for(config: Config) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"train.device = {name!r}, expected auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {name!r} but no CUDA device is available here")
-    # a device torch knows but that is not here failed as a traceback when the network moved to it
-    count = torch.cuda.device_count() if device.type == "cuda" else 0
-    if device.type == "cuda" and device.index is not None and device.index >= count:
-        raise ConfigError(
-            f"train.device = {name!r} but this machine has {count} CUDA device(s): cuda:0 to cuda:{count - 1}"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device = {name!r} but torch sees no MPS (Apple GPU) device here")
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"train.device = {name!r}, expected auto, cpu or cuda[:N]")
-    return device
+        return torch_device(name)
+    except DeviceError as err:
+        raise ConfigError(f"train.device = {name!r}: {err}") from None
 
 
 def cache_path(config: Config) -> Path:
