@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from _htnet import APEX, build_htnet_tree
 from _trees import prepare_synthetic
-from pamer.checkpoint import CheckpointError
+from pamer.checkpoint import CheckpointError, write_checkpoint
 from pamer.cli import app
-from pamer.config import load_config
+from pamer.config import ConfigError, load_config
 from pamer.data import read
 from pamer.engine import train_final
 from pamer.predict import PredictError, Recognizer
@@ -138,14 +139,19 @@ def test_a_model_of_ready_made_crops_takes_the_frame_as_the_crop(tmp_path: Path)
     assert "not searched: the model was trained on ready-made face crops" in table.stdout
 
 
-def test_a_flow_model_is_refused_by_name(tmp_path: Path) -> None:
+def test_a_flow_model_is_refused_before_training(aligned: dict, tmp_path: Path) -> None:
+    """predict computes no flow field from a clip: `pamer train` on a flow cache trained a model no command could
+    use, and said so only when the model was loaded."""
     root = build_htnet_tree(tmp_path / "HTNet", folds=False)
     cache_dir = prepare_images(read("htnet", root), tmp_path / "caches", "flow")
-    threads = torch.get_num_threads()
-    try:
-        config = load_config(None, [*TRAIN, "data.representation=flow", f"data.cache={cache_dir}"])
-        model = train_final(config, tmp_path / "model")
-    finally:
-        torch.set_num_threads(threads)
+    config = load_config(None, [*TRAIN, "data.representation=flow", f"data.cache={cache_dir}"])
+    with pytest.raises(ConfigError, match="data.representation = 'flow': a saved model is for `pamer predict`"):
+        train_final(config, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    # a flow model.json (written by an older pamer) is refused where it is loaded
+    state = load_file(aligned["model"] / "model.safetensors")
+    card = {**json.loads((aligned["model"] / "model.json").read_text()), "representation": "flow"}
+    (tmp_path / "old").mkdir()
+    write_checkpoint(tmp_path / "old", state, card)
     with pytest.raises(CheckpointError, match="representation 'flow' is not supported by predict .*'diff' or 'apex'"):
-        Recognizer.from_dir(model)
+        Recognizer.from_dir(tmp_path / "old")

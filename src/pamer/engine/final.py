@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import pamer
-from pamer.checkpoint import MODEL_FILES, CheckpointError, write_checkpoint
+from pamer.checkpoint import MODEL_FILES, PREDICT_REPRESENTATIONS, CheckpointError, write_checkpoint
 from pamer.classic import is_classic
 from pamer.config import Config, ConfigError
 from pamer.engine.fold import (
@@ -56,6 +56,12 @@ def train_final(
     """
     if is_classic(config.model.name):
         raise ConfigError(f"{config.model.name!r} is a classic method (features + SVM): run it with `pamer loso`")
+    if config.data.representation not in PREDICT_REPRESENTATIONS:
+        raise ConfigError(
+            f"data.representation = {config.data.representation!r}: a saved model is for `pamer predict`, which "
+            f"computes no flow field from a clip (it reads {' or '.join(PREDICT_REPRESENTATIONS)}); run a flow "
+            "network with `pamer loso`"
+        )
     if model_method(config.model.name).inputs is not None:
         raise ConfigError(
             f"{config.model.name!r} builds its own inputs (pamer.models.method), which a saved model cannot rebuild "
