@@ -321,6 +321,18 @@ def test_train_checks_its_output_before_training(
         train_final(config(), tmp_path / "file" / "model", cache=cache)
 
 
+def test_train_on_a_cache_not_found_leaves_no_folder_and_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative data.cache is looked for from the current folder (a config's own folder is not its root); the
+    message said only the path as written, and the refused train left an empty --out behind."""
+    monkeypatch.chdir(tmp_path)
+    sets = ["--set", "data.cache=caches/smic-x"]
+    message = _fail(["train", str(CONFIG), "--out", "model", "--quiet", *sets])
+    assert f"caches/smic-x: no such cache directory, looked for from the current folder as {tmp_path}" in message
+    assert not (tmp_path / "model").exists()
+
+
 def test_model_json_edited_after_training_is_refused(cache: Cache, tmp_path: Path) -> None:
     out = train_final(config(), tmp_path / "model", cache=cache)
     card = json.loads((out / "model.json").read_text())

@@ -74,11 +74,11 @@ def train_final(
             f"{out_dir} already holds a model ({' and '.join(existing)}); pass --force to replace it, "
             "or give another --out"
         )
-    problem = write_problem(out_dir, create=True)
-    if problem is not None:
-        raise CheckpointError(f"cannot write the model into {out_dir}: {problem}")
     cache = load_cache_for(config) if cache is None else cache
     check_model(config, len(cache.classes))
+    problem = write_problem(out_dir, create=True)  # after the inputs are checked: a refused run leaves no folder
+    if problem is not None:
+        raise CheckpointError(f"cannot write the model into {out_dir}: {problem}")
     device = device_for(config)
     needed = _weights_bytes(config, len(cache.classes))
     free = shutil.disk_usage(out_dir).free

@@ -229,7 +229,8 @@ def load_cache(path: str | Path, expect: dict | None = None) -> Cache:
     """
     path = Path(path)
     if not path.is_dir():
-        raise CacheError(f"{path}: no such cache directory (make one with `pamer prepare`)")
+        where = "" if path.is_absolute() else f", looked for from the current folder as {path.absolute()}"
+        raise CacheError(f"{path}: no such cache directory{where} (make one with `pamer prepare`)")
     meta_path = path / "cache.json"
     if not meta_path.is_file():
         inside = sorted(p.parent.name for p in path.glob("*/cache.json"))
