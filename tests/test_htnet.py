@@ -376,3 +376,22 @@ def test_labels_written_as_floats_are_codes_and_others_are_refused_by_row(tmp_pa
         ("casme2/sub01/EP19_05f", "bad-label")
     ]
     assert "row 3: label '1.5' is not one of 0 = negative" in _by_kind(index)["bad-label"][0]
+
+
+def test_an_apex_crop_named_by_two_rows_is_the_first_rows_only(tmp_path: Path) -> None:
+    """Two rows naming one imagename (a copy-paste slip) read one crop as the apex of two clips, under two labels;
+    only the crop no row named was reported."""
+    root = build_htnet_tree(tmp_path / "HTNet", folds=False)
+    sheet = root / "combined_3_class2_for_optical_flow.csv"
+    sheet.write_text(sheet.read_text().replace(",0,,sub01_EP19_05f.jpg,", ",0,,sub01_EP02_01f.jpg,"))
+    index = read("htnet", root)
+    clips = {s.clip: s for s in index.samples}
+    assert set(clips["EP19_05f"].files) == {"flow"}  # its flow image is its own
+    assert clips["EP02_01f"].files["apex"].name == "sub01_EP02_01f.jpg"
+    assert _by_kind(index)["duplicate-file"] == [
+        "casme2/sub01/EP19_05f | combined_3_class2_for_optical_flow.csv row 3: "
+        "'datasets/combined_datasets_whole/sub01_EP02_01f.jpg' is already the apex crop of casme2/sub01/EP02_01f; "
+        "not used for this clip"
+    ]
+    apex = load_cache(prepare_images(index, tmp_path / "caches", "apex"))
+    assert "EP19_05f" not in apex.clips and len(apex.clips) == len(ROWS) - 1

@@ -21,16 +21,18 @@ unreadable cell is a `bad-aus` problem.
 
 The csv is the truth. Every row must find its files: a flow image or apex crop not on disk is a problem naming
 the file (the clip stays while it has the other one: a flow cache needs only the flow image); a row with neither,
-an unknown label or a repeated clip is left out, named. Files no row names are reported too. The per-fold copy,
-when present, is checked against the csv, never read for labels: each fold's test folder must hold exactly its
-subject's clips, each in its csv label's folder, byte for byte the file of the whole folder; its training folder
-every other clip and none of its subject. Each difference is a problem naming the file.
+an unknown label or a repeated clip is left out, named. An apex crop that an earlier row already names is a
+`duplicate-file` problem and not taken for the later row (one crop cannot be two clips' apex). Files no row names
+are reported too. The per-fold copy, when present, is checked against the csv, never read for labels: each fold's
+test folder must hold exactly its subject's clips, each in its csv label's folder, byte for byte the file of the
+whole folder; its training folder every other clip and none of its subject. Each difference is a problem naming
+the file.
 
 Problem kinds: blank-cell, bad-label, bad-image, constant-image, grey-flow-image, odd-size, unknown-dataset,
-duplicate-row, missing-flow-image, flow-name-variant (found without the space; used), missing-apex-image, no-files,
-unlisted-file, missing-folder, and for the per-fold copy fold-label-mismatch, fold-wrong-subject,
-fold-test-clip-in-train, fold-test-missing, fold-train-missing, fold-unknown-file, fold-duplicate, fold-copy-differs,
-fold-unknown-subject, fold-missing, fold-bad-folder.
+duplicate-row, duplicate-file, missing-flow-image, flow-name-variant (found without the space; used),
+missing-apex-image, no-files, unlisted-file, missing-folder, and for the per-fold copy fold-label-mismatch,
+fold-wrong-subject, fold-test-clip-in-train, fold-test-missing, fold-train-missing, fold-unknown-file,
+fold-duplicate, fold-copy-differs, fold-unknown-subject, fold-missing, fold-bad-folder.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
 
     claimed: dict[str, set[str]] = {kind: set() for kind in present}
     seen: set[tuple[str, str]] = set()
+    apex_of: dict[str, str] = {}  # each apex crop -> the clip whose crop it is
     for number, cells in rows:
         where = f"{path.name} row {number}"
         origin, subject, clip = cells["dataset"].lower(), cells["sub"], cells["filename_o"]
@@ -145,9 +148,14 @@ def read(root: Path, protocol: str | None = None, *, sheet: Path | None = None) 
                 claimed["flow"].add(files["flow"].name)
         if "apex" in present:
             image = cells["imagename"]
-            if image and image in listed["apex"]:
+            if image and image in apex_of:  # a copy-paste slip: one crop cannot be two clips' apex
+                file = shown(present["apex"] / image, root)
+                detail = f"{where}: {file} is already the apex crop of {apex_of[image]}; not used for this clip"
+                report(Problem(name, "duplicate-file", detail))
+            elif image and image in listed["apex"]:
                 files["apex"] = present["apex"] / image
                 claimed["apex"].add(image)
+                apex_of[image] = name
             else:
                 what = f"{shown(present['apex'] / image, root)} not found" if image else "imagename is empty"
                 report(Problem(name, "missing-apex-image", f"{where}: {what}"))
