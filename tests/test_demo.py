@@ -26,6 +26,10 @@ TINY = ["--subjects", "2", "--clips-per-class", "1", "--epochs", "1", "--size", 
         (["--classes", "4"], "classes must be one of [3, 5]"),
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--size", "100000"], "--size must be at most 1024, got 100000"),  # was an OpenCV allocation traceback
+        # refused after rendering and aligning, by a hint the demo has no option for (train.input_size, augment.*)
+        (["--model", "ststnet"], "--model ststnet takes 28 x 28 inputs only, not --size 112; the demo's faces are 32"),
+        (["--model", "dssn"], "--model dssn takes 227 x 227 inputs only, not --size 112; pass --size 227"),
+        (["--model", "lbp_attention"], "--model lbp_attention builds its own inputs, but pamer demo trains on the"),
     ],
 )
 def test_bad_options_fail_cleanly(tmp_path: Path, args: list[str], message: str) -> None:

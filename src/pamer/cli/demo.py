@@ -20,6 +20,7 @@ from pamer.demo.settings import (
     DEFAULT_SIZE,
     DEFAULT_SUBJECTS,
     DEFAULT_WORKERS,
+    MIN_SIZE,
 )
 
 
@@ -101,7 +102,7 @@ def demo(
 
     if model not in list_models():
         raise fail(f"unknown model {model!r}; expected one of {', '.join(list_models())}")
-    for name, value, low in (("--epochs", epochs, 1), ("--size", size, 32), ("--workers", workers, 1)):
+    for name, value, low in (("--epochs", epochs, 1), ("--size", size, MIN_SIZE), ("--workers", workers, 1)):
         if value < low:
             raise fail(f"{name} must be at least {low}, got {value}")
     if size > MAX_SIZE:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 import yaml
 
-from pamer.config import Config
+from pamer.config import Config, ConfigError
 from pamer.data import read
 from pamer.demo.settings import (
     DEFAULT_CLIPS_PER_CLASS,
@@ -30,6 +30,7 @@ from pamer.demo.settings import (
     DEFAULT_SIZE,
     DEFAULT_SUBJECTS,
     DEFAULT_WORKERS,
+    MIN_SIZE,
     PROTOCOLS,
     demo_config,
 )
@@ -40,12 +41,13 @@ from pamer.engine.fold import fit, fold_plan, fold_seed
 from pamer.engine.inputs import device_for, prepare_inputs
 from pamer.engine.rundir import EXECUTION_RECORD, fold_file, recorded_execution
 from pamer.engine.threads import torch_threads
+from pamer.models import model_input_size, model_method
 from pamer.outputs import write_atomic
 from pamer.preprocess import Cache, load_cache, prepare, read_manifest
 from pamer.preprocess.network_input import normalize
 from pamer.report.plots import plot_attention
 
-__all__ = ["DemoResult", "ProgressBar", "attention_picture", "run_demo"]
+__all__ = ["DemoResult", "ProgressBar", "attention_picture", "check_demo_model", "run_demo"]
 
 # opens a progress bar: (description, total or None while unknown) -> a context manager giving update(done, total)
 ProgressBar = Callable[[str, int | None], AbstractContextManager[Callable[[int, int], None]]]
@@ -115,11 +117,12 @@ def run_demo(
         bar: opens the progress bars of rendering and of the attention picture's retraining (None: no bars).
 
     Raises:
-        PamerError: a bad set setting or faces folder (`SyntheticError`), dlib missing (`NotInstalledError`), a
-            folder that cannot be written, or the cache's and the LOSO's own refusals; anything else is a bug and
-            keeps its traceback.
+        PamerError: a network the demo cannot train (`check_demo_model`), a bad set setting or faces folder
+            (`SyntheticError`), dlib missing (`NotInstalledError`), a folder that cannot be written, or the cache's
+            and the LOSO's own refusals; anything else is a bug and keeps its traceback.
     """
     on_stage, on_note = on_stage or _ignore, on_note or _ignore
+    check_demo_model(model, size)
     synthetic = SyntheticConfig(subjects=subjects, clips_per_class=clips_per_class, classes=classes, seed=seed)
     n_clips = subjects * clips_per_class * classes
     on_stage(f"[1/4] rendering {n_clips} clips of {subjects} subjects into {out / 'data'}")
@@ -156,6 +159,27 @@ def run_demo(
         report=run_dir / "report.md",
         attention=attention,
     )
+
+
+def check_demo_model(model: str, size: int) -> None:
+    """Refuse, before any work, a network the demo cannot train: one that builds its own inputs (the demo trains on
+    the apex - onset image, with pamer's augmentation), or one of a fixed input size other than `size`.
+
+    Raises:
+        ConfigError: naming the network, what it takes and what to do instead.
+    """
+    elsewhere = "evaluate it with `pamer loso` and its configuration (`pamer configs`) on a dataset's cache"
+    if model_method(model).inputs is not None:
+        raise ConfigError(
+            f"--model {model} builds its own inputs, but pamer demo trains on the apex - onset image with pamer's "
+            f"augmentation: {elsewhere}"
+        )
+    fixed = model_input_size(model)
+    if fixed is not None and fixed != size:
+        how = (
+            f"pass --size {fixed}" if fixed >= MIN_SIZE else f"the demo's faces are {MIN_SIZE} px or more: {elsewhere}"
+        )
+        raise ConfigError(f"--model {model} takes {fixed} x {fixed} inputs only, not --size {size}; {how}")
 
 
 def attention_picture(

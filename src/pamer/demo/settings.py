@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_SUBJECTS",
     "DEFAULT_WORKERS",
     "DEMO_LR",
+    "MIN_SIZE",
     "PROTOCOLS",
     "demo_config",
 ]
@@ -24,6 +25,7 @@ DEFAULT_SUBJECTS = 5
 DEFAULT_CLIPS_PER_CLASS = 5
 DEFAULT_EPOCHS = 8
 DEFAULT_SIZE = 112
+MIN_SIZE = 32  # the smallest side of the demo's face crops (`pamer demo --size`)
 DEFAULT_WORKERS = min(2, os.cpu_count() or 1)  # processes aligning faces
 DEMO_LR = 1e-3  # chosen by a validation LOSO on a set seeded apart (benchmarks/demo_lr.py), never on a test subject
 PROTOCOLS = {3: "megc2019", 5: "5class"}  # how the CASME II reader names the generator's class sets
