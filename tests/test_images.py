@@ -223,3 +223,20 @@ def test_check_decodes_each_image(tmp_path: Path) -> None:
         "3.png: every pixel is (200, 0, 0): the image holds nothing"
     )
     assert set(problems) == {("samm/p2/c", "bad-image"), ("samm/p2/d", "constant-image"), ("smic/p3/f", "odd-size")}
+
+
+def test_paths_written_on_windows_are_read(tmp_path: Path) -> None:
+    """`img\\0.png` (a csv written on Windows) was a missing file on Linux and macOS: every row left out."""
+    rows = [r.replace("img/", "img\\") for r in ROWS]
+    rows[1] = rows[1].replace("img\\1.png", "img\\0.png")  # row 2's file again: still one clip's only
+    index = read("images", _tree(tmp_path / "mine", rows))
+    expected = [tmp_path / "mine" / "img" / f"{i}.png" for i in (0, 2, 3, 4, 5)]
+    assert [s.files["image"] for s in index.samples] == expected
+    assert [(p.clip, p.kind) for p in index.problems if p.kind != "odd-size"] == [("casme2/p1/b", "duplicate-file")]
+    named = _tree(tmp_path / "named", [])
+    (named / "labels.csv").write_text("subject,clip,label,file\np1,a,happy,img\\9.png\np2,b,sad,img\\8.png\n")
+    (named / "img\\9.png").write_bytes((named / "img" / "1.png").read_bytes())  # a file named so is taken as named
+    index = read("images", named)
+    assert [s.files["image"].name for s in index.samples] == ["img\\9.png"]
+    missing = named / "img\\8.png"
+    assert [p.detail for p in index.problems] == [f"labels.csv row 3: {missing} not found; left out"]

@@ -6,7 +6,8 @@ apex face crop per clip. `read(root, labels=LABELS.csv)` reads such a folder fro
     subject,clip,label,file[,dataset]
     sub01,EP02_01f,positive,flow/sub01_EP02_01f.png,casme2
 
-- `file`: the clip's image, relative to `root` (or absolute).
+- `file`: the clip's image, relative to `root` (or absolute); `\\` separates folders as `/` does (`img\\1.png`, as a
+  csv written on Windows has it) unless a file is named so.
 - `label`: a class name, or an integer code into `classes` (`--classes negative,positive,surprise`: 0 = negative).
   A cell that is one of `classes` is a name, so classes named `0`, `1` stay names. Names are compared ignoring case
   and runs of spaces (`Positive` among `positive` is one class, spelled as its first row spells it, and the rows
@@ -227,8 +228,7 @@ def read(
             report(Problem(name, "duplicate-row", detail))
             continue
         seen.add((subject, clip))
-        file = Path(cells["file"])
-        file = file if file.is_absolute() else root / file
+        file = csv_file(cells["file"], root)
         if not file.is_file():
             report(Problem(name, "missing-file", f"{where}: {file} not found; left out"))
             continue
@@ -253,6 +253,17 @@ def read(
         )
     index.problems += image_problems(index)
     return index
+
+
+def csv_file(cell: str, root: Path) -> Path:
+    """A `file` cell as a path: relative to `root` unless absolute. Where no file is there as written and the cell
+    holds a backslash, the backslashes are read as folder separators (a csv written on Windows: `img\\1.png`)."""
+    written = Path(cell) if Path(cell).is_absolute() else root / cell
+    if "\\" not in cell or written.is_file():
+        return written
+    windows = Path(cell.replace("\\", "/"))
+    windows = windows if windows.is_absolute() else root / windows
+    return windows if windows.is_file() else written
 
 
 def label_key(text: str) -> str:
