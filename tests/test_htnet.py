@@ -395,3 +395,12 @@ def test_an_apex_crop_named_by_two_rows_is_the_first_rows_only(tmp_path: Path) -
     ]
     apex = load_cache(prepare_images(index, tmp_path / "caches", "apex"))
     assert "EP19_05f" not in apex.clips and len(apex.clips) == len(ROWS) - 1
+
+
+def test_a_csv_saved_with_semicolons_is_read(tmp_path: Path) -> None:
+    """The csv saved by Excel where the decimal mark is a comma: `no column dataset, sub, ...`."""
+    root = build_htnet_tree(tmp_path / "HTNet", folds=False)
+    sheet = root / "combined_3_class2_for_optical_flow.csv"
+    sheet.write_text(sheet.read_text().replace(",", ";"))
+    index = read("htnet", root)
+    assert len(index) == len(ROWS) and not index.problems

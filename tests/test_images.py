@@ -240,3 +240,18 @@ def test_paths_written_on_windows_are_read(tmp_path: Path) -> None:
     assert [s.files["image"].name for s in index.samples] == ["img\\9.png"]
     missing = named / "img\\8.png"
     assert [p.detail for p in index.problems] == [f"labels.csv row 3: {missing} not found; left out"]
+
+
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_csv_saved_by_a_spreadsheet_program_is_read(tmp_path: Path, separator: str) -> None:
+    """A labels csv saved by Excel where the decimal mark is a comma (`;`), or as tab-separated text, in
+    Windows-1252, was refused: `no column subject, clip, label, file` or `cannot read it as a csv`, although the
+    annotation sheets are read in those forms."""
+    rows = [r.replace("p1,", "Pé,").replace(",", separator) for r in ROWS]
+    root = _tree(tmp_path / "mine", [], header="")
+    (root / "labels.csv").write_bytes(
+        "\r\n".join(["Subject;Clip;Label;File;Dataset".replace(";", separator), *rows]).encode("cp1252")
+    )
+    index = read("images", root)
+    assert [s.subject for s in index.samples] == ["Pé", "Pé", "p2", "p2", "p3", "p3"]
+    assert [s.label for s in index.samples] == ["happy", "sad"] * 3 and index.origins

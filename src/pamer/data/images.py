@@ -31,6 +31,7 @@ has another size than most (`odd-size`). The MEGC2019 folders of the HTNet and S
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections import Counter
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from pamer.data._layout import is_junk
+from pamer.data._sheet import CSV_DELIMITERS
 from pamer.data.aus import parse_cell
 from pamer.data.labels import get_protocol
 from pamer.data.samples import ActionUnit, DatasetError, DatasetIndex, Problem
@@ -131,16 +133,28 @@ def read_csv_rows(
 ) -> list[tuple[int, dict[str, str]]]:
     """The rows of a csv as (row number, {column: stripped text}), its header matched ignoring case and spaces.
 
-    Row numbers are as a spreadsheet shows them (the header is row 1). A BOM (Excel's utf-8 csv) is ignored.
+    Row numbers are as a spreadsheet shows them (the header is row 1). The file is read as spreadsheet programs save
+    a csv, as the annotation sheets are: UTF-8 (a BOM, as Excel writes it, ignored), else Windows-1252; cells
+    separated by `,`, or by `;` or tabs where those make the header hold the `required` columns (Excel where the
+    decimal mark is a comma).
 
     Raises:
         DatasetError: an unreadable file, or a header without the `required` columns (the columns found named).
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            lines = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        data = Path(path).read_bytes()
+    except OSError as error:
         raise DatasetError(f"{path}: cannot read it as a csv ({error})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")
+    try:
+        tables = [list(csv.reader(io.StringIO(text, newline=""), delimiter=d)) for d in CSV_DELIMITERS]
+    except csv.Error as error:
+        raise DatasetError(f"{path}: cannot read it as a csv ({error})") from None
+    has_columns = [bool(t) and set(required) <= {" ".join(c.split()).lower() for c in t[0]} for t in tables]
+    lines = tables[has_columns.index(True)] if any(has_columns) else tables[0]  # `,` unless another fits
     if not lines:
         raise DatasetError(f"{path} is empty; expected a header row with {', '.join(required)}")
     header = [" ".join(cell.split()).lower() for cell in lines[0]]
