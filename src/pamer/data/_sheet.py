@@ -55,15 +55,20 @@ def _text(cell: object) -> str | None:
     return text or None
 
 
+def spreadsheet_text(data: bytes) -> str:
+    """A csv file's bytes as text, as spreadsheet programs save it: UTF-8 (a BOM, as Excel writes it, dropped),
+    else Windows-1252 (Excel's "CSV" on Windows)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     """A csv sheet as spreadsheet programs save it, every cell as text ("" where blank): UTF-8 (a BOM or not),
     else Windows-1252 (Excel's "CSV" on Windows); cells separated by `,`, `;` or tabs, whichever separates the most
     lines; rows of any length (a row's trailing blank cells may be left out)."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
+    text = spreadsheet_text(path.read_bytes())
     lines = text.splitlines()
     delimiter = max(CSV_DELIMITERS, key=lambda d: sum(d in line for line in lines))
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from pamer.data._layout import is_junk
-from pamer.data._sheet import CSV_DELIMITERS
+from pamer.data._sheet import CSV_DELIMITERS, spreadsheet_text
 from pamer.data.aus import parse_cell
 from pamer.data.labels import get_protocol
 from pamer.data.samples import ActionUnit, DatasetError, DatasetIndex, Problem
@@ -145,10 +145,7 @@ def read_csv_rows(
         data = Path(path).read_bytes()
     except OSError as error:
         raise DatasetError(f"{path}: cannot read it as a csv ({error})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
+    text = spreadsheet_text(data)
     try:
         tables = [list(csv.reader(io.StringIO(text, newline=""), delimiter=d)) for d in CSV_DELIMITERS]
     except csv.Error as error:
