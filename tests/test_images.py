@@ -86,6 +86,19 @@ def test_bad_rows_are_named_and_left_out(tmp_path: Path) -> None:
     )
 
 
+def test_a_subject_name_in_two_datasets_is_two_subjects(tmp_path: Path) -> None:
+    """MMEW's S01 and 4DME's S01 are two people: read as one, they were one LOSO fold and one bootstrap unit, and a
+    clip name both use was dropped as a repeated row."""
+    rows = ["S01,a,happy,img/0.png,mmew", "S01,a,sad,img/1.png,4dme", "S02,c,happy,img/2.png,mmew"]
+    rows += ["S02,d,sad,img/3.png,mmew", "S03,e,happy,img/4.png,4dme"]
+    index = read("images", _tree(tmp_path / "mine", rows))
+    assert sorted(index.subjects) == ["4dme_S01", "S02", "S03", "mmew_S01"]
+    assert len(index) == 5
+    (problem,) = index.problems
+    assert problem.kind == "subject-in-datasets"
+    assert "subject S01 appears under datasets 4dme, mmew; read as 4dme_S01, mmew_S01" in problem.detail
+
+
 def test_bad_csvs_are_explained(tmp_path: Path) -> None:
     root = _tree(tmp_path / "mine", ROWS)
     with pytest.raises(DatasetError, match="integer codes; name the classes in code order with --classes"):

@@ -24,8 +24,9 @@ become a clip (a blank cell, an unknown label, a file not on disk, a repeated su
 row names: `duplicate-file`) is reported by name as a `Problem` and left out. Every clip's image is decoded once
 when the folder is read (`image_problems`, one image per clip: fast), so `pamer datasets check` names each file that
 is not an image (`bad-image`), holds one colour only (`constant-image`), is a grey flow image (`grey-flow-image`) or
-has another size than most (`odd-size`). The MEGC2019 folders of the HTNet and STSTNet authors have their own reader
-(`pamer.data.htnet`), which returns the same records.
+has another size than most (`odd-size`). A subject name found under two datasets names two people: each is read as
+`<dataset>_<subject>` (a `subject-in-datasets` problem says so), so LOSO never pools them. The MEGC2019 folders
+of the HTNet and STSTNet authors have their own reader (`pamer.data.htnet`), which returns the same records.
 """
 
 from __future__ import annotations
@@ -218,9 +219,21 @@ def read(
     respelled: dict[tuple[str, str], list[int]] = {}  # (cell, class) -> row numbers
     report = index.problems.append
     needed = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if index.origins else REQUIRED_COLUMNS
+    # a subject name under two datasets (MMEW's S01, 4DME's S01) names two people: each is its own LOSO subject
+    datasets_of: dict[str, set[str]] = {}
+    for _, cells in rows:
+        if cells["subject"] and cells.get("dataset"):
+            datasets_of.setdefault(cells["subject"], set()).add(cells["dataset"])
+    shared = {subject: sorted(found) for subject, found in datasets_of.items() if len(found) > 1}
+    for subject, found in shared.items():
+        renamed = ", ".join(f"{dataset}_{subject}" for dataset in found)
+        detail = f"{path.name}: subject {subject} appears under datasets {', '.join(found)}; read as {renamed}"
+        report(Problem(subject, "subject-in-datasets", detail))
     for number, cells in rows:
         where = f"{path.name} row {number}"
         subject, clip = cells["subject"], cells["clip"]
+        if subject in shared and cells.get("dataset"):
+            subject = f"{cells['dataset']}_{subject}"
         name = "/".join(part for part in (cells.get("dataset", ""), subject, clip) if part) or where
         blank = [c for c in needed if not cells[c]]
         if blank:
