@@ -224,6 +224,41 @@ def test_frames_missing_from_a_folder_are_named_and_no_interval_spans_them(
     assert ("micro", True) in types and ("macro", False) in types  # each side still spotted on its own
 
 
+def test_the_timeline_spans_a_frame_folder_numbered_from_1000_with_a_jump(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # image1000..image1149 at 30 fps without 1070-1079: intervals are drawn at 33.3-38.3 s, so the axis must show
+    # those seconds (it showed 0-4.7 s, an empty plot), up to the last frame's end even past the jump
+    from matplotlib.figure import Figure
+
+    from pamer.spot.regions import REGIONS
+    from pamer.spot.spotter import FaceGap, SpotResult
+    from pamer.spot.timeline import plot_timeline
+
+    numbers = np.array([n for n in range(1000, 1150) if not 1070 <= n <= 1079])
+    intervals = [Interval("f", 1039, 1053, "micro", 1046, 2.6), Interval("f", 1094, 1119, "macro", 1106, 6.2)]
+    signals = np.zeros((len(numbers), len(REGIONS)))
+    result = SpotResult(
+        "f",
+        "f",
+        30.0,
+        1,
+        len(numbers),
+        len(numbers),
+        intervals,
+        numbers,
+        signals,
+        np.zeros(len(numbers)),
+        [],
+        missing=[FaceGap(1070, 1079)],
+    )
+    spans = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: spans.append(fig.axes[0].get_xlim()))
+    plot_timeline(result, tmp_path / "timeline.png")
+    (span,) = spans
+    assert span == pytest.approx((1000 / 30, 1150 / 30))
+
+
 # ------------------------------------------------------------------------------------------------ the CLI
 
 

@@ -21,6 +21,15 @@ COLOURS = {"micro": "tab:red", "macro": "tab:blue"}
 MAX_THUMBNAILS = 12  # the strongest intervals get a thumbnail when there are more
 
 
+def time_span(result: SpotResult) -> tuple[float, float]:
+    """The seconds the frames read span, from the first frame's start to the last frame's end, at the frame numbers'
+    times (number / fps, as every interval is drawn): a video's from 0, a frame folder's from its first file's number
+    (`img1000.jpg`: 33.3 s at 30 fps), its missing numbers included."""
+    first = int(result.numbers[0]) if len(result.numbers) else 0
+    missing = sum(m.last - m.first + 1 for m in result.missing)
+    return first / result.fps, (first + max(result.frames, 1) + missing) / result.fps
+
+
 def plot_timeline(result: SpotResult, path: str | Path, labels: Mapping[int, str] | None = None) -> Path:
     """Save the timeline of `result` as a PNG.
 
@@ -63,7 +72,7 @@ def plot_timeline(result: SpotResult, path: str | Path, labels: Mapping[int, str
         ax.axvspan(gap.first / fps, (gap.last + 1) / fps, facecolor="0.85", hatch="//", edgecolor="0.6", lw=0)
     if result.gaps:
         ax.text(result.gaps[0].first / fps, top * 0.5, " no face", fontsize=9, color="0.35")
-    ax.set_xlim(0, max(result.frames / fps, 1 / fps))
+    ax.set_xlim(*time_span(result))
     ax.set_ylim(0, top)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("motion (px, face at 256 px)")
