@@ -293,6 +293,24 @@ def test_cli_spot_refuses_a_folder_without_fps(tmp_path: Path) -> None:
     assert "give its frame rate with --fps" in result.output
 
 
+def test_cli_spot_names_a_folder_given_as_dot_by_its_own_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `cd frames && pamer spot . --fps 30 --out ../out` named the video "" in intervals.csv and spot.json, a file
+    # that `pamer spot score` then refused ("the video is empty")
+    folder = tmp_path / "15_0101disgustingteeth"
+    folder.mkdir()
+    for n in (1, 2, 3):
+        cv2.imwrite(str(folder / f"img{n}.png"), np.full((48, 64, 3), 100, np.uint8))
+    monkeypatch.chdir(folder)
+    result = runner.invoke(app, ["spot", ".", "--fps", "30", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "spot.json").read_text())["video"] == "15_0101disgustingteeth"
+    assert "15_0101disgustingteeth: 0 micro" in result.stdout
+    assert open_source(".", 30).name == open_source(folder, 30).name == "15_0101disgustingteeth"
+    (folder / "faces").mkdir()
+    monkeypatch.chdir(folder / "faces")
+    assert open_source("..", 30).name == "15_0101disgustingteeth"
+
+
 # ------------------------------------------------------------------------------------------- real videos
 
 

@@ -9,6 +9,7 @@ other first argument (a video or a folder) runs the default sub-command `video` 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -97,7 +98,7 @@ def _print_table(result, recognised: dict) -> None:
     console = Console()
     micro = sum(i.type == "micro" for i in result.intervals)
     title = (
-        f"{Path(result.source).name}: {micro} micro, {len(result.intervals) - micro} macro "
+        f"{Path(os.path.abspath(result.source)).name}: {micro} micro, {len(result.intervals) - micro} macro "
         f"in {result.frames} frames ({result.frames / result.fps:.1f} s at {result.fps:.3g} fps)"
     )
     table = Table(title=title, title_justify="left")

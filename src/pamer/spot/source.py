@@ -7,6 +7,7 @@ numbers in the file names (the dataset readers' rule, `pamer.frames`), at the fr
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,11 @@ class Source:
 
     @property
     def name(self) -> str:
-        """The video's id: a video file's stem, or the folder's (or in-memory source's) name."""
-        return self.path.stem if self.files is None and self.images is None else self.path.name
+        """The video's id: a video file's stem, or the folder's (or in-memory source's) name; a folder given as `.`
+        or `..` is named by the folder it stands for."""
+        if self.files is None and self.images is None:
+            return self.path.stem
+        return self.path.name if self.path.name not in ("", "..") else Path(os.path.abspath(self.path)).name
 
     def read(self) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, RGB uint8 frame) in time order: a video's 0-based positions, a folder's file numbers.
