@@ -3,6 +3,7 @@ action-unit deformations rendered at known frames, slow head motion and sensor n
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,4 +75,41 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0) -> Path
     for frame in frames:
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    return path
+
+
+def write_variable_rate_mp4(path: Path, frames: list[np.ndarray], runs: list[tuple[int, int]]) -> Path:
+    """Write RGB frames as an MP4 whose frames last as `runs` says, [(frames, ticks of 1/15360 s), ...] (e.g.
+    [(30, 512), (30, 1024)]: 30 frames at 30 fps, then 30 at 15): a variable frame rate, as a phone records or two
+    joined clips hold. OpenCV writes a constant rate; its sample-duration box (stts) is rewritten, and every
+    duration with it (the movie data comes first, so no chunk offset moves)."""
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
+    assert writer.isOpened(), "OpenCV cannot write MPEG-4 video here"
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    assert data.find(b"mdat") < data.find(b"moov") and sum(n for n, _ in runs) == len(frames)
+
+    def at(box: bytes) -> int:  # where the box's content starts
+        return data.find(box) + 4
+
+    start = at(b"stts") - 8
+    (size,) = struct.unpack(">I", data[start : start + 4])
+    table = b"".join(struct.pack(">II", n, ticks) for n, ticks in runs)
+    stts = struct.pack(">I4sII", 16 + len(table), b"stts", 0, len(runs)) + table
+    data[start : start + size] = stts
+    for box in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+        (parent,) = struct.unpack(">I", data[at(box) - 8 : at(box) - 4])
+        data[at(box) - 8 : at(box) - 4] = struct.pack(">I", parent + len(stts) - size)
+    timescale, _ = struct.unpack(">II", data[at(b"mdhd") + 12 : at(b"mdhd") + 20])
+    assert timescale == 15360, timescale
+    ticks = sum(n * t for n, t in runs)
+    milliseconds = round(ticks / timescale * 1000)
+    data[at(b"mdhd") + 16 : at(b"mdhd") + 20] = struct.pack(">I", ticks)
+    data[at(b"mvhd") + 16 : at(b"mvhd") + 20] = struct.pack(">I", milliseconds)  # movie timescale: 1000
+    data[at(b"tkhd") + 20 : at(b"tkhd") + 24] = struct.pack(">I", milliseconds)
+    data[at(b"elst") + 8 : at(b"elst") + 12] = struct.pack(">I", milliseconds)  # the edit list would cut it short
+    path.write_bytes(bytes(data))
     return path

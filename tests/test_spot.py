@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pamer
-from _spotting import Event, expression_frames, write_video
+from _spotting import Event, expression_frames, write_variable_rate_mp4, write_video
 from pamer.cli import app
 from pamer.clip import read_video
 from pamer.spot import Interval, SpotError, spot, spot_video
@@ -207,6 +207,22 @@ def test_a_truncated_video_is_spotted_with_a_warning_naming_the_frames_not_read(
     assert not [m for m in whole.messages() if "could be decoded" in m]
 
 
+def test_a_video_of_variable_frame_rate_is_named(tmp_path: Path) -> None:
+    # 30 frames at 30 fps, then 30 at 15 (a phone's recording, two joined clips): OpenCV states the average, 20 fps,
+    # so frame 30 (at 1.0 s) was put at 1.5 s without a word, and every duration was counted at 20 fps
+    frames = [np.full((48, 64, 3), 60 + 2 * i, np.uint8) for i in range(60)]
+    video = write_variable_rate_mp4(tmp_path / "joined.mp4", frames, [(30, 512), (30, 1024)])
+    result = spot_video(video)
+    assert result.fps == 20 and result.frames == 60
+    assert result.clock is not None and result.clock[0] == 30 and result.clock[1] == pytest.approx(1.0)
+    (line,) = [m for m in result.messages() if "variable frame rate" in m]
+    assert f"video {video} does not run at its 20 fps throughout" in line
+    assert "frame 30 is at 1.00 s by its timestamps, not 1.50 s" in line and "constant frame rate" in line
+    # a rate given by the caller (a slow-motion video's real one) is the caller's; a constant rate is not named
+    assert spot_video(open_source(video, fps=30)).clock is None
+    assert spot_video(write_variable_rate_mp4(tmp_path / "constant.mp4", frames, [(60, 512)])).clock is None
+
+
 def test_frames_missing_from_a_folder_are_named_and_no_interval_spans_them(
     rendered: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -328,6 +344,9 @@ def test_cli_spot_on_the_real_videos(videos_dir: Path, tmp_path: Path, name: str
         assert summary["frames"] < 98 and len(shortfall) == 1 and f"frames {summary['frames']}-97 were" in shortfall[0]
     else:
         assert shortfall == [] and summary["frames"] == {"single_face.mp4": 72, "face_noface.mov": 169}[name]
+    # face_noface.mov joins a clip at 30 fps to one at 24 and states 26.4 fps: the frame where they meet is named
+    variable = [w for w in summary["warnings"] if "variable frame rate" in w]
+    assert len(variable) == (name == "face_noface.mov")
     if name == "no_face.mp4":
         assert "no face found" in result.output
         assert not summary["face_seen"] and summary["intervals"] == []

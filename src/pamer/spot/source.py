@@ -33,6 +33,8 @@ class Source:
         frames: how many frames it holds (a video's own count, which some containers only estimate).
         files: for a folder, the frame files in time order with their numbers; None for a video.
         images: for frames already in memory (`frames_source`), the numbered RGB frames; None otherwise.
+        stated_fps: the frame rate a video file states (None for a folder, frames in memory, or a video that states
+            none); `fps` is this rate unless the caller gave another.
     """
 
     path: Path
@@ -40,6 +42,7 @@ class Source:
     frames: int
     files: tuple[tuple[int, Path], ...] | None = None
     images: tuple[tuple[int, np.ndarray], ...] | None = None
+    stated_fps: float | None = None
 
     @property
     def name(self) -> str:
@@ -55,8 +58,14 @@ class Source:
         Raises:
             SpotError: a frame file that cannot be decoded, or frames of different sizes.
         """
+        for number, frame, _ in self.read_timed():
+            yield number, frame
+
+    def read_timed(self) -> Iterator[tuple[int, np.ndarray, float | None]]:
+        """As `read`, with each frame's time in seconds by a video's own timestamps (None for a folder's frames or
+        frames in memory, which have none): a video of variable frame rate does not run at `fps` throughout."""
         shape = None
-        for number, frame in self._frames():
+        for number, frame, seconds in self._frames():
             if shape is None:
                 shape = frame.shape
             elif frame.shape != shape:
@@ -64,16 +73,17 @@ class Source:
                     f"{self.path}: frame {number} is {frame.shape[1]}x{frame.shape[0]}, the first frame "
                     f"{shape[1]}x{shape[0]}; expected one size"
                 )
-            yield number, frame
+            yield number, frame, seconds
 
-    def _frames(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _frames(self) -> Iterator[tuple[int, np.ndarray, float | None]]:
         if self.images is not None:
-            yield from self.images
+            for number, frame in self.images:
+                yield number, frame, None
             return
         if self.files is not None:
             for number, path in self.files:
                 try:
-                    yield number, read_rgb(path)
+                    yield number, read_rgb(path), None
                 except ImageError as err:
                     raise SpotError(f"frame {err}") from None
             return
@@ -84,7 +94,7 @@ class Source:
                 ok, image = capture.read()
                 if not ok:
                     break
-                yield number, cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+                yield number, cv2.cvtColor(image, cv2.COLOR_BGR2RGB), capture.get(cv2.CAP_PROP_POS_MSEC) / 1000
                 number += 1
         finally:
             capture.release()
@@ -117,11 +127,12 @@ def open_source(path: str | Path, fps: float | None = None) -> Source:
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     finally:
         capture.release()
+    stated = float(own) if math.isfinite(own) and own > 0 else None
     if fps is None:
-        if not (math.isfinite(own) and own > 0):
+        if stated is None:
             raise SpotError(f"video {path} states no frame rate; give it with --fps")
-        fps = float(own)
-    return Source(path, float(fps), max(count, 0))
+        fps = stated
+    return Source(path, float(fps), max(count, 0), stated_fps=stated)
 
 
 def _folder(path: Path, fps: float | None) -> Source:

@@ -55,7 +55,7 @@ from pamer.preprocess.register import (
     register,
 )
 from pamer.preprocess.track import FaceTracker
-from pamer.spot.intervals import Interval, expression_type
+from pamer.spot.intervals import MICRO_MAX_SECONDS, Interval, expression_type
 from pamer.spot.peaks import LOCAL_PX, RISE_PX, Found, find_intervals, keep_lengths, lowpass, merge
 from pamer.spot.regions import REGION_KIND, REGIONS, Patches
 from pamer.spot.source import Source, SpotError, open_source
@@ -75,6 +75,9 @@ REFINE_STEPS = 1
 # sky about 0 (face_noface.mov); 0.25 lies between them, and no spotting result was looked at to choose it
 MIN_RESEMBLANCE = 0.25
 MIN_WINDOW_S = 1.0  # a window cut short (face lost, video ended) is searched only if it lasts this long
+# a video whose own timestamps put a frame further than this (and two frames) from number / fps does not run at its
+# stated rate throughout (a variable frame rate: phone recordings, joined clips), which is said: pamer's own check
+CLOCK_TOLERANCE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,9 @@ class SpotResult:
         gaps: runs of frames without a face.
         missing: runs of frame numbers a frame folder does not hold (its numbers jump); no interval spans one.
         thumbnails: a grey face crop (64 px) at each interval's apex, keyed by the apex's frame number.
+        clock: for a video whose own timestamps depart from number / fps by more than `CLOCK_TOLERANCE_S` (a
+            variable frame rate), the frame that departs most and its time in seconds by those timestamps; else
+            None.
     """
 
     video: str
@@ -119,6 +125,7 @@ class SpotResult:
     gaps: list[FaceGap]
     thumbnails: dict[int, np.ndarray] = field(default_factory=dict)
     missing: list[FaceGap] = field(default_factory=list)
+    clock: tuple[int, float] | None = None
 
     @property
     def face_seen(self) -> bool:
@@ -126,10 +133,19 @@ class SpotResult:
         return bool(np.isfinite(self.residual).any())
 
     def messages(self) -> list[str]:
-        """One warning line per doubt about the result: a video that ends before the frames it states, each run of
-        frame numbers a folder does not hold, each run of frames without a face (or that no face was seen at all)."""
+        """One warning line per doubt about the result: a video that ends before the frames it states, a video that
+        does not run at its frame rate throughout, each run of frame numbers a folder does not hold, each run of
+        frames without a face (or that no face was seen at all)."""
         shortfall = shortfall_warning(self.source, self.stated_frames, self.frames)
         lines = [] if shortfall is None else [shortfall + ", so nothing was spotted in them"]
+        if self.clock is not None:
+            number, seconds = self.clock
+            lines.append(
+                f"video {self.source} does not run at its {self.fps:.4g} fps throughout (a variable frame rate): its "
+                f"frame {number} is at {seconds:.2f} s by its timestamps, not {number / self.fps:.2f} s; seconds and "
+                f"the {MICRO_MAX_SECONDS} s limit of a micro-expression are counted at {self.fps:.4g} fps, so convert "
+                "it to a constant frame rate first (e.g. ffmpeg -i IN -r 30 OUT.mp4)"
+            )
         lines += [
             f"frames {m.first}-{m.last} are not in {self.source} (its frame numbers jump from {m.first - 1} to "
             f"{m.last + 1}): no interval spans them"
@@ -411,8 +427,16 @@ def spot_video(
     tracker = FaceTracker()
     frames = 0
     previous = None
-    for k, (number, frame) in enumerate(source.read()):
+    # a video's own timestamps against number / fps, unless the caller gave the rate (a slow-motion video's real one)
+    timed = source.stated_fps is not None and source.fps == source.stated_fps
+    start, latest, departs = None, 0.0, (0.0, 0, 0.0)  # the first frame's time, the last's after it, the worst
+    for k, (number, frame, seconds) in enumerate(source.read_timed()):
         frames += 1
+        if timed and seconds is not None:
+            start = seconds if start is None else start
+            latest = seconds - start
+            if abs(latest - number / source.fps) > departs[0]:
+                departs = (abs(latest - number / source.fps), number, latest)
         if previous is not None and number > previous + 1:
             spotter.skip(previous + 1, number - 1)
         previous = number
@@ -423,7 +447,11 @@ def spot_video(
             progress(frames)
     if frames == 0:
         raise SpotError(f"{source.path}: no frame could be decoded (corrupt or unsupported)")
-    return spotter.result(source, stride, frames)
+    result = spotter.result(source, stride, frames)
+    # timestamps that never advance say nothing about the rate
+    if latest > 0 and departs[0] > max(CLOCK_TOLERANCE_S, 2 / source.fps):
+        result.clock = departs[1:]
+    return result
 
 
 def spot(video: str | Path | Source, fps: float | None = None, size: int = CROP_SIZE) -> list[Interval]:
