@@ -188,6 +188,10 @@ def test_bad_sources_are_refused_by_name(tmp_path: Path) -> None:
         spot_video(folder)
     with pytest.raises(SpotError, match="positive number"):
         spot_video(folder, fps=-1)
+    # one frame of the folder (OpenCV read it as a video of one frame at 25 fps: "no expression found")
+    cv2.imwrite(str(folder / "img1.png"), np.full((48, 64, 3), 100, np.uint8))
+    with pytest.raises(SpotError, match=f"img1.png is one image, not a video: give the folder .*\\({folder}\\)"):
+        spot_video(folder / "img1.png")
 
 
 def test_a_truncated_video_is_spotted_with_a_warning_naming_the_frames_not_read(

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from pamer.errors import PamerError
-from pamer.frames import ImageError, frame_files, read_rgb
+from pamer.frames import IMAGE_SUFFIXES, ImageError, frame_files, read_rgb
 
 
 class SpotError(PamerError):
@@ -108,9 +108,9 @@ def open_source(path: str | Path, fps: float | None = None) -> Source:
         fps: frames per second; needed for a folder, and overrides a video's own rate.
 
     Raises:
-        SpotError: a missing path, a video OpenCV cannot open or that states no frame rate (without `fps`), a
-            folder without numbered images, two files with one number, a folder without `fps`, or an `fps` that is
-            not a positive number.
+        SpotError: a missing path, one image (not its folder), a video OpenCV cannot open or that states no frame
+            rate (without `fps`), a folder without numbered images, two files with one number, a folder without
+            `fps`, or an `fps` that is not a positive number.
     """
     path = Path(path)
     if fps is not None and not (math.isfinite(fps) and fps > 0):
@@ -119,6 +119,11 @@ def open_source(path: str | Path, fps: float | None = None) -> Source:
         raise SpotError(f"{path} does not exist (expected a video file or a folder of frames)")
     if path.is_dir():
         return _folder(path, fps)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise SpotError(
+            f"{path} is one image, not a video: give the folder of numbered frames it belongs to ({path.parent}) "
+            "and its frame rate with --fps"
+        )
     capture = cv2.VideoCapture(str(path))
     try:
         if not capture.isOpened():
