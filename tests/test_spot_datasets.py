@@ -222,6 +222,23 @@ def test_cli_evaluate_prints_the_score_and_writes_files(tmp_path: Path, monkeypa
     assert json.loads(rescored.stdout)["overall"]["tp"] == 2
 
 
+def test_cli_evaluate_counts_a_row_copied_in_the_sheet_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openpyxl import load_workbook
+
+    root = casme_sq(tmp_path / "casme")
+    book = load_workbook(root / "CAS(ME)^2code_final.xlsx")
+    sheet = book["CASFEcode_final"]
+    sheet.append([cell.value for cell in sheet[2]])  # disgust1_2, 44-50 micro, a second time
+    book.save(root / "CAS(ME)^2code_final.xlsx")
+    found = {"15_0101disgustingteeth": [(6, 40, "macro"), (44, 50, "micro")]}
+    monkeypatch.setattr(pamer.spot, "spot", fake_spotter(found, []))
+    result = runner.invoke(app, ["spot", "evaluate", "casme-sq", "--root", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["micro"]["truth"], data["micro"]["tp"], data["micro"]["fn"]) == (2, 1, 1)  # 44-50 found; 3-9 not
+    assert "repeats 1 interval given before: 15_0101disgustingteeth 44-50 micro" in result.stderr
+
+
 def test_cli_evaluate_json_reports_problems_and_refused_videos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = samm_lv(tmp_path / "samm")
     monkeypatch.setattr(

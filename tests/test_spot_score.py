@@ -110,6 +110,21 @@ def test_empty_truth_and_predictions() -> None:
     assert score([], [micro("v", 1, 10)], videos=["v"]).unknown_videos == ()
 
 
+def test_a_truth_interval_given_twice_counts_once(tmp_path: Path) -> None:
+    # a row copied in the truth: one-to-one, its copy could never be found, so a perfect prediction scored recall
+    # 0.5; the same frames of the other type are another interval
+    truth = [micro("v", 1, 10), micro("v", 1, 10), macro("v", 1, 10), micro("v", 1, 10)]
+    result = score(truth, [micro("v", 1, 10)])
+    assert result.micro == Counts(truth=1, predicted=1, tp=1) and result.macro.truth == 1
+    assert result.repeated == (micro("v", 1, 10), micro("v", 1, 10))
+    files = [write(tmp_path / "truth.csv", HEADER + "v,1,10,micro\nv,1,10,micro\n"), tmp_path / "pred.csv"]
+    write(files[1], HEADER + "v,1,10,micro\n")
+    cli = runner.invoke(app, ["spot", "score", *map(str, files), "--json"])
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["micro"]["recall"] == 1.0
+    assert f"note: {files[0]} repeats 1 interval given before: v 1-10 micro (each counted once)" in cli.stderr
+
+
 def test_worked_example_over_videos() -> None:
     truth = [
         micro("v1", 10, 19),  # found by 11..19 (9 of 10 frames: 0.9)

@@ -57,6 +57,14 @@ def _unknown_note(result: Score, predicted: list) -> None:
         typer.echo(f"note: predicted videos not in the truth: {names} (their {intervals} count as FP)", err=True)
 
 
+def _repeated_note(result: Score, truth: str) -> None:
+    if result.repeated:
+        shown = ", ".join(f"{t.video} {t.onset}-{t.offset} {t.type}" for t in result.repeated[:5])
+        more = f" and {len(result.repeated) - 5} more" if len(result.repeated) > 5 else ""
+        intervals = f"{len(result.repeated)} interval" + ("s" if len(result.repeated) != 1 else "")
+        typer.echo(f"note: {truth} repeats {intervals} given before: {shown}{more} (each counted once)", err=True)
+
+
 @spot_app.command("score")
 def score_command(
     truth: Annotated[Path, typer.Argument(help="Ground truth: a CSV with the header video,onset,offset,type.")],
@@ -76,6 +84,7 @@ def score_command(
     else:
         print_score(result, f"{predicted.name} against {truth.name}")
     _unknown_note(result, predictions)
+    _repeated_note(result, str(truth))
 
 
 @spot_app.command("evaluate")
@@ -115,6 +124,7 @@ def evaluate_command(
         typer.echo(f"warning: {problem.clip}: {problem.detail}", err=True)
     for problem in evaluation.refused:
         typer.echo(f"warning: {problem.clip}: not spotted ({problem.detail}); its intervals count as FN", err=True)
+    _repeated_note(evaluation.score, f"the sheet {index.sheet.name}")
     if out is not None:
         write_intervals(out / "truth.csv", index.truth)
         write_intervals(out / "predicted.csv", evaluation.predicted)

@@ -22,6 +22,9 @@ Where pamer differs from that code, and why:
   prediction finds at most one truth, the counts are the baseline's.
 - Disjoint intervals have IoU 0 (the baseline's `calc_iou` gives them 1 / union, which can reach a threshold
   below 0.5), and a one-frame interval counts by the same formula (the baseline gives it 0).
+- A truth interval given twice (the same video, onset, offset and type: a row copied in a sheet or file) is counted
+  once: one-to-one, its copy could never be found, and would count as missed whatever was predicted. The baseline
+  counts both found by one prediction (FP then goes negative).
 - A rate with nothing to count is undefined (None, printed `-`), not 0: precision with no prediction, recall with
   no truth, F1 with neither.
 """
@@ -124,12 +127,15 @@ class Score:
         iou: the IoU threshold used.
         micro, macro: the counts of each type; `overall` sums them.
         unknown_videos: predicted videos the truth does not list (all their intervals are FP).
+        repeated: truth intervals given again after their first (same video, onset, offset and type), which were
+            counted once.
     """
 
     iou: float
     micro: Counts
     macro: Counts
     unknown_videos: tuple[str, ...] = field(default=())
+    repeated: tuple[Interval, ...] = field(default=())
 
     @property
     def overall(self) -> Counts:
@@ -160,7 +166,7 @@ def score(
     """Score `predicted` against `truth` as the MEGC spotting challenges do (module docstring).
 
     Args:
-        truth: the annotated intervals.
+        truth: the annotated intervals; one given twice (same video, onset, offset and type) counts once.
         predicted: the spotted intervals.
         threshold: the IoU at or above which a prediction finds a truth interval, in (0, 1].
         videos: every video the truth covers, those without any annotated interval included (a dataset's video
@@ -174,8 +180,14 @@ def score(
     by_key: dict[tuple[str, str], tuple[list[Interval], list[Interval]]] = defaultdict(lambda: ([], []))
     truth = list(truth)
     known = {t.video for t in truth} if videos is None else set(videos)
+    seen, repeated = set(), []
     for t in truth:
-        by_key[t.video, _checked(t)][0].append(t)
+        key = (t.video, t.onset, t.offset, _checked(t))
+        if key in seen:
+            repeated.append(t)  # one expression annotated twice is one to find
+            continue
+        seen.add(key)
+        by_key[t.video, t.type][0].append(t)
     unknown = set()
     for p in predicted:
         by_key[p.video, _checked(p)][1].append(p)
@@ -184,4 +196,4 @@ def score(
     totals = dict.fromkeys(TYPES, Counts())
     for (_, kind), (truths, predictions) in by_key.items():
         totals[kind] += Counts(len(truths), len(predictions), match(truths, predictions, threshold))
-    return Score(threshold, totals["micro"], totals["macro"], tuple(sorted(unknown)))
+    return Score(threshold, totals["micro"], totals["macro"], tuple(sorted(unknown)), tuple(repeated))
