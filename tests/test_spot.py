@@ -279,6 +279,22 @@ def test_the_timeline_spans_a_frame_folder_numbered_from_1000_with_a_jump(
     assert span == pytest.approx((1000 / 30, 1150 / 30))
 
 
+def test_frames_without_a_face_are_not_joined_across_frames_missing_from_a_folder(tmp_path: Path) -> None:
+    # no face in img0-9 nor img20-29, no img10-19, a face in img30-39: "no face in frames 0-29" named (and hatched)
+    # frames that are not in the folder
+    faces = expression_frames(10, (), drift_px=0, drift_deg=0)
+    blank = np.full_like(faces[0], 90)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in [*range(10), *range(20, 40)]:
+        frame = faces[number % 10] if number >= 30 else blank
+        cv2.imwrite(str(folder / f"img{number}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    result = spot_video(folder, fps=30)
+    assert result.face_seen and [(m.first, m.last) for m in result.missing] == [(10, 19)]
+    assert [(g.first, g.last) for g in result.gaps] == [(0, 9), (20, 29)]
+    assert "no face in frames 0-9 (0.0-0.3 s)" in " ".join(result.messages())
+
+
 # ------------------------------------------------------------------------------------------------ the CLI
 
 

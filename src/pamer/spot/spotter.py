@@ -323,6 +323,7 @@ class _Spotter:
         and closed, so that no interval spans frames that were never seen."""
         self.close(final=True)
         self.missing.append(FaceGap(first, last))
+        self.last_number = None  # a run of frames without a face does not go on across frames that are not there
 
     def _sample(self, number: int, gray: np.ndarray, points: np.ndarray | None) -> _Sample | None:
         if points is None:
