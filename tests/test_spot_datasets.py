@@ -20,6 +20,7 @@ from pamer.data.samples import DatasetError
 from pamer.spot import Interval
 from pamer.spot.evaluate import evaluate, read_spotting
 from pamer.spot.intervals_csv import read_intervals
+from pamer.spot.source import SpotError, open_source
 
 runner = CliRunner()
 FRAME = cv2.imencode(".jpg", np.full((8, 8, 3), 128, np.uint8))[1].tobytes()
@@ -116,6 +117,20 @@ def test_casme_sq_reads_the_released_layout(tmp_path: Path) -> None:
     assert any("neither offset nor apex" in p.detail and "row 6" in p.detail for p in index.problems)
     missing = next(p for p in index.problems if p.kind == "video-missing")
     assert "row 5" in missing.detail and "16_0502" in missing.detail
+
+
+def test_a_frame_number_given_twice_names_the_refusal_the_spotter_makes(tmp_path: Path) -> None:
+    """The readers said "the first is used" of two files of one number, but the spotter refuses such a folder."""
+    root = casme_sq(tmp_path)
+    folder = root / "rawpic" / "s15" / "15_0101disgustingteeth"
+    (folder / "img007.jpg").write_bytes(FRAME)
+    (problem,) = [p for p in read_spotting("casme-sq", root).problems if p.kind == "frame-duplicate"]
+    assert (
+        problem.detail
+        == "img007.jpg and img7.jpg have one frame number: the spotter refuses this folder until one is removed"
+    )
+    with pytest.raises(SpotError, match="img007.jpg and img7.jpg have the same frame number 7"):
+        open_source(folder, fps=30)
 
 
 def test_casme_sq_sheets_found_by_position(tmp_path: Path) -> None:

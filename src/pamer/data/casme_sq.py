@@ -53,8 +53,8 @@ def _videos(frames_root: Path) -> tuple[dict[tuple[int, str], LongVideo], list[P
                 problems.append(Problem(where, "folder-unknown", "not a <subject number>_<video code> folder"))
                 continue
             video, duplicates = frame_range(folder, subject.name, folder.name)
-            for pair in duplicates:
-                problems.append(Problem(f"{NAME}/{folder.name}", "frame-duplicate", f"{pair}: the first is used"))
+            for detail in duplicates:
+                problems.append(Problem(f"{NAME}/{folder.name}", "frame-duplicate", detail))
             if video is None:
                 problems.append(Problem(f"{NAME}/{folder.name}", "no-frames", f"{folder} holds no numbered frame"))
                 continue

@@ -81,9 +81,13 @@ class SpottingIndex:
 
 
 def frame_range(folder: Path, subject: str, video: str) -> tuple[LongVideo | None, list[str]]:
-    """The `LongVideo` of a frame folder (None when it holds no numbered frame), and the names of frame files that
-    share a number (the first of each number is kept, as every pamer reader does)."""
+    """The `LongVideo` of a frame folder (None when it holds no numbered frame), and one `frame-duplicate` problem
+    detail per pair of frame files that share a number: the spotter refuses such a folder, so its video is not
+    spotted (its intervals count as missed) until one file of each pair is removed."""
     frames, numbers, duplicates = list_frames(folder)
+    details = [
+        f"{pair} have one frame number: the spotter refuses this folder until one is removed" for pair in duplicates
+    ]
     if not frames:
-        return None, duplicates
-    return LongVideo(video, subject, folder, numbers[0], numbers[-1], len(frames)), duplicates
+        return None, details
+    return LongVideo(video, subject, folder, numbers[0], numbers[-1], len(frames)), details

@@ -78,8 +78,8 @@ def read(root: Path, *, sheet: Path | None = None) -> SpottingIndex:
         if len(parts) != 2 or not all(part.isdigit() for part in parts):
             continue  # not a video folder (006_1): the sheet's folder, notes, other releases' material
         video, duplicates = frame_range(folder, parts[0], folder.name)
-        for pair in duplicates:
-            problems.append(Problem(f"{NAME}/{folder.name}", "frame-duplicate", f"{pair}: the first is used"))
+        for detail in duplicates:
+            problems.append(Problem(f"{NAME}/{folder.name}", "frame-duplicate", detail))
         if video is None:
             problems.append(Problem(f"{NAME}/{folder.name}", "no-frames", f"{folder} holds no numbered frame"))
             continue
