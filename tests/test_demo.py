@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from pamer.cli import app
 from pamer.config import load_config
+from pamer.data import DatasetError
+from pamer.demo import run
 from pamer.demo.settings import DEFAULT_CLIPS_PER_CLASS, DEFAULT_EPOCHS, DEFAULT_SIZE, DEFAULT_SUBJECTS
 from pamer.demo.synthetic import SHEET_NAME
 
@@ -45,6 +47,22 @@ def test_faces_folder_without_faces_fails_cleanly(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"faces folder {tmp_path / 'nowhere'} does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_photos_of_the_faces_folder_not_used_are_named(
+    tmp_path: Path, faces_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They were recorded in the set's synthetic.json only: five photos given, one used, not a word."""
+
+    def stop(*args, **kwargs):
+        raise DatasetError("stopped after rendering")
+
+    monkeypatch.setattr(run, "read", stop)  # what comes next is the rest of the demo, tested elsewhere
+    args = ["demo", "--out", str(tmp_path / "demo"), "--faces", str(faces_dir), "--quiet", *TINY]
+    result = runner.invoke(app, args)
+    assert "error: stopped after rendering" in result.stderr
+    assert "photo(s) of the faces folder not used: " in result.stderr
+    assert f"{faces_dir / '2007_007763.jpg'}: unreadable, or no face of at least 80 pixels found" in result.stderr
 
 
 def test_unwritable_out_fails_cleanly(tmp_path: Path) -> None:

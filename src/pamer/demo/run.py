@@ -34,7 +34,7 @@ from pamer.demo.settings import (
     PROTOCOLS,
     demo_config,
 )
-from pamer.demo.synthetic import SyntheticConfig, generate
+from pamer.demo.synthetic import SyntheticConfig, generate, skipped_photos
 from pamer.engine import run_loso
 from pamer.engine.executors import ExecutorChoice
 from pamer.engine.fold import fit, fold_plan, fold_seed
@@ -128,6 +128,9 @@ def run_demo(
     on_stage(f"[1/4] rendering {n_clips} clips of {subjects} subjects into {out / 'data'}")
     with _bar(bar, "rendering clips", None) as update:
         root = generate(out / "data", synthetic, faces, progress=update)
+    skipped = skipped_photos(root)
+    if skipped:  # recorded in the set's manifest only: a user whose photos were dropped is told which and why
+        on_note(f"{len(skipped)} photo(s) of the faces folder not used: {'; '.join(skipped)}")
     protocol = PROTOCOLS[classes]
     index = read("casme2", root, protocol)
 

@@ -543,6 +543,12 @@ def generate(
     return root
 
 
+def skipped_photos(root: str | Path) -> list[str]:
+    """The photos of a set's faces folder that `generate` could not use (one line each, as `load_faces` gives them),
+    as its manifest records them."""
+    return json.loads((Path(root) / MANIFEST_NAME).read_text()).get("skipped_photos", [])
+
+
 __all__ = [
     "ACTION_UNITS",
     "CLASS_SETS",
@@ -558,5 +564,6 @@ __all__ = [
     "load_faces",
     "make_subjects",
     "render_clip",
+    "skipped_photos",
     "warp",
 ]
