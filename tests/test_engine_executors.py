@@ -12,7 +12,7 @@ import pamer.engine.executors as executors
 from _engine import make_cache, tiny_config
 from pamer.config import load_config
 from pamer.engine import run_loso
-from pamer.engine.executors import ExecutorError, choose_executor
+from pamer.engine.executors import ExecutorChoice, ExecutorError, choose_executor
 
 
 def test_auto_runs_a_tiny_network_one_fold_per_core(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,3 +64,12 @@ def test_auto_says_what_it_chose_and_predicts_as_local(tmp_path: Path, capfd: py
     assert line.startswith(f"pamer loso: executor {choice['executor']}") and choice["reason"] in line
     for path in sorted((tmp_path / "local" / "folds").glob("*.csv")):  # train.threads=1 in both runs
         assert (tmp_path / "auto" / "folds" / path.name).read_text() == path.read_text(), path.name
+
+
+def test_the_choice_is_described_with_the_threads_it_runs_on() -> None:
+    """A classic method records 0 torch threads (its numpy threads are not torch's): it was 'on 0 threads'."""
+    classic = ExecutorChoice("local", device="cpu", dtype="float64", reason="classic method")
+    assert classic.describe() == "executor local, one fold at a time on numpy's threads, cpu float64 (classic method)"
+    assert ExecutorChoice("process", workers=2, threads=1).describe() == (
+        "executor process, 2 worker processes x 1 threads, cpu float32"
+    )

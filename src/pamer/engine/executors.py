@@ -95,11 +95,12 @@ class ExecutorChoice:
 
     def describe(self) -> str:
         """One line: the choice and, for `auto`, why."""
+        threads = f"{self.threads} threads" if self.threads else "numpy's threads"  # 0: a classic method's
         what = {
-            "local": f"local, one fold at a time on {self.threads} threads",
-            "process": f"process, {self.workers} worker processes x {self.threads} threads",
-            "stacked": f"stacked, {self.stack} folds at once on {self.threads} threads",
-            "ray": f"ray, {self.threads} threads a fold",
+            "local": f"local, one fold at a time on {threads}",
+            "process": f"process, {self.workers} worker processes x {threads}",
+            "stacked": f"stacked, {self.stack} folds at once on {threads}",
+            "ray": f"ray, {threads} a fold",
         }[self.executor]
         return f"executor {what}, {self.device} {self.dtype}" + (f" ({self.reason})" if self.reason else "")
 
