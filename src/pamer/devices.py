@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import torch
 
+from pamer.errors import PamerError
+
 __all__ = ["DEVICE_TYPES", "DeviceError", "torch_device"]
 
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 
 
-class DeviceError(ValueError):
+class DeviceError(PamerError):
     """Why a named device cannot be used here; callers add which setting named it."""
 
 
