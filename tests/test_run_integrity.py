@@ -3,6 +3,8 @@ it must hold and refused by name; a diverging training stops; outputs are checke
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import shutil
@@ -142,6 +144,32 @@ def test_resume_takes_the_same_cache_under_another_spelling(
     other = write_cache(make_cache(per_subject=4, labels="every class", seed=1), tmp_path / "other")
     with pytest.raises(RunDirError, match="was run on a cache with other contents"):
         run_loso(config(f"data.cache={other}"), out, "local", quiet=True)
+
+
+def test_a_second_loso_into_a_run_being_written_is_refused(
+    finished: Path, cache: Cache, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `pamer loso` started into one --out each trained every fold (twice the time) and overwrote each other's
+    provenance.json and fold files; the second is now refused at once, by name, and the run resumes once the first
+    is gone (the lock goes with its process, however it ends). A file system without locks runs unguarded."""
+    run = shutil.copytree(finished, tmp_path / "run")
+    fold_file(run, "sub01").unlink()
+    before = {p.name: p.read_bytes() for p in (run / "folds").iterdir()}
+    with open(run / ".loso.lock", "a") as other:  # what the other invocation holds while it runs
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(RunDirError, match=f"another `pamer loso` is writing the run {run} right now"):
+            run_loso(config(), run, "local", cache=cache, quiet=True)
+        assert {p.name: p.read_bytes() for p in (run / "folds").iterdir()} == before  # nothing trained or written
+    again = run_loso(config(), run, "local", cache=cache, quiet=True)
+    assert again == json.loads((finished / "metrics.json").read_text())
+    run_loso(config(), run, "local", cache=cache, quiet=True)  # a finished invocation released the lock
+
+    def no_locks(*_: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    fold_file(run, "sub01").unlink()
+    assert run_loso(config(), run, "local", cache=cache, quiet=True) == again
 
 
 # ---------------------------------------------------------------------------- 2. non-finite training

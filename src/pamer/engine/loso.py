@@ -41,6 +41,7 @@ from pamer.engine.rundir import (
     execution_of,
     fold_file,
     fold_frame,
+    hold_run_dir,
     open_run_dir,
     provenance,
     read_fold,
@@ -133,83 +134,89 @@ def run_loso(
     out_dir = Path(out_dir)
     run_provenance = provenance(config, cache, executor, device)
     stamp = {k: run_provenance[k] for k in ("cache_fingerprint", "config_hash")}
-    open_run_dir(out_dir, config, run_provenance)
-    plan = fold_plan(cache.subjects)
-    epochs = config.train.epochs if config.oracle else None
-    # the folds already there are checked before any new one trains: same cache, config and plan, one device
-    done = [read_fold(out_dir, s, test, cache, stamp, epochs) for s, _, test in plan if fold_file(out_dir, s).exists()]
-    finished = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(EXECUTION_COLUMNS))
-    todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
-    start = time.perf_counter()
-    # the record binds once a fold has trained under it; before that no fold could mix with another, and a run that
-    # failed at its start (`--executor ray` without Ray, a cluster not reached) must not stay bound to what failed
-    record = recorded_execution(out_dir) if done else None
-    choice = decide_execution(
-        out_dir,
-        record,
-        executor,
-        config,
-        len(cache.classes),
-        len(plan),
-        workers=workers,
-        stack=stack,
-        cpus_per_fold=cpus_per_fold,
-        allow_mixed_devices=allow_mixed_devices or not todo,  # nothing left to train: nothing to mix
-    )
-    config = adopt(choice, config)
-    try:
-        device = device_for(config)
-    except ConfigError:
-        raise RunDirError(
-            f"{out_dir} was started on {choice.device}, which is not here; resume it on such a machine, use another "
-            "--out directory, or pass --allow-mixed-devices --set train.device=cpu to train its other folds here"
-        ) from None
-    if todo:
-        check_execution(out_dir, finished, choice.execution(), allow_mixed_devices)
-    # provenance.json keeps the execution the run started with; a mixing invocation's own is named beside it
-    run_provenance.update(record or {"executor": executor, EXECUTION_RECORD: choice.as_dict()})
-    if run_provenance[EXECUTION_RECORD] != choice.as_dict():
-        run_provenance["executor_choice_last_invocation"] = choice.as_dict()
-    if record is None:  # recorded before the first fold trains, so that a killed run resumes as it began
-        write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError)
-    if todo:
-        resumed = "" if record is None else "; as the run was started (provenance.json)"
-        print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
-        warning = "" if is_classic(config.model.name) else emulated_bf16_warning(config.train.precision, device)
-        if warning:
-            print(f"pamer loso: warning: {warning}", file=sys.stderr, flush=True)
-    try:
-        with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
-            outputs = run_folds(
-                choice,
-                config,
-                cache,
-                todo,
-                progress,
-                cache_source=cache_source,
-                address=address,
-                cpus_per_fold=cpus_per_fold,
-                gpus_per_fold=gpus_per_fold,
+    with hold_run_dir(out_dir):  # one invocation at a time: a second would train the same folds again
+        open_run_dir(out_dir, config, run_provenance)
+        plan = fold_plan(cache.subjects)
+        epochs = config.train.epochs if config.oracle else None
+        # the folds already there are checked before any new one trains: same cache, config and plan, one device
+        done = [
+            read_fold(out_dir, s, test, cache, stamp, epochs) for s, _, test in plan if fold_file(out_dir, s).exists()
+        ]
+        finished = pd.concat(done, ignore_index=True) if done else pd.DataFrame(columns=list(EXECUTION_COLUMNS))
+        todo = [i for i, (s, _, _) in enumerate(plan) if not fold_file(out_dir, s).exists()]
+        start = time.perf_counter()
+        # the record binds once a fold has trained under it; before that no fold could mix with another, and a run that
+        # failed at its start (`--executor ray` without Ray, a cluster not reached) must not stay bound to what failed
+        record = recorded_execution(out_dir) if done else None
+        choice = decide_execution(
+            out_dir,
+            record,
+            executor,
+            config,
+            len(cache.classes),
+            len(plan),
+            workers=workers,
+            stack=stack,
+            cpus_per_fold=cpus_per_fold,
+            allow_mixed_devices=allow_mixed_devices or not todo,  # nothing left to train: nothing to mix
+        )
+        config = adopt(choice, config)
+        try:
+            device = device_for(config)
+        except ConfigError:
+            raise RunDirError(
+                f"{out_dir} was started on {choice.device}, which is not here; resume it on such a machine, use "
+                "another --out directory, or pass --allow-mixed-devices --set train.device=cpu to train its other "
+                "folds here"
+            ) from None
+        if todo:
+            check_execution(out_dir, finished, choice.execution(), allow_mixed_devices)
+        # provenance.json keeps the execution the run started with; a mixing invocation's own is named beside it
+        run_provenance.update(record or {"executor": executor, EXECUTION_RECORD: choice.as_dict()})
+        if run_provenance[EXECUTION_RECORD] != choice.as_dict():
+            run_provenance["executor_choice_last_invocation"] = choice.as_dict()
+        if record is None:  # recorded before the first fold trains, so that a killed run resumes as it began
+            write_atomic(
+                out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError
             )
-            with closing(outputs):  # closed on an error too: worker processes stop at once
-                for output in outputs:
-                    check_execution(out_dir, finished, execution_of(output), allow_mixed_devices)
-                    frame = fold_frame(output, cache, stamp)
-                    write_fold(out_dir, output.subject, frame)
-                    finished = pd.concat([finished, frame[list(EXECUTION_COLUMNS)]], ignore_index=True)
-                    progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
-    finally:
-        clear_inputs()
-    metrics = collect_metrics(out_dir, cache, config, stamp=stamp, allow_mixed_devices=allow_mixed_devices)
-    write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", RunDirError)
-    run_provenance["seconds_last_invocation"] = round(time.perf_counter() - start, 3)
-    run_provenance["folds_trained_last_invocation"] = len(todo)
-    write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError)
-    title = f"{metrics['model']} on {metrics['dataset'] or 'unnamed'}: accuracy {metrics['accuracy']:.3f}, "
-    title += f"macro-F1 {metrics['f1_macro']:.3f} (LOSO, last epoch)"
-    plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], out_dir / "confusion.png", title=title)
-    write_atomic(out_dir / "report.md", run_report(metrics), RunDirError)
-    return metrics
+        if todo:
+            resumed = "" if record is None else "; as the run was started (provenance.json)"
+            print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
+            warning = "" if is_classic(config.model.name) else emulated_bf16_warning(config.train.precision, device)
+            if warning:
+                print(f"pamer loso: warning: {warning}", file=sys.stderr, flush=True)
+        try:
+            with LosoProgress(len(plan), len(plan) - len(todo), config.train.epochs, quiet) as progress:
+                outputs = run_folds(
+                    choice,
+                    config,
+                    cache,
+                    todo,
+                    progress,
+                    cache_source=cache_source,
+                    address=address,
+                    cpus_per_fold=cpus_per_fold,
+                    gpus_per_fold=gpus_per_fold,
+                )
+                with closing(outputs):  # closed on an error too: worker processes stop at once
+                    for output in outputs:
+                        check_execution(out_dir, finished, execution_of(output), allow_mixed_devices)
+                        frame = fold_frame(output, cache, stamp)
+                        write_fold(out_dir, output.subject, frame)
+                        finished = pd.concat([finished, frame[list(EXECUTION_COLUMNS)]], ignore_index=True)
+                        progress.fold_done(output, float((frame["true"] == frame["pred"]).mean()))
+        finally:
+            clear_inputs()
+        metrics = collect_metrics(out_dir, cache, config, stamp=stamp, allow_mixed_devices=allow_mixed_devices)
+        write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n", RunDirError)
+        run_provenance["seconds_last_invocation"] = round(time.perf_counter() - start, 3)
+        run_provenance["folds_trained_last_invocation"] = len(todo)
+        write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError)
+        title = f"{metrics['model']} on {metrics['dataset'] or 'unnamed'}: accuracy {metrics['accuracy']:.3f}, "
+        title += f"macro-F1 {metrics['f1_macro']:.3f} (LOSO, last epoch)"
+        plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], out_dir / "confusion.png", title=title)
+        write_atomic(out_dir / "report.md", run_report(metrics), RunDirError)
+        return metrics
 
 
 def decide_execution(

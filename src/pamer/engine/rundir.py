@@ -10,6 +10,7 @@ folds/<subject>.csv  one per finished fold, written atomically: clip, subject, [
                      computed from and on: cache_fingerprint, config_hash, device, dtype, threads, and last the
                      `digest` of everything before it (`fold_text`)
 metrics.json, confusion.png, report.md   written by `loso.run_loso` at the end
+.loso.lock           held by the `pamer loso` writing the directory (`hold_run_dir`): one invocation at a time
 
 Every fold file is checked when read back, by the one reader of fold files (`check_fold_table`, used by the resume's
 `read_fold` and by `pamer report`/`compare` through `read_run_folds`): its digest matches its content (a hand edit
@@ -23,12 +24,15 @@ file in `folds/` is named as ignored (`stray_fold_files`).
 
 from __future__ import annotations
 
+import fcntl  # POSIX: Linux and macOS, where pamer runs
 import hashlib
 import io
 import json
 import platform
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,7 @@ __all__ = [
     "fold_file",
     "fold_frame",
     "fold_text",
+    "hold_run_dir",
     "open_run_dir",
     "provenance",
     "read_fold",
@@ -90,6 +95,9 @@ DIGEST_COLUMN = "digest"
 # provenance.json's record of how the run executes, decided once when the run directory is created
 # (`executors.ExecutorChoice`); `executor` beside it is what was asked for (`auto`, ...)
 EXECUTION_RECORD = "executor_choice"
+
+# held by the `pamer loso` that writes the run directory (`hold_run_dir`)
+LOCK_FILE = ".loso.lock"
 
 
 class RunDirError(PamerError):
@@ -191,6 +199,33 @@ def provenance(config: Config, cache: Cache, executor: str, device: torch.device
         **run_stamp(config, cache),
         "cache_config": cache.config,
     }
+
+
+@contextmanager
+def hold_run_dir(out_dir: Path) -> Iterator[None]:
+    """Create `out_dir` and hold its lock while this invocation writes it; refuse at once when another holds it.
+
+    Two `pamer loso` into one directory would each train every fold the other trains (twice the time) and overwrite
+    each other's provenance.json and fold files. The lock is an `flock` on `.loso.lock`: the system releases it when
+    its process ends, however it ends, so a killed run never blocks the rerun that resumes it.
+
+    Raises:
+        RunDirError: `out_dir` cannot be written (a file, read-only, ...), or another invocation is writing it.
+    """
+    problem = write_problem(out_dir, create=True)
+    if problem is not None:
+        raise RunDirError(f"cannot use {out_dir} as a run directory: {problem}")
+    with open(out_dir / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(
+                f"another `pamer loso` is writing the run {out_dir} right now; let it finish, then rerun this one "
+                "(it reuses the folds already trained), or use another --out directory"
+            ) from None
+        except OSError:  # a file system without locks (some network mounts): the run goes on unguarded
+            pass
+        yield
 
 
 def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
