@@ -424,11 +424,20 @@ def test_loso_into_a_folder_that_cannot_take_it(cache: Cache, tmp_path: Path, re
         run_loso(config(), tmp_path / "file", "local", cache=cache, quiet=True)
 
 
-@pytest.mark.parametrize(("command", "written"), [("loso", "provenance.json"), ("train", "model.safetensors")])
-def test_a_write_that_fails_midway_is_named(cache_dir: Path, tmp_path: Path, command: str, written: str) -> None:
-    """A disk that fills up: every file beyond a few hundred bytes fails to write (a process file-size limit
-    stands in for the full disk; both end in an OSError from write)."""
-    limit = 400 if command == "loso" else 20_000  # config.yaml (~320 bytes) fits, provenance.json does not
+@pytest.mark.parametrize(
+    ("command", "written", "limit"),
+    [
+        ("loso", "provenance.json", 400),  # config.yaml (~320 bytes) fits, provenance.json does not
+        ("loso", "confusion.png", 20_000),  # the fold files and metrics.json fit, the picture (~50 kB) does not
+        ("train", "model.safetensors", 20_000),
+    ],
+)
+def test_a_write_that_fails_midway_is_named(
+    cache_dir: Path, tmp_path: Path, command: str, written: str, limit: int
+) -> None:
+    """A disk that fills up: every file beyond a size fails to write (a process file-size limit stands in for the
+    full disk; both end in an OSError from write). The confusion matrix's picture was a traceback, and left half a
+    PNG behind."""
     code = (
         f"import resource; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit("
         "resource.RLIMIT_FSIZE)[1])); from pamer.cli import main; main()"
@@ -440,3 +449,4 @@ def test_a_write_that_fails_midway_is_named(cache_dir: Path, tmp_path: Path, com
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert f"cannot write {out / written}: the file is too large" in result.stderr
+    assert not (out / written).exists() and not list(out.glob(".*.tmp"))  # no half file

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,7 +52,7 @@ from pamer.engine.rundir import (
     safe_name,
     write_fold,
 )
-from pamer.outputs import write_atomic
+from pamer.outputs import os_error_text, write_atomic
 from pamer.preprocess.cache import Cache, CacheError
 from pamer.report.plots import plot_confusion
 from pamer.report.tables import run_report
@@ -214,7 +214,13 @@ def run_loso(
         write_atomic(out_dir / "provenance.json", json.dumps(run_provenance, indent=2, default=str) + "\n", RunDirError)
         title = f"{metrics['model']} on {metrics['dataset'] or 'unnamed'}: accuracy {metrics['accuracy']:.3f}, "
         title += f"macro-F1 {metrics['f1_macro']:.3f} (LOSO, last epoch)"
-        plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], out_dir / "confusion.png", title=title)
+        picture = out_dir / "confusion.png"
+        try:
+            plot_confusion(np.asarray(metrics["confusion"]), metrics["classes"], picture, title=title)
+        except OSError as error:  # the disk filled up since the folds were written: no half picture stays
+            with suppress(OSError):
+                picture.unlink()
+            raise RunDirError(f"cannot write {picture}: {os_error_text(error)}") from None
         write_atomic(out_dir / "report.md", run_report(metrics), RunDirError)
         return metrics
 
