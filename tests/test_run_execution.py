@@ -131,6 +131,36 @@ def test_worker_pool_runs_tasks_and_names_failures() -> None:
             list(pool.run(os._exit, [(3,)]))
 
 
+@LINUX
+@pytest.mark.parametrize("moment", ["starting", "working"])
+def test_ctrl_c_stops_the_pool_without_a_traceback_from_each_worker(moment: str) -> None:
+    """Ctrl-C in a terminal interrupts the whole process group: each worker printed a traceback of its own
+    KeyboardInterrupt (two screens for `pamer loso --executor process`), starting or working; now the parent alone
+    answers it and stops the pool."""
+    code = (
+        "import sys, time\n"
+        "from pamer.workers import WorkerPool\n"
+        "try:\n"
+        "    with WorkerPool(2, time.sleep, (60 if sys.argv[1] == 'starting' else 0,)) as pool:\n"
+        "        print('started', flush=True)\n"
+        "        list(pool.run(time.sleep, [(60,), (60,)]))\n"
+        "except KeyboardInterrupt:\n"
+        "    sys.exit('interrupted')\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", code, moment],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stdout.readline() == "started\n"
+    time.sleep(3)  # the workers are in their initializer or their task
+    os.killpg(run.pid, signal.SIGINT)
+    _, errors = run.communicate(timeout=60)  # the pipes close when every worker has ended
+    assert errors == "interrupted\n"
+
+
 def _children(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():

@@ -11,18 +11,25 @@ the result queue's two locks), which spawn-started workers open by name, so they
 parent (or its resource tracker) unlinks them; a SIGKILL of the whole process group, tracker included, left five
 `sem.mp-*` files there per kill. A pipe is a file descriptor: the system closes it with its process, however that
 ends.
+
+Ctrl-C in a terminal interrupts the whole process group: the parent alone answers it (it stops the pool). A worker
+ignores it from its first line, and only then loads its initializer and its arguments (pamer's engine, torch: seconds),
+so that neither a worker starting nor one working prints a traceback of its own.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import signal
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from multiprocessing.connection import Connection, wait
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from pamer.errors import PamerError
@@ -66,11 +73,14 @@ def exit_with_parent(parent: int, interval: float = 0.25) -> threading.Thread:
     return thread
 
 
-def _serve(conn: Connection, parent: int, initializer: Callable[..., None], initargs: tuple) -> None:
-    """A worker: exit with the parent, run `initializer`, then answer tasks `(fn, args)` until told to stop."""
+def _serve(conn: Connection, parent: int, setup: bytes) -> None:
+    """A worker: ignore Ctrl-C (the parent stops the pool), exit with the parent, run the initializer pickled in
+    `setup` with its arguments, then answer tasks `(fn, args)` until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent)
     failed = None
     try:
+        initializer, initargs = pickle.loads(setup)
         initializer(*initargs)
     except Exception as error:  # every task then answers with it, so the parent raises it by name
         failed = (error, traceback.format_exc())
@@ -112,11 +122,11 @@ class WorkerPool:
 
     def __enter__(self) -> WorkerPool:
         context = multiprocessing.get_context("spawn")
+        # pickled here, loaded by `_serve`: the modules they import load after the worker ignores Ctrl-C
+        setup = bytes(ForkingPickler.dumps((self.initializer, self.initargs)))
         for _ in range(self.workers):
             mine, theirs = context.Pipe()
-            process = context.Process(
-                target=_serve, args=(theirs, os.getpid(), self.initializer, self.initargs), daemon=True
-            )
+            process = context.Process(target=_serve, args=(theirs, os.getpid(), setup), daemon=True)
             process.start()
             theirs.close()  # the worker holds the only other end: its death reads as end-of-file here
             self.processes.append(process)
