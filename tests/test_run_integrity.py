@@ -28,7 +28,7 @@ from pamer.engine import RunDirError, run_loso, train_final
 from pamer.engine.fold import DivergedError
 from pamer.engine.inputs import device_for
 from pamer.engine.metrics import pooled_metrics
-from pamer.engine.rundir import fold_file, fold_text
+from pamer.engine.rundir import fold_file, fold_text, source_version
 from pamer.preprocess.cache import Cache
 from pamer.report.compare import compare_tables
 from pamer.report.tables import ReportError, compare_runs
@@ -170,6 +170,32 @@ def test_a_second_loso_into_a_run_being_written_is_refused(
     monkeypatch.setattr(fcntl, "flock", no_locks)
     fold_file(run, "sub01").unlink()
     assert run_loso(config(), run, "local", cache=cache, quiet=True) == again
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_code_version_is_read_without_rewriting_the_checkouts_git_index(tmp_path: Path) -> None:
+    """provenance.json's `git` came from `git describe --dirty`, which rewrites the index of the checkout pamer runs
+    from (an editable install: the user's): a run killed meanwhile left `.git/index.lock`, and the next commit
+    failed. The same version is now read without writing there."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args]
+        return subprocess.run(command, cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "first")
+    commit = git("describe", "--always")
+    os.utime(repo / "code.py", ns=(1, 1))  # the same content, other file times: git's index must be refreshed
+    index = (repo / ".git" / "index").stat().st_mtime_ns
+    assert source_version(repo) == commit
+    assert (repo / ".git" / "index").stat().st_mtime_ns == index
+    (repo / "code.py").write_text("x = 2\n")
+    assert source_version(repo) == f"{commit}-dirty"
+    assert source_version(tmp_path) == ""  # not a checkout
 
 
 # ---------------------------------------------------------------------------- 2. non-finite training

@@ -75,6 +75,7 @@ __all__ = [
     "refuse_other_execution",
     "run_stamp",
     "safe_name",
+    "source_version",
     "stray_fold_files",
     "values_hash",
     "write_fold",
@@ -167,6 +168,27 @@ def run_stamp(config: Config, cache: Cache) -> dict[str, str]:
     return {"cache_fingerprint": cache_fingerprint(cache), "config_hash": config_hash(config)}
 
 
+def source_version(folder: Path) -> str:
+    """The commit of the git checkout holding `folder` (`git describe --always`), `-dirty` added where tracked files
+    differ from it; "" outside a checkout or without git.
+
+    It only reads the checkout: `git describe --dirty` refreshes and rewrites its index (an editable install's is the
+    user's), so a run killed meanwhile (or under a file-size limit) left `.git/index.lock` behind, and the user's
+    next commit failed until it was deleted by hand.
+    """
+
+    def git(*args: str) -> str:
+        command = ["git", "--no-optional-locks", *args]
+        return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        commit = git("describe", "--always")
+        changed = bool(commit) and bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f"{commit}-dirty" if changed else commit
+
+
 def provenance(config: Config, cache: Cache, executor: str, device: torch.device | None = None) -> dict:
     """Code version, seed, library versions, this invocation's device, the cache's fingerprint and configuration,
     and the config hash.
@@ -175,19 +197,9 @@ def provenance(config: Config, cache: Cache, executor: str, device: torch.device
         device: the device the folds run on (default: `device_for(config)`, which refuses a device not here).
     """
     device = device_for(config) if device is None else device
-    try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
     return {
         "pamer_version": pamer.__version__,
-        "git": commit,
+        "git": source_version(Path(__file__).parent),
         "seed": config.seed,
         "python": platform.python_version(),
         "platform": platform.platform(),
