@@ -46,6 +46,7 @@ from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
 from pamer.errors import PamerError
+from pamer.frames import is_junk
 from pamer.outputs import write_atomic, write_problem
 from pamer.preprocess.cache import Cache
 
@@ -254,8 +255,20 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
     problem = write_problem(out_dir, create=True)
     if problem is not None:
         raise RunDirError(f"cannot use {out_dir} as a run directory: {problem}")
-    (out_dir / "folds").mkdir(exist_ok=True)
     config_path = out_dir / "config.yaml"
+    if not config_path.exists():  # a new run: its report.md, metrics.json, ... would replace a user's own files
+        foreign = sorted(
+            p.name
+            for p in out_dir.iterdir()
+            if not is_junk(p.name) and not (p.name == "folds" and p.is_dir() and not any(p.iterdir()))
+        )
+        if foreign:
+            raise RunDirError(
+                f"{out_dir} holds files that are not a pamer run ({', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}), which the run's own files could replace: use a new or "
+                "empty --out directory"
+            )
+    (out_dir / "folds").mkdir(exist_ok=True)
     prov_path = out_dir / "provenance.json"
     resolved = config.to_dict()
     if config_path.exists():
