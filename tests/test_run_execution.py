@@ -49,7 +49,9 @@ def restore_threads():
     torch.set_num_threads(threads)
 
 
-def test_auto_run_resumes_a_lost_fold_as_it_began(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_threads):
+def test_auto_run_resumes_a_lost_fold_as_it_began(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_threads, capsys: pytest.CaptureFixture
+):
     """Two cores: `auto` takes two processes of one thread for three folds. With one fold left it used to take this
     process on both cores and refuse to mix; now the rerun adopts the record and gives identical metrics."""
     monkeypatch.setattr(executors, "available_cores", lambda: 2)
@@ -59,8 +61,11 @@ def test_auto_run_resumes_a_lost_fold_as_it_began(tmp_path: Path, monkeypatch: p
     record = _record(out)
     assert (record["executor"], record["workers"], record["threads"]) == ("process", 2, 1)
     (out / "folds" / "sub01.csv").unlink()
+    capsys.readouterr()
     again = run_loso(config(), out, cache=cache, quiet=True)
     assert again == first
+    # one fold left starts one worker process, and says so (it said 2, the run's record)
+    assert "pamer loso: executor process, 1 worker processes x 1 threads, cpu float32" in capsys.readouterr().err
     assert _record(out) == record  # provenance.json keeps the choice the run started with
     table = pd.concat(pd.read_csv(p) for p in sorted((out / "folds").glob("*.csv")))
     assert set(table["threads"]) == {1} and set(table["dtype"]) == {"float32"}

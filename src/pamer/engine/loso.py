@@ -181,7 +181,8 @@ def run_loso(
             )
         if todo:
             resumed = "" if record is None else "; as the run was started (provenance.json)"
-            print(f"pamer loso: {choice.describe()}{resumed}", file=sys.stderr, flush=True)
+            running = replace(choice, workers=min(choice.workers, len(todo)))  # the processes the folds left start
+            print(f"pamer loso: {running.describe()}{resumed}", file=sys.stderr, flush=True)
             warning = "" if is_classic(config.model.name) else emulated_bf16_warning(config.train.precision, device)
             if warning:
                 print(f"pamer loso: warning: {warning}", file=sys.stderr, flush=True)
