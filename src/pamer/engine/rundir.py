@@ -46,7 +46,6 @@ from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
 from pamer.errors import PamerError
-from pamer.frames import is_junk
 from pamer.outputs import write_atomic, write_problem
 from pamer.preprocess.cache import Cache
 
@@ -100,6 +99,8 @@ EXECUTION_RECORD = "executor_choice"
 
 # held by the `pamer loso` that writes the run directory (`hold_run_dir`)
 LOCK_FILE = ".loso.lock"
+# what a run writes beside its config.yaml and folds/ (`open_run_dir` refuses to replace a user's files of these names)
+RUN_FILES = ("provenance.json", "metrics.json", "confusion.png", "report.md")
 
 
 class RunDirError(PamerError):
@@ -256,17 +257,12 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
     if problem is not None:
         raise RunDirError(f"cannot use {out_dir} as a run directory: {problem}")
     config_path = out_dir / "config.yaml"
-    if not config_path.exists():  # a new run: its report.md, metrics.json, ... would replace a user's own files
-        foreign = sorted(
-            p.name
-            for p in out_dir.iterdir()
-            if not is_junk(p.name) and not (p.name == "folds" and p.is_dir() and not any(p.iterdir()))
-        )
-        if foreign:
+    if not config_path.exists():  # a new run: the files it writes would replace a user's own of those names
+        taken = [name for name in RUN_FILES if (out_dir / name).exists()]
+        if taken:
             raise RunDirError(
-                f"{out_dir} holds files that are not a pamer run ({', '.join(foreign[:5])}"
-                f"{', ...' if len(foreign) > 5 else ''}), which the run's own files could replace: use a new or "
-                "empty --out directory"
+                f"{out_dir} holds {', '.join(taken)} but no config.yaml: not a pamer run, and this run would replace "
+                "them; use another --out directory (or restore the run's own config.yaml to resume it)"
             )
     (out_dir / "folds").mkdir(exist_ok=True)
     prov_path = out_dir / "provenance.json"
