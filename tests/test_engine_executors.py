@@ -41,9 +41,9 @@ def test_auto_stacks_the_folds_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(executors, "stack_size", lambda config, device, in_chans, classes, folds: min(folds, 20))
     choice = choose_executor("auto", tiny_config(), 3, 68)
     assert (choice.executor, choice.stack) == ("stacked", 20)
-    assert (choice.device, choice.dtype) == ("cuda Test GPU", "bfloat16")  # what its fold files must record
+    assert (choice.device, choice.dtype) == ("cuda Test GPU", "float32")  # what its fold files must record
     assert choice.describe().startswith("executor stacked, 20 folds at once on ")
-    assert "cuda Test GPU bfloat16 (CUDA" in choice.describe()
+    assert "cuda Test GPU float32 (CUDA" in choice.describe()
 
 
 def test_unknown_executor_is_refused() -> None:

@@ -234,7 +234,9 @@ def test_training_without_augmentation_skips_the_warp(cache: Cache, monkeypatch:
 def test_cuda_run_trains_with_bf16_and_channels_last(tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast, channels_last) runs every fold and gives a probability row per clip."""
     cache = make_cache()
-    metrics = run_loso(tiny_config("train.device=cuda"), tmp_path / "gpu", "local", cache=cache, quiet=True)
+    metrics = run_loso(
+        tiny_config("train.device=cuda", "train.precision=bfloat16"), tmp_path / "gpu", "local", cache=cache, quiet=True
+    )
     probs = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "gpu" / "folds").glob("*.csv")))
     columns = [f"prob_{c}" for c in CLASSES]
     assert np.allclose(probs[columns].sum(axis=1), 1.0, atol=1e-6)

@@ -166,7 +166,15 @@ def test_stacked_folds_on_cuda_match_one_by_one_cuda_training() -> None:
     """On CUDA (bf16 autocast, per-fold CUDA dropout generators): close to one-by-one CUDA training, not equal."""
     device = torch.device("cuda")
     config = load_config(
-        None, ["model.name=pamnet_test", "train.epochs=3", "train.input_size=32", "train.batch_size=6", "seed=7"]
+        None,
+        [
+            "model.name=pamnet_test",
+            "train.epochs=3",
+            "train.input_size=32",
+            "train.batch_size=6",
+            "seed=7",
+            "train.precision=bfloat16",
+        ],
     )
     inputs = torch.randn(len(SUBJECTS), 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(device)
     labels = np.random.default_rng(0).integers(0, 3, len(SUBJECTS))

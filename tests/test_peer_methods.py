@@ -372,7 +372,7 @@ def test_networks_are_plain_modules() -> None:
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_trains_on_cuda_with_bf16(name: str, tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast; channels_last for image inputs) trains with the declared inputs and loss."""
-    sets = ["train.epochs=2", "train.batch_size=8", "train.device=cuda"]
+    sets = ["train.epochs=2", "train.batch_size=8", "train.device=cuda", "train.precision=bfloat16"]
     config = load_config(CONFIGS / f"{name}_casme2.yaml", sets)
     metrics = run_loso(
         config, tmp_path / "run", "auto", cache=make_cache(3, 5, **FLOW_CACHE, landmarks=_landmarks(15)), quiet=True

@@ -353,7 +353,7 @@ def test_every_published_row_names_a_registered_network() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_peer_trains_on_cuda_with_bf16_and_channels_last(name: str, flow_cache: Path, tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast, channels_last; DSSN's grouped convolution and LRN) trains and predicts."""
-    sets = [f"data.cache={flow_cache}", "train.epochs=2", "train.device=cuda"]
+    sets = [f"data.cache={flow_cache}", "train.epochs=2", "train.device=cuda", "train.precision=bfloat16"]
     args = ["loso", str(CONFIGS / f"{name}.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
     result = CliRunner().invoke(app, args + [a for s in sets for a in ("--set", s)])
     assert result.exit_code == 0, result.output

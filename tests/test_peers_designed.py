@@ -324,7 +324,7 @@ def test_lbp_attention_refuses_a_motion_image(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["lbp_attention_casme2", "madfn_casme2", "madfn_smic"])
 def test_designed_peer_trains_on_cuda_with_bf16(name: str, tmp_path: Path) -> None:
     """The CUDA path (bf16 autocast, channels_last images, the AU row as (B, A, 1, 1) channels) trains and predicts."""
-    config = load_config(CONFIGS / f"{name}.yaml", ["train.epochs=2", "train.device=cuda"])
+    config = load_config(CONFIGS / f"{name}.yaml", ["train.epochs=2", "train.device=cuda", "train.precision=bfloat16"])
     run_loso(
         config,
         tmp_path / "run",

@@ -129,9 +129,9 @@ class TrainConfig:
         class_weights: weight the cross-entropy by inverse class frequency of the training clips.
         device: `auto` (CUDA when available), `cpu` or `cuda[:N]`.
         threads: CPU threads per fold; 0 keeps torch's default (the process executor splits the cores).
-        precision: `auto`, `float32` or `bfloat16` (`engine.fold.compute_dtype`). `auto`: bfloat16 on CUDA,
-            float32 on a CPU (bf16 on CPUs with native bf16 waits for `benchmarks/precision.py`: see
-            `engine.fold.AUTO_CPU_BF16`). bfloat16 is autocast: weights, gradients, Adam's state and batch norm's
+        precision: `auto`, `float32` or `bfloat16` (`engine.fold.compute_dtype`). `auto`: float32 on every device
+            (bf16 on CUDA and on CPUs with native bf16 waits for `benchmarks/precision.py` to show it learns the same:
+            see `engine.fold.AUTO_BF16`). bfloat16 is autocast: weights, gradients, Adam's state and batch norm's
             statistics stay float32; on a CPU without native bf16 it is many times slower, and training warns.
     """
 

@@ -35,7 +35,7 @@ from pamer.models import create_model, model_input_size, model_method
 from pamer.preprocess.cache import Cache, CacheError
 
 __all__ = [
-    "AUTO_CPU_BF16",
+    "AUTO_BF16",
     "BF16_CPU_FLAGS",
     "DivergedError",
     "EpochCallback",
@@ -86,12 +86,13 @@ class DivergedError(PamerError):
 # Cooper Lake and later) and AMX-BF16 (Intel Sapphire Rapids and later); oneDNN runs bf16 convolutions on either
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 CPUINFO = Path("/proc/cpuinfo")
-# Whether `auto` takes bf16 on a CPU with native bf16. Issue 19's rule: only once pooled LOSO metrics of bf16 and
-# float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32 learns. Five seeds did
-# not show it on the demo set (bf16 lower on 4 of 5 paired seeds, mean -0.068 macro-F1; BENCHMARKS.md, "bfloat16
-# vs float32"), so `auto` stays float32 on every CPU, as before, although pamnet's step is 1.6-1.7x faster in bf16
-# there at 112 px and 2.0x at 224 px (BENCHMARKS.md, 2026-12-06); `train.precision: bfloat16` takes it on request.
-AUTO_CPU_BF16 = False
+# Whether `auto` takes bf16 where it runs natively (CUDA, a CPU with native bf16). Issue 19's rule: only once pooled
+# LOSO metrics of bf16 and float32 over several seeds (`benchmarks/precision.py`) show that bf16 learns what float32
+# learns. Five seeds did not show it on the demo set (bf16 lower on 4 of 5 paired seeds, mean -0.068 macro-F1;
+# BENCHMARKS.md, "bfloat16 vs float32"), and autocast's arithmetic is the same on a GPU, so `auto` is float32 on
+# every device, as the papers trained, although pamnet's step is 1.6-1.7x faster in bf16 on such a CPU at 112 px and
+# 2.0x at 224 px (BENCHMARKS.md, 2026-12-06); `train.precision: bfloat16` takes it on request.
+AUTO_BF16 = False
 
 
 def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
@@ -116,8 +117,8 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The dtype a fold's network computes in (`train.precision` on `device`): the one decision, used by training,
     prediction and the run's record of each fold.
 
-    `float32` and `bfloat16` are taken as named; `auto` is bfloat16 on CUDA, and on a CPU that runs it natively
-    (`cpu_has_native_bf16`) when `AUTO_CPU_BF16` is on (today it is off: see there), float32 elsewhere. bfloat16
+    `float32` and `bfloat16` are taken as named; `auto` is bfloat16 on CUDA and on a CPU that runs it natively
+    (`cpu_has_native_bf16`) when `AUTO_BF16` is on (today it is off: see there), float32 elsewhere. bfloat16
     means autocast: the weights, their gradients, Adam's state and batch norm's running statistics stay float32;
     convolutions and linear layers compute in bfloat16.
     """
@@ -127,7 +128,7 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16
     if precision != "auto":
         raise ConfigError(f"train.precision = {precision!r}, expected auto, float32 or bfloat16")
-    if device.type == "cuda" or (device.type == "cpu" and AUTO_CPU_BF16 and cpu_has_native_bf16()):
+    if AUTO_BF16 and (device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())):
         return torch.bfloat16
     return torch.float32
 
