@@ -18,7 +18,8 @@ class MultiScaleConv(nn.Module):
 
     The C-channel input goes through parallel branches, one per kernel size k: a k x k convolution with same
     padding from C to C / len(kernels) channels, batch norm and ReLU. The branch outputs are concatenated along
-    the channel axis back to C channels.
+    the channel axis back to C channels. Eq. 6 writes the convolution alone; the batch norm and ReLU are pamer's,
+    as they follow the stem's convolution (eq. 1) and the first convolution of each ResNet18 block.
 
     Args:
         channels: input and output channel count C; must be divisible by the number of branches.

@@ -170,7 +170,11 @@ def pamnet(**kwargs: Any) -> PAMNet:
 
 @register_model
 def pamnet_backbone(**kwargs: Any) -> PAMNet:
-    """Ablation A: the ResNet18 backbone with the 3x3 stem, no MSC, no PA."""
+    """Ablation A: the ResNet18 backbone with the 3x3 stem, no MSC, no PA.
+
+    The paper's rows B-D add PA, MSC or both to A (section 2.5), so A is model D without both modules and keeps D's
+    stem; `resnet18` is torchvision's 7x7 stem instead.
+    """
     return _create({"msc_kernels": None, "attention": False}, kwargs, "pamnet_backbone")
 
 
