@@ -273,12 +273,13 @@ def test_au_adjacency_is_the_conditional_co_occurrence() -> None:
     aus = np.array([[1, 1, 0, 0, 0], [1, 0, 0, 1, 0], [1, 1, 0, 0, 1], [np.nan] * 5, [0, 0, 1, 0, 0]], dtype=np.float32)
     a = au_adjacency(aus, names)
     at = {au: AUS.index(au) for au in AUS}
+    # A[i, j] = P(AU i | AU j), as the authors' data/adj/adj_train*.npy (each column over one count n_j)
     expected = np.zeros((9, 9))
-    expected[at["1"], at["2"]] = 2 / 3  # AU1 in 3 coded clips, with AU2 in 2
-    expected[at["1"], at["12"]] = expected[at["1"], at["25"]] = 1 / 3
-    expected[at["2"], at["1"]] = 1.0
-    expected[at["2"], at["25"]] = 1 / 2
-    expected[at["12"], at["1"]] = expected[at["25"], at["1"]] = expected[at["25"], at["2"]] = 1.0
+    expected[at["2"], at["1"]] = 2 / 3  # AU1 in 3 coded clips, with AU2 in 2
+    expected[at["12"], at["1"]] = expected[at["25"], at["1"]] = 1 / 3
+    expected[at["1"], at["2"]] = 1.0
+    expected[at["25"], at["2"]] = 1 / 2
+    expected[at["1"], at["12"]] = expected[at["1"], at["25"]] = expected[at["2"], at["25"]] = 1.0
     np.testing.assert_allclose(a, expected, rtol=1e-6)
     assert au_adjacency(None, None) is None and au_adjacency(np.full((2, 5), np.nan), names) is None
     # the network's normalised adjacency: their gen_adj, (A D)^T D with D = diag(rowsum(A + I) ** -0.5)

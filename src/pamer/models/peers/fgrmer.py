@@ -16,9 +16,10 @@ adjacency D^-1/2 (A + I)^T D^-1/2. Fusion: eyebrow features x the 3 eyebrow AU n
 mouth AU nodes -> 9 values -> LayerNorm -> linear classifier. Cross-entropy (their log-softmax + NLL).
 
 Adjacency, a statistic of the training fold (`fgrmer_fold_args`, given the fold's training clips only): A[i, j] is
-the share of training clips coded with AU i that are also coded with AU j (their `adj_train*.npy`, the
-reproduction's `compute_adj.py`), counted over the clips that have AU coding (a NaN row of `Cache.aus` is a clip
-without coding, e.g. SMIC's part of the composite). A fold whose training clips have no AU coding at all (SMIC
+the share of training clips coded with AU j that are also coded with AU i, as in their `data/adj/adj_train*.npy`
+(every column of those files is a multiple of one 1 / n_j, no row is; the reproduction's `compute_adj.py` divides
+by the row's count instead, the transpose), counted over the clips that have AU coding (a NaN row of `Cache.aus` is
+a clip without coding, e.g. SMIC's part of the composite). A fold whose training clips have no AU coding at all (SMIC
 alone) uses A = 0, i.e. the identity adjacency after adding I (`au_fallback: identity`, the only fallback).
 
 Recipe (the reproduction's `train.py`; the authors published none): Adam, learning rate 1e-4, batches of 32,
@@ -221,7 +222,7 @@ class FGRMER(nn.Module):
 
 
 def au_adjacency(aus: np.ndarray | None, au_names: tuple[str, ...] | None) -> np.ndarray | None:
-    """A[i, j]: the share of clips coded with AU i that are also coded with AU j (the 9 AUs of `AUS`; diagonal 0),
+    """A[i, j]: the share of clips coded with AU j that are also coded with AU i (the 9 AUs of `AUS`; diagonal 0),
     over the clips with AU coding; None when no clip has any (then the network uses the identity adjacency).
 
     Shape:
@@ -238,7 +239,7 @@ def au_adjacency(aus: np.ndarray | None, au_names: tuple[str, ...] | None) -> np
             table[:, j] = coded[:, au_names.index(au)] > 0
     together = table.T @ table
     np.fill_diagonal(together, 0)
-    return (together / np.maximum(table.sum(axis=0), 1)[:, None]).astype(np.float32)
+    return (together / np.maximum(table.sum(axis=0), 1)[None, :]).astype(np.float32)  # column j over AU j's clips
 
 
 def fgrmer_fold_args(train: Cache) -> dict:
