@@ -23,7 +23,7 @@ a clip without coding, e.g. SMIC's part of the composite). A fold whose training
 alone) uses A = 0, i.e. the identity adjacency after adding I (`au_fallback: identity`, the only fallback).
 
 Recipe (the reproduction's `train.py`; the authors published none): Adam, learning rate 1e-4, batches of 32,
-15 epochs, no augmentation. See `configs/peers/fgrmer*.yaml`.
+15 epochs, no augmentation but its MagNet amplification (see Deviations). See `configs/peers/fgrmer*.yaml`.
 
 Deviations, each on purpose:
 - Input. The authors' patches come from the shape representation of a pretrained motion-magnification network
@@ -34,6 +34,9 @@ Deviations, each on purpose:
   apex landmarks (the onset's where the apex has none; a clip with neither is refused by name). The reproduction
   indexes rows by x and columns by y (a transposed patch); pamer cuts rows by y. Each patch is normalised with the
   training clips' mean and standard deviation (as every pamer input).
+- Augmentation. The reproduction magnifies each training clip by a factor drawn from 1.2, 1.4, ..., 3.0 (2.0 for the
+  test clips; `dataloader/dataset.py`, `MEDataset.AMP_LIST`), which changes the shape representation and moves the
+  landmarks found on the magnified apex. Without MagNet there is nothing to draw: pamer trains on the motion as is.
 - Encoder. The official encoder loop feeds every layer the original tokens, so only the last layer counts; pamer
   chains the six layers, as the paper describes.
 - The adjacency is a buffer (the official code keeps it as a parameter that never receives a gradient: 81 values).
