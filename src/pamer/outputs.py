@@ -1,18 +1,21 @@
 """Where pamer writes: one check that an output folder can be written, made BEFORE the work that fills it (so a
 read-only folder or a path that is a file loses no training), one wording of why a write failed, and the one
-atomic file writer (a reader never sees half a file); and pictures are drawn on matplotlib's file-only backend."""
+atomic file writer (a reader never sees half a file), the one lock a folder's single writer holds; and pictures are
+drawn on matplotlib's file-only backend."""
 
 from __future__ import annotations
 
 import errno
+import fcntl  # POSIX: Linux and macOS, where pamer runs
 import os
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from pamer.errors import PamerError
 
-__all__ = ["os_error_text", "pyplot", "write_atomic", "write_problem"]
+__all__ = ["os_error_text", "pyplot", "sole_writer", "write_atomic", "write_problem"]
 
 _REASONS = {
     errno.EROFS: "the file system is read-only",
@@ -61,6 +64,22 @@ def write_problem(folder: str | Path, create: bool = False) -> str | None:
     except OSError as error:
         return f"cannot write into {folder}: {os_error_text(error)}"
     return None
+
+
+@contextmanager
+def sole_writer(lock_file: Path) -> Iterator[bool]:
+    """Hold an `flock` on `lock_file` (created if need be) for the block; yields False at once when another process
+    holds it. The system releases the lock when its process ends, however it ends, so a killed writer never blocks
+    the rerun that resumes its work. A file system without locks (some network mounts) yields True, unguarded."""
+    with open(lock_file, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:  # no locks here (ENOLCK): the work goes on without the guard
+            pass
+        yield True
 
 
 def write_atomic(path: Path, data: bytes | str, error: type[PamerError] | None = None) -> None:

@@ -24,7 +24,6 @@ file in `folds/` is named as ignored (`stray_fold_files`).
 
 from __future__ import annotations
 
-import fcntl  # POSIX: Linux and macOS, where pamer runs
 import hashlib
 import io
 import json
@@ -46,7 +45,7 @@ from pamer.config import Config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.inputs import device_for
 from pamer.errors import PamerError
-from pamer.outputs import write_atomic, write_problem
+from pamer.outputs import sole_writer, write_atomic, write_problem
 from pamer.preprocess.cache import Cache
 
 __all__ = [
@@ -220,8 +219,7 @@ def hold_run_dir(out_dir: Path) -> Iterator[None]:
     """Create `out_dir` and hold its lock while this invocation writes it; refuse at once when another holds it.
 
     Two `pamer loso` into one directory would each train every fold the other trains (twice the time) and overwrite
-    each other's provenance.json and fold files. The lock is an `flock` on `.loso.lock`: the system releases it when
-    its process ends, however it ends, so a killed run never blocks the rerun that resumes it.
+    each other's provenance.json and fold files. The lock is `outputs.sole_writer` on `.loso.lock`.
 
     Raises:
         RunDirError: `out_dir` cannot be written (a file, read-only, ...), or another invocation is writing it.
@@ -229,16 +227,12 @@ def hold_run_dir(out_dir: Path) -> Iterator[None]:
     problem = write_problem(out_dir, create=True)
     if problem is not None:
         raise RunDirError(f"cannot use {out_dir} as a run directory: {problem}")
-    with open(out_dir / LOCK_FILE, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with sole_writer(out_dir / LOCK_FILE) as held:
+        if not held:
             raise RunDirError(
                 f"another `pamer loso` is writing the run {out_dir} right now; let it finish, then rerun this one "
                 "(it reuses the folds already trained), or use another --out directory"
-            ) from None
-        except OSError:  # a file system without locks (some network mounts): the run goes on unguarded
-            pass
+            )
         yield
 
 

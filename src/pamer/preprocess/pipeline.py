@@ -13,7 +13,6 @@ it ends); worker processes exit when their parent does. A prepare that could cac
 
 from __future__ import annotations
 
-import fcntl  # POSIX: Linux and macOS, where pamer runs
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from safetensors import safe_open
 
 from pamer.config import ConfigError
 from pamer.frames import ImageError, read_rgb
+from pamer.outputs import sole_writer
 from pamer.preprocess.cache import (
     FORMAT,
     MANIFEST_COLUMNS,
@@ -345,17 +345,14 @@ def prepare(
 def _sole_writer(directory: Path) -> Iterator[None]:
     """Hold the cache directory's lock while this prepare writes it; refuse at once when another prepare holds it.
 
-    The lock is an `flock` on `.prepare.lock`: the system releases it when its process ends, however it ends, so a
-    killed prepare never blocks the rerun that resumes it.
+    The lock is `outputs.sole_writer` on `.prepare.lock`: a killed prepare never blocks the rerun that resumes it.
     """
-    with open(directory / LOCK_FILE, "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with sole_writer(directory / LOCK_FILE) as held:
+        if not held:
             raise CacheError(
                 f"another `pamer prepare` is writing the cache {directory} right now; let it finish, then rerun "
                 "this one (it returns the finished cache)"
-            ) from None
+            )
         yield
 
 
