@@ -456,7 +456,9 @@ def test_loso_into_a_folder_of_other_files_is_refused(cache: Cache, tmp_path: Pa
     notes.mkdir()
     (notes / "report.md").write_text("my own notes")
     (notes / "todo.txt").write_text("mine too")
-    with pytest.raises(RunDirError, match=r"notes holds report.md but no config.yaml: not a pamer run, and this run"):
+    with pytest.raises(
+        RunDirError, match=r"notes holds report.md but no config.yaml, provenance.json or fold file: not a pamer run"
+    ):
         run_loso(config(), notes, "local", cache=cache, quiet=True)
     assert (notes / "report.md").read_text() == "my own notes"
     (notes / "report.md").rename(notes / "my-report.md")

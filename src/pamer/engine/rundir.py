@@ -251,15 +251,15 @@ def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
     if problem is not None:
         raise RunDirError(f"cannot use {out_dir} as a run directory: {problem}")
     config_path = out_dir / "config.yaml"
-    if not config_path.exists():  # a new run: the files it writes would replace a user's own of those names
-        taken = [name for name in RUN_FILES if (out_dir / name).exists()]
-        if taken:
-            raise RunDirError(
-                f"{out_dir} holds {', '.join(taken)} but no config.yaml: not a pamer run, and this run would replace "
-                "them; use another --out directory (or restore the run's own config.yaml to resume it)"
-            )
-    (out_dir / "folds").mkdir(exist_ok=True)
     prov_path = out_dir / "provenance.json"
+    a_run = config_path.exists() or prov_path.exists() or any((out_dir / "folds").glob("*.csv"))
+    taken = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if taken and not a_run:  # the files a new run writes would replace a user's own of those names
+        raise RunDirError(
+            f"{out_dir} holds {', '.join(taken)} but no config.yaml, provenance.json or fold file: not a pamer run, "
+            "and this run would replace them; use another --out directory"
+        )
+    (out_dir / "folds").mkdir(exist_ok=True)
     resolved = config.to_dict()
     if config_path.exists():
         try:
