@@ -99,7 +99,7 @@ EXECUTION_RECORD = "executor_choice"
 # held by the `pamer loso` that writes the run directory (`hold_run_dir`)
 LOCK_FILE = ".loso.lock"
 # what a run writes beside its config.yaml and folds/ (`open_run_dir` refuses to replace a user's files of these names)
-RUN_FILES = ("provenance.json", "metrics.json", "confusion.png", "report.md")
+RUN_FILES = ("metrics.json", "confusion.png", "report.md")
 
 
 class RunDirError(PamerError):
