@@ -20,6 +20,7 @@ import torch
 from typer.testing import CliRunner
 
 import pamer.engine.executors as executors
+import pamer.engine.final as final
 from _engine import CLASSES, make_cache, write_cache
 from pamer.checkpoint import CheckpointError, load_checkpoint
 from pamer.cli import app
@@ -345,17 +346,28 @@ def test_resume_that_would_mix_thread_counts_needs_an_option(cache: Cache, tmp_p
 # ---------------------------------------------------------------------------- 7. pamer train's output
 
 
-def test_train_refuses_an_existing_model_without_force(cache: Cache, cache_dir: Path, tmp_path: Path) -> None:
+def test_train_reuses_its_own_model_and_refuses_another_without_force(
+    cache: Cache, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     out = train_final(config(), tmp_path / "model", cache=cache)
     first = (out / "model.safetensors").read_bytes()
-    with pytest.raises(CheckpointError, match=f"{out} already holds a model .*pass --force"):
-        train_final(config(), out, cache=cache)
+    with monkeypatch.context() as patched:  # the same command again: its model is the result, nothing trains
+        patched.setattr(final, "fit", lambda *a, **k: pytest.fail("trained again"))
+        capsys.readouterr()
+        assert train_final(config(), out, cache=cache) == out
+        assert "holds this configuration's model of this cache already; reused" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match=f"{out} already holds a model .* of another configuration or cache"):
+        train_final(config("seed=5"), out, cache=cache)
     args = ["train", str(CONFIG), "--out", str(out), "--quiet", *cli_sets(cache_dir, "seed=4")]
     assert "already holds a model" in _fail(args)
     assert (out / "model.safetensors").read_bytes() == first
     result = runner.invoke(app, [*args, "--force"])
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").read_bytes() != first  # seed 4 replaced seed 3's model
+    second = (out / "model.safetensors").read_bytes()
+    again = runner.invoke(app, args)  # the exact rerun of that command reuses it
+    assert again.exit_code == 0, again.output
+    assert "reused" in again.stderr and (out / "model.safetensors").read_bytes() == second
     umask = os.umask(0)
     os.umask(umask)
     for name in ("model.safetensors", "model.json"):
@@ -365,8 +377,6 @@ def test_train_refuses_an_existing_model_without_force(cache: Cache, cache_dir: 
 def test_train_checks_its_output_before_training(
     cache: Cache, tmp_path: Path, read_only_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pamer.engine.final as final
-
     monkeypatch.setattr(final, "fit", lambda *a, **k: pytest.fail("trained before checking the output folder"))
     with pytest.raises(CheckpointError, match=f"cannot write the model into {read_only_dir}: cannot write into"):
         train_final(config(), read_only_dir, cache=cache)

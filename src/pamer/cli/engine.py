@@ -136,7 +136,7 @@ def train(
                 bar.update(task, completed=epoch, description=f"loss {loss:.3f} acc {acc:.3f}")
 
             path = train_final(config, out, on_epoch=show, force=force)
-    typer.echo(f"model written to {path / 'model.safetensors'} and {path / 'model.json'}")
+    typer.echo(f"model: {path / 'model.safetensors'} and {path / 'model.json'}")
 
 
 @app.command("report")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -9,7 +10,13 @@ from pathlib import Path
 import numpy as np
 
 import pamer
-from pamer.checkpoint import MODEL_FILES, PREDICT_REPRESENTATIONS, CheckpointError, write_checkpoint
+from pamer.checkpoint import (
+    MODEL_FILES,
+    PREDICT_REPRESENTATIONS,
+    CheckpointError,
+    load_checkpoint,
+    write_checkpoint,
+)
 from pamer.classic import is_classic
 from pamer.config import Config, ConfigError
 from pamer.engine.fold import (
@@ -23,6 +30,7 @@ from pamer.engine.fold import (
     fold_arguments,
 )
 from pamer.engine.inputs import device_for, load_cache_for, prepare_inputs
+from pamer.engine.rundir import run_stamp
 from pamer.engine.threads import torch_threads
 from pamer.models import create_model, model_method
 from pamer.outputs import write_problem
@@ -44,14 +52,17 @@ def train_final(
     `model.json` holds what inference needs: the model name and options, class names, input size,
     normalisation, representation and the cache's preprocessing config; and the dtype training computed in
     (`trained_in`: `train.precision` as `loso` resolves it, bfloat16 autocast or float32; the weights are float32).
-    Never pickled. The output folder is checked before training (not after it): an existing model is refused unless
-    `force`, and a folder that cannot be written or lacks the space for the weights is refused by name.
+    Never pickled. The output folder is checked before training (not after it): an intact model of the same
+    configuration and cache (model.json's `config_hash` and `cache_fingerprint`, as a run's fold files record them)
+    is reused, so the same command run again trains nothing; another model is refused unless `force`; a folder that
+    cannot be written or lacks the space for the weights is refused by name.
 
     Returns:
         `out_dir`.
 
     Raises:
-        CheckpointError: `out_dir` holds a model (without `force`), cannot be written or is too full.
+        CheckpointError: `out_dir` holds a model of another configuration or cache (without `force`), cannot be
+            written or is too full.
         DivergedError: the training loss became NaN or infinite (nothing is written).
     """
     if is_classic(config.model.name):
@@ -69,12 +80,17 @@ def train_final(
         )
     out_dir = Path(out_dir)
     existing = [name for name in MODEL_FILES if (out_dir / name).exists()]
-    if existing and not force:
-        raise CheckpointError(
-            f"{out_dir} already holds a model ({' and '.join(existing)}); pass --force to replace it, "
-            "or give another --out"
-        )
     cache = load_cache_for(config) if cache is None else cache
+    stamp = run_stamp(config, cache)  # the configuration (less device, threads, precision) and the cache's content
+    if existing and not force:
+        if _trained_as(out_dir, stamp):  # the same command again: its model, checked, is the result
+            print(f"pamer train: {out_dir} holds this configuration's model of this cache already; reused "
+                  "(--force trains it again)", file=sys.stderr, flush=True)  # fmt: skip
+            return out_dir
+        raise CheckpointError(
+            f"{out_dir} already holds a model ({' and '.join(existing)}) of another configuration or cache; pass "
+            "--force to replace it, or give another --out"
+        )
     check_model(config, len(cache.classes))
     problem = write_problem(out_dir, create=True)  # after the inputs are checked: a refused run leaves no folder
     if problem is not None:
@@ -121,10 +137,22 @@ def train_final(
         "dataset": config.data.dataset or cache.config.get("dataset", ""),
         "trained_on": {"clips": len(cache), "subjects": len(set(cache.subjects))},
         "config": config.to_dict(),
+        **stamp,  # what a rerun of the same command compares (`_trained_as`)
         "trained_in": dtype_name(compute_dtype(config.train.precision, device)),  # train.precision, resolved
         "history": [{"loss": loss, "accuracy": acc} for loss, acc in result.history],
     }
     return write_checkpoint(out_dir, state, card)
+
+
+def _trained_as(out_dir: Path, stamp: dict[str, str]) -> bool:
+    """Whether `out_dir` holds an intact model (`load_checkpoint`'s checks) whose model.json records `stamp`: the
+    config hash and cache fingerprint `train_final` writes (a model of an older pamer has neither)."""
+    try:
+        load_checkpoint(out_dir)
+        recorded = json.loads((out_dir / "model.json").read_text())
+    except (CheckpointError, OSError, ValueError):
+        return False
+    return isinstance(recorded, dict) and all(recorded.get(key) == value for key, value in stamp.items())
 
 
 def _weights_bytes(config: Config, num_classes: int) -> int:
