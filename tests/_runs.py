@@ -15,7 +15,7 @@ import numpy as np
 from pamer.config import Config, load_config
 from pamer.engine.fold import FoldOutput, fold_plan
 from pamer.engine.loso import collect_metrics
-from pamer.engine.rundir import fold_frame, open_run_dir, provenance, run_stamp, write_fold
+from pamer.engine.rundir import fold_frame, hold_run_dir, open_run_dir, provenance, run_stamp, write_fold
 from pamer.outputs import write_atomic
 from pamer.preprocess.cache import Cache
 
@@ -37,7 +37,8 @@ def write_run(
     a config of one epoch with `oracle=true`, `oracle_preds[i]` after that epoch); return its metrics."""
     preds = np.asarray(preds, dtype=np.int64)
     run_provenance = provenance(config, cache, "local")
-    open_run_dir(out, config, run_provenance)
+    with hold_run_dir(out):
+        open_run_dir(out, config, run_provenance)
     for subject, _, test in fold_plan(cache.subjects):
         probs = np.eye(len(cache.classes), dtype=np.float32)[preds[test]]
         epochs = None if oracle_preds is None else np.asarray(oracle_preds, dtype=np.int64)[None, test]

@@ -237,19 +237,17 @@ def hold_run_dir(out_dir: Path) -> Iterator[None]:
 
 
 def open_run_dir(out_dir: Path, config: Config, provenance: dict) -> None:
-    """Create `out_dir`, or check that the run in it has the same configuration and cache; a new run's
-    `provenance.json` is written now, before its first fold, so that a resume on another cache is refused.
+    """Start a run in `out_dir` (made and held by `hold_run_dir`), or check that the run in it has the same
+    configuration and cache; a new run's `provenance.json` is written now, before its first fold, so that a resume
+    on another cache is refused.
 
     Caches are compared by content (the cache fingerprint), never by path: `data.cache` may name the same cache
     under another spelling or at another place.
 
     Raises:
-        RunDirError: `out_dir` cannot be written (a file, read-only, ...), holds a run with another configuration
-            or cache, or its `config.yaml` / `provenance.json` is damaged.
+        RunDirError: `out_dir` holds a run with another configuration or cache, or files of a run's names that are
+            not a run's, or its `config.yaml` / `provenance.json` is damaged.
     """
-    problem = write_problem(out_dir, create=True)
-    if problem is not None:
-        raise RunDirError(f"cannot use {out_dir} as a run directory: {problem}")
     config_path = out_dir / "config.yaml"
     prov_path = out_dir / "provenance.json"
     a_run = config_path.exists() or prov_path.exists() or any((out_dir / "folds").glob("*.csv"))

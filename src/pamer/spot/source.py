@@ -50,7 +50,7 @@ class Source:
         or `..` is named by the folder it stands for."""
         if self.files is None and self.images is None:
             return self.path.stem
-        return self.path.name if self.path.name not in ("", "..") else Path(os.path.abspath(self.path)).name
+        return Path(os.path.abspath(self.path)).name  # `.` and `..` named by the folders they stand for
 
     def read(self) -> Iterator[tuple[int, np.ndarray]]:
         """(frame number, RGB uint8 frame) in time order: a video's 0-based positions, a folder's file numbers.
