@@ -147,12 +147,17 @@ def read_csv_rows(
     except OSError as error:
         raise DatasetError(f"{path}: cannot read it as a csv ({error})") from None
     text = spreadsheet_text(data)
+    first = text.splitlines()[:1]
+
+    def columns(delimiter: str) -> set[str]:
+        return {" ".join(c.split()).lower() for row in csv.reader(first, delimiter=delimiter) for c in row}
+
+    # the header decides the separator: `,` unless another gives it the required columns
+    delimiter = next((d for d in CSV_DELIMITERS if set(required) <= columns(d)), ",")
     try:
-        tables = [list(csv.reader(io.StringIO(text, newline=""), delimiter=d)) for d in CSV_DELIMITERS]
+        lines = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as error:
         raise DatasetError(f"{path}: cannot read it as a csv ({error})") from None
-    has_columns = [bool(t) and set(required) <= {" ".join(c.split()).lower() for c in t[0]} for t in tables]
-    lines = tables[has_columns.index(True)] if any(has_columns) else tables[0]  # `,` unless another fits
     if not lines:
         raise DatasetError(f"{path} is empty; expected a header row with {', '.join(required)}")
     header = [" ".join(cell.split()).lower() for cell in lines[0]]
